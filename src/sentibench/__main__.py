@@ -1,0 +1,7 @@
+"""``python -m sentibench`` (and ``torchrun -m sentibench``) entry point."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,442 @@
+"""IMDb preparation: the reference's download_prepare_dataset.py, reproducible and safe.
+
+The reference extracts 100k files to disk and builds one DataFrame per review; here the
+labelled reviews are streamed straight out of the .tar.gz, ordered exactly as the
+reference orders them, and split with the same double ``sample(random_state=123)``, so
+the CSVs are byte-identical while the work takes a fraction of the time. Every output is
+written atomically and described by ``manifest.json`` so re-runs can be no-ops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import os
+import posixpath
+import re
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from . import __version__
+from .config import DEFAULT_DATA_DIR, DataArgs
+from .errors import SentibenchError
+from .fileio import atomic_path, sha256_file
+
+OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+OFFICIAL_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
+SPLIT_FILES = {"train": "train.csv", "validation": "validation.csv", "test": "test.csv"}
+MANIFEST = "manifest.json"
+SEED = 123
+# The reference's reading order: folders in this order, files sorted as plain strings.
+FOLDER_ORDER = (("test", "pos"), ("test", "neg"), ("train", "pos"), ("train", "neg"))
+LABELS = {"pos": 1, "neg": 0}
+_WANTED = re.compile(r"aclImdb/(train|test)/(pos|neg)/([^/]+\.txt)")
+_HEX_DIGITS = {"md5": 32, "sha256": 64}
+_ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError)
+
+
+@dataclass
+class PrepareConfig:
+    """What ``sentibench prepare`` does; the sizes are the reference's 35k/5k(/10k)."""
+
+    source: str | None = None
+    data_dir: Path = DEFAULT_DATA_DIR
+    md5: str | None = None
+    sha256: str | None = None
+    split: str = "reference"
+    dedupe: bool = False
+    force: bool = False
+    train_size: int = 35_000
+    validation_size: int = 5_000
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        if self.split not in ("reference", "official"):
+            raise SentibenchError(f"--split must be reference or official, got {self.split!r}")
+        for algo, digits in _HEX_DIGITS.items():
+            value = getattr(self, algo)
+            if value is None:
+                continue
+            clean = value.strip().lower()
+            if not re.fullmatch(f"[0-9a-f]{{{digits}}}", clean):
+                raise SentibenchError(f"--{algo} must be {digits} hex digits, got {value!r}")
+            setattr(self, algo, clean)
+        if not self.source:
+            self.source = OFFICIAL_URL
+        if self.source == OFFICIAL_URL and self.md5 is None and self.sha256 is None:
+            self.md5 = OFFICIAL_MD5
+        if self.train_size <= 0 or self.validation_size <= 0:
+            raise SentibenchError("train_size and validation_size must be positive")
+
+    def options(self) -> dict:
+        """The settings that change the CSVs (recorded in, and compared with, the manifest)."""
+        return {"split": self.split, "dedupe": self.dedupe, "seed": SEED,
+                "train_size": self.train_size, "validation_size": self.validation_size}
+
+
+# --- obtaining the archive -----------------------------------------------------------
+
+def is_url(source: str) -> bool:
+    return urlsplit(source).scheme in ("http", "https", "ftp")
+
+
+def cache_dir() -> Path:
+    """Downloads are shared by all data dirs: env SENTIBENCH_CACHE_DIR or ~/.cache/sentibench."""
+    if os.environ.get("SENTIBENCH_CACHE_DIR"):
+        return Path(os.environ["SENTIBENCH_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sentibench"
+
+
+def cached_download_path(url: str) -> Path:
+    """Where ``url`` is cached (its ``.part`` sibling holds an interrupted download)."""
+    name = posixpath.basename(urlsplit(url).path) or "archive.tar.gz"
+    return cache_dir() / f"{hashlib.sha256(url.encode()).hexdigest()[:10]}-{name}"
+
+
+def file_digests(path: Path) -> dict[str, str]:
+    """md5 and sha256 in one pass over the file."""
+    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            md5.update(chunk)
+            sha.update(chunk)
+    return {"md5": md5.hexdigest(), "sha256": sha.hexdigest()}
+
+
+def _check_digests(name: str, got: dict[str, str], cfg: PrepareConfig, note: str = "") -> None:
+    for algo in _HEX_DIGITS:
+        want = getattr(cfg, algo)
+        if want is not None and got[algo] != want:
+            raise SentibenchError(f"{name}: {algo} {got[algo]} does not match the expected "
+                                  f"{want}{note}")
+
+
+def fetch(url: str, cfg: PrepareConfig) -> tuple[Path, dict[str, str]]:
+    """Download ``url`` into the cache (resuming a ``.part``), verified before it is kept."""
+    target = cached_download_path(url)
+    if target.is_file():
+        digests = file_digests(target)
+        try:
+            _check_digests(str(target), digests, cfg)
+            print(f"Using cached download {target}")
+            return target, digests
+        except SentibenchError:
+            target.unlink()
+    part = target.with_name(target.name + ".part")
+    _download(url, part)
+    digests = file_digests(part)
+    try:
+        _check_digests(url, digests, cfg, note="; the download was deleted")
+    except SentibenchError:
+        part.unlink(missing_ok=True)
+        raise
+    os.replace(part, target)
+    return target, digests
+
+
+def _open_ranged(url: str, offset: int):
+    """Open ``url`` from byte ``offset``; returns (response or None if complete, offset)."""
+    request = urllib.request.Request(url, headers={"User-Agent": f"sentibench/{__version__}"})
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=60)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and offset:  # nothing left to send: complete if sizes agree
+            if (exc.headers.get("Content-Range") or "").endswith(f"/{offset}"):
+                return None, offset
+            return _open_ranged(url, 0)
+        raise SentibenchError(f"{url}: download failed: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise SentibenchError(f"{url}: download failed: {reason}") from None
+    content_range = response.headers.get("Content-Range") or ""
+    if offset and (response.status != 206 or not content_range.startswith(f"bytes {offset}-")):
+        offset = 0  # the server ignored the Range request: start over
+    return response, offset
+
+
+def _download(url: str, part: Path) -> None:
+    part.parent.mkdir(parents=True, exist_ok=True)
+    response, offset = _open_ranged(url, part.stat().st_size if part.exists() else 0)
+    if response is None:
+        return
+    length = response.headers.get("Content-Length")
+    total = offset + int(length) if length else None
+    with response, open(part, "ab" if offset else "wb") as fh, tqdm(
+        total=total, initial=offset, unit="B", unit_scale=True, desc=part.name[:-5], disable=None
+    ) as bar:
+        try:
+            for chunk in iter(lambda: response.read(1 << 16), b""):
+                fh.write(chunk)
+                bar.update(len(chunk))
+        except OSError as exc:  # includes timeouts and connection resets
+            raise SentibenchError(f"{url}: download interrupted ({exc}); run again to resume "
+                                  f"from {part}") from None
+    if total is not None and part.stat().st_size != total:
+        raise SentibenchError(f"{url}: download interrupted at {part.stat().st_size} of "
+                              f"{total} bytes; run again to resume from {part}")
+
+
+# --- reading the archive -------------------------------------------------------------
+
+def _wanted(member: tarfile.TarInfo, archive: Path) -> tuple[str, str, str] | None:
+    """(subset, label, file name) for a labelled review; None for anything else."""
+    name = member.name
+    while name.startswith("./"):
+        name = name[2:]
+    if name.startswith("/") or ".." in name.split("/") or re.match(r"[A-Za-z]:", name):
+        raise SentibenchError(f"{archive}: unsafe member {member.name!r} (absolute path or "
+                              "'..'); refusing the archive")
+    match = _WANTED.fullmatch(name)
+    if match is None:
+        return None
+    if not member.isfile() or member.issparse():
+        raise SentibenchError(f"{archive}: member {member.name!r} is a link or special file, "
+                              "not a review; refusing the archive")
+    return match.group(1), match.group(2), match.group(3)
+
+
+def _open_tar(raw, archive: Path) -> tarfile.TarFile:
+    head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+    if head == b"\x1f\x8b":  # gzip's C-level buffering is much faster than tarfile's r|gz
+        return tarfile.open(fileobj=gzip.GzipFile(fileobj=raw), mode="r|")
+    return tarfile.open(fileobj=raw, mode="r|*")
+
+
+def _collect(archive: Path) -> dict[tuple[str, str], dict[str, bytes]]:
+    """Stream the archive once, keeping the bytes of labelled reviews by folder."""
+    found: dict[tuple[str, str], dict[str, bytes]] = {key: {} for key in FOLDER_ORDER}
+    current = "(archive start)"
+    try:
+        with open(archive, "rb") as fh, tqdm.wrapattr(
+            fh, "read", total=archive.stat().st_size, desc="reading", disable=None
+        ) as raw, _open_tar(raw, archive) as tar:
+            for member in tar:
+                current = member.name
+                key = _wanted(member, archive)
+                if key is not None:  # in stream mode the data follows the header: read it
+                    data = tar.fileobj.read(member.size)  # directly (faster than extractfile)
+                    if len(data) != member.size:
+                        raise EOFError(f"member data ends after {len(data)} bytes")
+                    found[key[:2]][key[2]] = data  # a later copy wins, as when extracting
+    except _ARCHIVE_ERRORS as exc:
+        raise SentibenchError(f"{archive}: corrupt or truncated archive (at member "
+                              f"{current!r}): {exc}") from None
+    return found
+
+
+def read_archive(archive: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """The labelled reviews in reference order, and each row's official subset."""
+    found = _collect(archive)
+    texts: list[str] = []
+    labels: list[int] = []
+    subsets: list[str] = []
+    for subset, label in FOLDER_ORDER:
+        files = found[(subset, label)]
+        if not files:
+            raise SentibenchError(f"{archive}: no reviews under aclImdb/{subset}/{label}/ "
+                                  "(not an aclImdb archive?)")
+        for name in sorted(files):
+            member = f"aclImdb/{subset}/{label}/{name}"
+            try:
+                text = files[name].decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise SentibenchError(f"{archive}: member {member}: not valid UTF-8 "
+                                      f"(byte {exc.start})") from None
+            if not text.strip():
+                raise SentibenchError(f"{archive}: member {member}: empty review")
+            texts.append(text)
+        labels += [LABELS[label]] * len(files)
+        subsets += [subset] * len(files)
+    return pd.DataFrame({"text": texts, "label": labels}), np.array(subsets)
+
+
+# --- splitting and writing -----------------------------------------------------------
+
+def split_frame(frame: pd.DataFrame, subsets: np.ndarray, cfg: PrepareConfig
+                ) -> dict[str, pd.DataFrame]:
+    """The reference split (two identical shuffles) or the official one."""
+    if cfg.split == "reference":
+        perm = np.random.RandomState(SEED).permutation(len(frame))
+        shuffled = frame.take(perm[perm])  # == sample(frac=1, random_state=123) twice
+        end_train, end_val = cfg.train_size, cfg.train_size + cfg.validation_size
+        parts = {"train": shuffled[:end_train], "validation": shuffled[end_train:end_val],
+                 "test": shuffled[end_val:]}
+    else:
+        pool, test = frame[subsets == "train"], frame[subsets == "test"]
+        perm = np.random.RandomState(SEED).permutation(len(pool))
+        parts = {"train": pool.take(perm[cfg.validation_size:]),
+                 "validation": pool.take(perm[:cfg.validation_size]),
+                 "test": test.take(np.random.RandomState(SEED).permutation(len(test)))}
+    for split, part in parts.items():
+        if part.empty:
+            raise SentibenchError(f"{cfg.source}: only {len(frame)} reviews, too few for a "
+                                  f"non-empty {split} split ({cfg.split} split)")
+    return {split: part.reset_index(drop=True) for split, part in parts.items()}
+
+
+def _read_manifest(data_dir: Path) -> dict | None:
+    try:
+        manifest = json.loads((data_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def _up_to_date(cfg: PrepareConfig, source_id: dict) -> bool:
+    manifest = _read_manifest(cfg.data_dir)
+    if not manifest or manifest.get("input") != source_id:
+        return False
+    if manifest.get("options") != cfg.options() or manifest.get("outputs", {}).keys() != set(
+            SPLIT_FILES.values()):
+        return False
+    return all((cfg.data_dir / name).is_file() and sha256_file(cfg.data_dir / name) == digest
+               for name, digest in manifest["outputs"].items())
+
+
+def _write_outputs(cfg: PrepareConfig, parts: dict[str, pd.DataFrame], manifest: dict) -> None:
+    """All three CSVs and the manifest appear together, or none of them changes."""
+    outputs = {}
+    with contextlib.ExitStack() as stack:
+        for split, name in SPLIT_FILES.items():
+            payload = parts[split].to_csv(index=False).encode("utf-8")
+            outputs[name] = hashlib.sha256(payload).hexdigest()
+            stack.enter_context(atomic_path(cfg.data_dir / name)).write_bytes(payload)
+        manifest["outputs"] = outputs
+        manifest_tmp = stack.enter_context(atomic_path(cfg.data_dir / MANIFEST))
+        manifest_tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        (cfg.data_dir / MANIFEST).unlink(missing_ok=True)  # never pair old manifest, new CSVs
+
+
+def summarize(parts: dict[str, pd.DataFrame]) -> str:
+    """One screen: sizes, label balance, duplicates and review lengths per split."""
+    lines = [f"{'split':<11}{'rows':>8}{'positive':>10}{'dummy':>8}{'dup rows':>10}"
+             "   chars p10 / p50 / p90 / p99"]
+    majority = int(parts["train"]["label"].mean() > 0.5)  # what DummyClassifier predicts
+    for split, part in parts.items():
+        pos = part["label"].mean()
+        p = np.percentile(part["text"].str.len(), [10, 50, 90, 99]).astype(int)
+        lines.append(f"{split:<11}{len(part):>8,}{pos:>10.2%}"
+                     f"{pos if majority else 1 - pos:>8.2%}"
+                     f"{int(part['text'].duplicated().sum()):>10}   "
+                     f"{p[0]:>9,} / {p[1]:,} / {p[2]:,} / {p[3]:,}")
+    sets = {split: set(part["text"]) for split, part in parts.items()}
+    shared = ", ".join(f"{a}&{b} {len(sets[a] & sets[b])}" for a, b in
+                       (("train", "validation"), ("train", "test"), ("validation", "test")))
+    lines.append(f"texts in more than one split: {shared}")
+    lines.append("dummy = accuracy of always predicting train's majority label; dup rows = "
+                 "rows repeating an earlier text of the same split")
+    return "\n".join(lines)
+
+
+def _source_id(cfg: PrepareConfig) -> tuple[dict, Path | None, dict | None]:
+    """How the manifest identifies the input; local files are hashed (and verified) now."""
+    if is_url(cfg.source):
+        return {"url": cfg.source, "md5": cfg.md5, "sha256": cfg.sha256}, None, None
+    archive = Path(cfg.source).expanduser()
+    if not archive.is_file():
+        raise SentibenchError(f"{archive}: archive not found (--source)")
+    digests = file_digests(archive)
+    _check_digests(str(archive), digests, cfg)
+    return {"sha256": digests["sha256"]}, archive, digests
+
+
+def prepare(cfg: PrepareConfig) -> dict:
+    """Write train/validation/test CSVs and manifest.json into ``cfg.data_dir``."""
+    started = time.perf_counter()
+    source_id, archive, digests = _source_id(cfg)
+    if not cfg.force and _up_to_date(cfg, source_id):
+        print(f"{cfg.data_dir}: up to date ({MANIFEST} matches the input, options and CSV "
+              "checksums; use --force to rebuild)")
+        return _read_manifest(cfg.data_dir) or {}
+    if archive is None:
+        archive, digests = fetch(cfg.source, cfg)
+    frame, subsets = read_archive(archive)
+    reviews = len(frame)
+    if cfg.dedupe:
+        keep = ~frame["text"].duplicated(keep="first").to_numpy()
+        frame, subsets = frame[keep].reset_index(drop=True), subsets[keep]
+    parts = split_frame(frame, subsets, cfg)
+    manifest = {
+        "schema": "sentibench.prepare/1", "sentibench_version": __version__,
+        "source": cfg.source, "input": source_id,
+        "archive": {"path": str(archive), "bytes": archive.stat().st_size, **(digests or {})},
+        "options": cfg.options(), "reviews": reviews, "duplicates_dropped": reviews - len(frame),
+        "rows": {split: len(part) for split, part in parts.items()},
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    _write_outputs(cfg, parts, manifest)
+    dropped = f", {reviews - len(frame)} duplicates dropped" if cfg.dedupe else ""
+    print(f"Prepared {cfg.data_dir} ({cfg.split} split of {reviews:,} reviews{dropped}) "
+          f"in {time.perf_counter() - started:.1f} s")
+    print(summarize(parts))
+    return manifest
+
+
+def ensure_prepared(data_dir: str | Path, source: str | None = None) -> Path:
+    """Prepare the reference split if a CSV is missing (used by ``bench``)."""
+    data_dir = Path(data_dir)
+    if not all((data_dir / name).is_file() for name in SPLIT_FILES.values()):
+        prepare(PrepareConfig(source=source or os.environ.get("SENTIBENCH_IMDB_SOURCE"),
+                              data_dir=data_dir))
+    return data_dir
+
+
+# --- reading the prepared splits -----------------------------------------------------
+
+def load_split(data_dir: Path, split: str, max_rows: int | None = None) -> pd.DataFrame:
+    """One prepared split as ``text`` (str) and ``label`` (0/1 int), validated row by row."""
+    if split not in SPLIT_FILES:
+        raise SentibenchError(f"unknown split {split!r}; expected train, validation or test")
+    path = Path(data_dir) / SPLIT_FILES[split]
+    if not path.is_file():
+        raise SentibenchError(f"{path}: not found; run `sentibench prepare` first")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
+                            nrows=max_rows, encoding="utf-8")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SentibenchError(f"{path}: not a valid split CSV ({reason})") from None
+    missing = [col for col in ("text", "label") if col not in frame.columns]
+    if missing:
+        raise SentibenchError(f"{path}: missing column(s) {', '.join(missing)}")
+    bad = np.flatnonzero(~frame["label"].isin(["0", "1"]).to_numpy())
+    if bad.size:
+        raise SentibenchError(f"{path}: row {bad[0] + 1}: label "
+                              f"{frame['label'].iat[bad[0]]!r} is not 0 or 1")
+    empty = np.flatnonzero((frame["text"].str.strip() == "").to_numpy())
+    if empty.size:
+        raise SentibenchError(f"{path}: row {empty[0] + 1}: empty text")
+    return pd.DataFrame({"text": frame["text"], "label": frame["label"].astype("int64")})
+
+
+def load_splits(data: DataArgs) -> dict[str, pd.DataFrame]:
+    """train/validation/test, truncated to the first N rows as the --max-* flags ask."""
+    return {"train": load_split(data.data_dir, "train", data.max_train_samples),
+            "validation": load_split(data.data_dir, "validation", data.max_eval_samples),
+            "test": load_split(data.data_dir, "test", data.max_eval_samples)}
+
+
+def data_checksums(data_dir: str | Path) -> dict[str, str]:
+    """sha256 of each split CSV by file name, recorded in every run's results."""
+    sums = {}
+    for name in SPLIT_FILES.values():
+        path = Path(data_dir) / name
+        if not path.is_file():
+            raise SentibenchError(f"{path}: not found; run `sentibench prepare` first")
+        sums[name] = sha256_file(path)
+    return sums
+

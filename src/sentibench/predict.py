@@ -1,0 +1,77 @@
+"""``sentibench predict``: label new text with any saved run (GPT-2, encoder, sklearn)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .errors import SentibenchError
+from .models.registry import LOADERS
+from .results import read_results
+from .training import Engine, TrainConfig, encode_split
+
+LABELS = ("negative", "positive")
+
+
+def predict_proba(run_dir: Path, texts: Sequence[str], device: str = "cpu",
+                  batch_size: int = 64) -> np.ndarray:
+    """``[n, 2]`` class probabilities from the model saved in ``run_dir``."""
+    result = read_results(run_dir)
+    if not texts:
+        return np.zeros((0, 2))
+    if result.kind == "sklearn":
+        from .baselines import predict_proba as sklearn_proba
+
+        return np.asarray(sklearn_proba(run_dir, list(texts)))
+    if result.kind not in LOADERS:
+        raise SentibenchError(f"{run_dir}: unknown run kind {result.kind!r}")
+    model, tokenizer = LOADERS[result.kind](Path(run_dir))
+    max_length = int(result.config.get("max_length", 256))
+    split = encode_split(tokenizer, list(texts), [0] * len(texts), max_length)
+    cfg = TrainConfig(device=device, eval_batch_size=batch_size, precision="fp32")
+    logits = Engine(model, cfg, max_length).predict_logits(split)
+    return torch.softmax(logits, dim=-1).numpy()
+
+
+def read_inputs(texts: Sequence[str], file: Path | None, csv: Path | None,
+                column: str) -> list[str]:
+    """Texts from the command line, a one-review-per-line file, or a CSV column."""
+    items = list(texts)
+    if file is not None:
+        try:
+            lines = Path(file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SentibenchError(f"{file}: cannot read ({exc})") from None
+        items.extend(line for line in lines if line.strip())
+    if csv is not None:
+        try:
+            frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
+        except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise SentibenchError(f"{csv}: cannot read CSV ({exc})") from None
+        if column not in frame.columns:
+            raise SentibenchError(f"{csv}: no column {column!r} (columns: "
+                                  f"{', '.join(frame.columns)})")
+        items.extend(frame[column].tolist())
+    empty = [i for i, t in enumerate(items) if not t.strip()]
+    if empty:
+        raise SentibenchError(f"input {empty[0] + 1} is empty")
+    if not items:
+        raise SentibenchError("nothing to predict: give texts, --file or --csv")
+    return items
+
+
+def run_predict(run_dir: Path, texts: list[str], device: str = "cpu") -> list[tuple[str, float]]:
+    """Print ``label<TAB>probability<TAB>text`` per input; return (label, probability)."""
+    probs = predict_proba(run_dir, texts, device=device)
+    rows = []
+    for text, p in zip(texts, probs, strict=True):
+        label = int(np.argmax(p))
+        rows.append((LABELS[label], float(p[label])))
+        snippet = " ".join(text.split())
+        snippet = snippet if len(snippet) <= 70 else snippet[:67] + "..."
+        print(f"{LABELS[label]}\t{p[label]:.4f}\t{snippet}")
+    return rows

@@ -1,0 +1,395 @@
+"""Tables and plots for a bench directory, built from its ``results.json`` files alone.
+
+A bench directory holds one run directory per experiment (``BENCH_DIR/<row>/results.json``)
+and optionally ``failures.json`` ({row: one-line error}). Reports are pure functions of
+those files: nothing here reads the clock, so rebuilding gives byte-identical Markdown and
+CSV. Rows follow the reference's table order, and every row shows the reference's own test
+accuracy and training time beside ours so the gap is visible at a glance.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+
+from .errors import SentibenchError
+from .fileio import atomic_path, atomic_write_text
+from .models.registry import MODELS, ReferenceRow
+from .results import RESULTS_FILE, RunResult, read_results
+
+FAILURES_FILE = "failures.json"
+MARKDOWN_FILE = "results.md"
+CSV_FILE = "results.csv"
+ACCURACY_PLOT = "accuracy_vs_time.png"
+LOSS_PLOT = "loss_curves.png"
+# Runs that train in ~0 s (the dummy) still need a point on a log axis.
+MIN_PLOT_SECONDS = 0.1
+_NONE = "–"
+_UNRANKED = 10**6
+_COLUMNS = ("model", "params", "trainable", "train acc", "val acc", "test acc", "train time",
+            "device", "ref. test acc", "ref. time", "status")
+_TEXT_COLUMNS = ("model", "device", "status")
+_CSV_COLUMNS = ("run", "model", "status", "params", "trainable_params", "train_accuracy",
+                "validation_accuracy", "test_accuracy", "train_seconds", "total_seconds",
+                "device", "device_name", "max_train_samples", "max_eval_samples",
+                "ref_test_accuracy", "ref_train_seconds")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One table row: a finished run, or a row that failed or never finished."""
+
+    name: str
+    result: RunResult | None = None
+    status: str = "ok"
+
+    @property
+    def model(self) -> str:
+        return self.result.model if self.result is not None else self.name
+
+    @property
+    def reference(self) -> ReferenceRow | None:
+        spec = MODELS.get(self.model)
+        return spec.reference if spec is not None else None
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _read_failures(bench_dir: Path) -> dict[str, str]:
+    """``failures.json`` if present; a malformed one is an error, not silently ignored."""
+    path = bench_dir / FAILURES_FILE
+    if not path.is_file():
+        return {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SentibenchError(f"{path}: not valid JSON ({_one_line(exc)})") from None
+    if not isinstance(raw, dict):
+        raise SentibenchError(f"{path}: expected an object {{row name: error message}}")
+    return {str(name): _one_line(msg) for name, msg in raw.items()}
+
+
+def _sort_key(row: Row) -> tuple[int, str]:
+    ref = row.reference
+    return (ref.row if ref is not None else _UNRANKED, row.name)
+
+
+def sort_rows(rows: Iterable[Row]) -> list[Row]:
+    """Reference rows first in the reference's order, then the rest by name."""
+    return sorted(rows, key=_sort_key)
+
+
+def load_rows(bench_dir: str | Path) -> list[Row]:
+    """Every row of a bench: finished runs, failures, and run dirs left unfinished.
+
+    A run directory with a results.json is shown with its numbers even when failures.json
+    also names it (the results are complete; the failure is kept in its status).
+    """
+    bench = Path(bench_dir)
+    if not bench.is_dir():
+        raise SentibenchError(f"{bench}: not a directory")
+    failures = _read_failures(bench)
+    rows: dict[str, Row] = {}
+    for child in sorted(bench.iterdir()):
+        if not child.is_dir() or child.name.startswith("."):
+            continue
+        failed = failures.get(child.name)
+        if (child / RESULTS_FILE).is_file():
+            status = "ok" if True else f"ok (failures.json also lists: {failed})"
+            rows[child.name] = Row(child.name, read_results(child), status)
+        elif failed is None:
+            rows[child.name] = Row(child.name, None, f"unfinished: no {RESULTS_FILE}")
+    for name, msg in failures.items():
+        rows.setdefault(name, Row(name, None, f"failed: {msg}"))
+    if not any(r.result is not None for r in rows.values()) and not failures:
+        raise SentibenchError(
+            f"{bench}: not a bench directory (no <run>/{RESULTS_FILE} and no {FAILURES_FILE})")
+    return sort_rows(rows.values())
+
+
+def collect(bench_dir: Path) -> list[RunResult]:
+    """The finished runs of a bench, in the reference's row order."""
+    return [row.result for row in load_rows(bench_dir) if row.result is not None]
+
+
+def human_count(n: int | None) -> str:
+    """124439808 -> '124.4M', as papers and the reference write parameter counts."""
+    if n is None:
+        return _NONE
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= size:
+            return f"{n / size:.1f}{suffix}"
+    return str(n)
+
+
+def human_seconds(seconds: float | None) -> str:
+    """Seconds below a minute, minutes (the reference's unit) below two hours, then hours."""
+    if seconds is None:
+        return _NONE
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.2f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
+def percent(fraction: float) -> str:
+    return f"{fraction * 100:.2f}"
+
+
+def device_label(env: Mapping[str, Any]) -> str:
+    device = str(env.get("device") or "")
+    name = env.get("device_name")
+    return f"{device} ({name})" if name else device
+
+
+def data_slice(result: RunResult) -> tuple[int | None, int | None]:
+    """(max_train_samples, max_eval_samples) wherever the run recorded them."""
+    for source in (result.config.get("data"), result.config):
+        if isinstance(source, Mapping) and (
+                source.get("max_train_samples") is not None
+                or source.get("max_eval_samples") is not None):
+            return source.get("max_train_samples"), source.get("max_eval_samples")
+    return None, None
+
+
+def _reference_cells(row: Row) -> list[str]:
+    """Blank for models the reference never ran; '–' where it ran them without a time."""
+    ref = row.reference
+    if ref is None:
+        return ["", ""]
+    time = human_seconds(ref.train_minutes * 60) if ref.train_minutes is not None else _NONE
+    return [percent(ref.test_accuracy), time]
+
+
+def _name_cell(row: Row) -> str:
+    return row.name if row.model == row.name else f"{row.name} ({row.model})"
+
+
+def _cells(row: Row) -> list[str]:
+    res = row.result
+    if res is None:
+        numbers = [""] * 7
+    else:
+        acc = res.accuracy
+        numbers = [human_count(res.params), human_count(res.trainable_params),
+                   percent(acc["train"]), percent(acc["validation"]), percent(acc["test"]),
+                   human_seconds(res.train_seconds), device_label(res.environment)]
+    cells = [_name_cell(row), *numbers, *_reference_cells(row), row.status]
+    return [_one_line(c).replace("|", "\\|") for c in cells]
+
+
+def _as_rows(results: Iterable[RunResult | Row], failures: Mapping[str, str] | None) -> list[Row]:
+    rows = [r if isinstance(r, Row) else Row(r.model, r) for r in results]
+    names = {r.name for r in rows}
+    rows += [Row(n, None, f"failed: {_one_line(m)}") for n, m in (failures or {}).items()
+             if n not in names]
+    return sort_rows(rows)
+
+
+def format_table(results: Iterable[RunResult | Row],
+                 failures: Mapping[str, str] | None = None) -> str:
+    """The Markdown results table (for the terminal and for results.md).
+
+    Plain RunResults are named by their ``model``; :func:`load_rows` rows keep their run
+    directory names. ``failures`` ({row: message}) adds rows with no numbers.
+    """
+    rows = _as_rows(results, failures)
+    lines = ["| " + " | ".join(_COLUMNS) + " |",
+             "|" + "|".join(":---" if c in _TEXT_COLUMNS else "---:" for c in _COLUMNS) + "|"]
+    lines += ["| " + " | ".join(_cells(row)) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+_HEADER = f"""\
+# sentibench results
+
+IMDb binary sentiment (chance 50 %). Columns: **params** all parameters, **trainable** those
+updated in training; **train / val / test acc** accuracy in percent on the train, validation
+and test splits after training; **train time** wall time of the training loop only
+(evaluation and loading excluded); **device** where it ran; **ref. test acc** and
+**ref. time** the reference's own published figures for the same model (blank: the reference
+did not run it; {_NONE}: it reported no time; its GPU is not named); **status** `ok`, or why
+the row has no numbers.
+"""
+
+
+def _slice_note(row: Row) -> str | None:
+    """A caveat for runs limited by max_train_samples / max_eval_samples, else None."""
+    train_n, eval_n = data_slice(row.result) if row.result is not None else (None, None)
+    if train_n is None and eval_n is None:
+        return None
+    counts = row.result.data.get("rows") if isinstance(row.result.data, Mapping) else None
+    used = ", ".join(f"{k} {v}" for k, v in counts.items()) if isinstance(counts, Mapping) else ""
+    return (f"- `{row.name}` ran on a data slice: max_train_samples={train_n}, "
+            f"max_eval_samples={eval_n}" + (f" (rows used: {used})" if used else "")
+            + "; its accuracies are not comparable with full-split numbers.")
+
+
+def _notes(rows: Sequence[Row]) -> list[str]:
+    """Data-slice caveats and what each model is, so the table cannot be misread."""
+    slices = [note for note in map(_slice_note, rows) if note is not None]
+    out = ["", "## Data slices", "", *slices] if slices else []
+    out += ["", "## Models", ""]
+    for row in rows:
+        spec = MODELS.get(row.model)
+        what = spec.summary if spec is not None else "custom model (not in the registry)"
+        out.append(f"- `{row.name}`: {_one_line(what)}")
+    return out
+
+
+def format_markdown(rows: Sequence[Row]) -> str:
+    """The whole results.md: header, table, notes. Deterministic: no dates, no paths."""
+    parts = [_HEADER, format_table(rows).rstrip("\n"), *_notes(rows)]
+    return "\n".join(parts) + "\n"
+
+
+def _csv_record(row: Row) -> list[Any]:
+    ref, res = row.reference, row.result
+    ref_acc = ref.test_accuracy if ref else None
+    ref_s = round(ref.train_minutes * 60, 3) if ref and ref.train_minutes is not None else None
+    values: list[Any] = [None] * 11
+    if res is not None:
+        train_n, eval_n = data_slice(res)
+        acc = res.accuracy
+        values = [res.params, res.trainable_params, float(acc["train"]),
+                  float(acc["validation"]), float(acc["test"]), float(res.train_seconds),
+                  float(res.total_seconds), res.environment.get("device"),
+                  res.environment.get("device_name"), train_n, eval_n]
+    return [row.name, row.model, row.status, *values, ref_acc, ref_s]  # csv: None -> ''
+
+
+def format_csv(rows: Sequence[Row]) -> str:
+    """Machine-readable twin of the table: accuracies as fractions, times in seconds."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(_CSV_COLUMNS)
+    writer.writerows(_csv_record(row) for row in rows)
+    return buffer.getvalue()
+
+
+def _save(fig: Figure, path: Path) -> None:
+    # format is explicit: atomic_path's temporary name ends in .tmp, not .png.
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, metadata={"Software": None})
+
+
+def _draw_run(ax: Any, row: Row) -> list[float]:
+    """One run's point, label, and its reference point; returns the x values drawn."""
+    res = row.result
+    x, y = max(float(res.train_seconds), MIN_PLOT_SECONDS), res.accuracy["test"] * 100
+    label = row.name if x == res.train_seconds else f"{row.name} (<{MIN_PLOT_SECONDS:g} s)"
+    ax.scatter([x], [y], marker="o", s=50, color="tab:blue", zorder=3)
+    ax.annotate(label, (x, y), xytext=(6, 4), textcoords="offset points", fontsize=9)
+    ref = row.reference
+    if ref is None or ref.train_minutes is None:
+        return [x]
+    rx, ry = ref.train_minutes * 60, ref.test_accuracy * 100
+    # Hollow, so a reference point on top of ours leaves both visible.
+    ax.scatter([rx], [ry], marker="^", s=90, facecolors="none", edgecolors="tab:orange",
+               linewidths=1.5, zorder=4)
+    ax.plot([x, rx], [y, ry], ls=":", lw=1.2, color="grey", zorder=2)
+    return [x, rx]
+
+
+def _log_limits(xs: Sequence[float]) -> tuple[float, float]:
+    """Room for labels right of the last point, and at least a decade for one point."""
+    if not xs:
+        return MIN_PLOT_SECONDS, 1e4
+    lo, hi = min(xs), max(xs)
+    span = math.log10(hi / lo)
+    pad = 1.0 if span < 1 else max(0.3, 0.15 * span)
+    return lo / 10**pad, hi * 10**pad
+
+
+def plot_accuracy_vs_time(rows: Sequence[Row], path: Path) -> Path:
+    """Test accuracy against training time (log x), ours beside the reference's points."""
+    fig = Figure(figsize=(9, 6), layout="constrained")
+    ax = fig.add_subplot()
+    xs = [x for row in rows if row.result is not None for x in _draw_run(ax, row)]
+    ax.scatter([], [], marker="o", color="tab:blue", label="this bench")
+    ax.scatter([], [], marker="^", facecolors="none", edgecolors="tab:orange",
+               label="reference (its README)")
+    ax.plot([], [], ls=":", color="grey", label="same model: bench to reference")
+    ax.axhline(50, color="grey", lw=0.8, ls="--", label="chance (50 %)")
+    ax.set_xscale("log")
+    ax.margins(y=0.08)
+    ax.set_autoscalex_on(False)  # limits are ours: autoscaling one point on log x warns
+    ax.set_xlim(*_log_limits(xs))
+    if not xs:
+        ax.text(0.5, 0.6, "no finished runs", transform=ax.transAxes, ha="center", fontsize=14)
+        ax.set_ylim(40, 100)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("training time (s, log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("IMDb test accuracy vs training time")
+    ax.grid(True, which="both", alpha=0.3)
+    # Outside the axes so it can never hide a point.
+    fig.legend(loc="outside lower center", ncols=4, fontsize=9)
+    _save(fig, path)
+    return path
+
+
+def plot_loss_curves(rows: Sequence[Row], path: Path) -> Path | None:
+    """One subplot per run with a loss history; None (nothing written) when there is none."""
+    curves = [r for r in rows if r.result is not None and r.result.history.get("train_loss")]
+    if not curves:
+        return None
+    ncols = min(3, len(curves))
+    nrows = math.ceil(len(curves) / ncols)
+    fig = Figure(figsize=(max(7, 5 * ncols), 3.8 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, row in zip(axes, curves, strict=False):
+        hist = row.result.history
+        train, val = hist.get("train_loss", []), hist.get("val_loss", [])
+        steps = hist.get("steps") or list(range(1, len(train) + 1))
+        ax.set_xlabel("optimizer step" if hist.get("steps") else "evaluation number")
+        ax.plot(steps[:len(train)], train, marker="o", ms=3, label="train loss")
+        if val:
+            ax.plot(steps[:len(val)], val, marker="s", ms=3, ls="--", label="validation loss")
+        ax.set_title(row.name)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(set(steps)) == 1:  # one evaluation: an x range of steps, not of fractions
+            ax.set_xlim(steps[0] - 1, steps[0] + 1)
+        ax.set_ylabel("cross-entropy loss")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    for ax in axes[len(curves):]:
+        ax.set_visible(False)
+    fig.suptitle("Train and validation loss during training (a few batches per point)")
+    _save(fig, path)
+    return path
+
+
+def build_report(bench_dir: Path) -> list[Path]:
+    """Write results.md, results.csv and the plots into ``bench_dir``; return their paths.
+
+    Without any loss history (no neural run) loss_curves.png is not written, and a stale
+    one from an earlier build is removed so the directory always matches its results.
+    """
+    bench = Path(bench_dir)
+    rows = load_rows(bench)
+    atomic_write_text(bench / MARKDOWN_FILE, format_markdown(rows))
+    atomic_write_text(bench / CSV_FILE, format_csv(rows))
+    written = [bench / MARKDOWN_FILE, bench / CSV_FILE,
+               plot_accuracy_vs_time(rows, bench / ACCURACY_PLOT)]
+    loss = plot_loss_curves(rows, bench / LOSS_PLOT)
+    if loss is None:
+        (bench / LOSS_PLOT).unlink(missing_ok=True)
+    else:
+        written.append(loss)
+    return written

@@ -1,0 +1,127 @@
+"""One ``results.json`` per run: the only input that tables, plots and ``bench`` read.
+
+The format is designed once here and shared by every kind of run (scikit-learn,
+GPT-2, Hugging Face encoders), so that a report never needs to know how a row was made.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+import sys
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .errors import SentibenchError
+from .fileio import atomic_write_json
+
+SCHEMA = "sentibench.run/1"
+RESULTS_FILE = "results.json"
+SPLITS = ("train", "validation", "test")
+_PACKAGES = ("sentibench", "torch", "transformers", "scikit-learn", "pandas", "numpy", "tiktoken")
+
+
+def utc_stamp() -> str:
+    """A filesystem-safe UTC timestamp used in default run directory names."""
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def utc_now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def default_run_dir(model: str, root: str | Path = "runs") -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in model).strip("-") or "run"
+    return Path(root) / f"{safe}-{utc_stamp()}"
+
+
+def environment(device: str = "cpu") -> dict[str, Any]:
+    """Versions and hardware, so a reader can tell where a number came from."""
+    packages = {}
+    for name in _PACKAGES:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    env: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "packages": packages,
+        "device": device,
+    }
+    if device.startswith("cuda"):
+        import torch
+
+        env["device_name"] = torch.cuda.get_device_name(torch.device(device))
+    return env
+
+
+@dataclass
+class RunResult:
+    """What a finished run reports. Accuracies are fractions in [0, 1]."""
+
+    model: str
+    kind: str
+    command: list[str]
+    accuracy: dict[str, float]
+    train_seconds: float
+    total_seconds: float
+    config: dict[str, Any]
+    data: dict[str, Any]
+    environment: dict[str, Any]
+    params: int | None = None
+    trainable_params: int | None = None
+    history: dict[str, list[float]] = field(default_factory=dict)
+    started_at: str = ""
+    finished_at: str = field(default_factory=utc_now_iso)
+    schema: str = SCHEMA
+
+    def __post_init__(self) -> None:
+        missing = [s for s in SPLITS if s not in self.accuracy]
+        if missing:
+            raise ValueError(f"accuracy lacks splits {missing}")
+        for split, value in self.accuracy.items():
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"accuracy[{split}]={value} is not a fraction in [0, 1]")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def write_results(run_dir: str | Path, result: RunResult) -> Path:
+    path = Path(run_dir) / RESULTS_FILE
+    atomic_write_json(path, result.to_dict())
+    return path
+
+
+def read_results(run_dir: str | Path) -> RunResult:
+    """Load a run's results, with a one-line error when the directory is not a run."""
+    path = Path(run_dir)
+    if path.is_dir():
+        path = path / RESULTS_FILE
+    if not path.is_file():
+        raise SentibenchError(f"{path.parent}: not a sentibench run (no {RESULTS_FILE})")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SentibenchError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
+        raise SentibenchError(f"{path}: not a sentibench results file (schema != {SCHEMA})")
+    known = set(RunResult.__dataclass_fields__)
+    try:
+        return RunResult(**{k: v for k, v in raw.items() if k in known})
+    except (TypeError, ValueError) as exc:
+        raise SentibenchError(f"{path}: malformed results ({exc})") from None
+
+
+def format_accuracy_lines(accuracy: dict[str, float]) -> str:
+    """The reference's final three lines."""
+    return (
+        f"Training accuracy: {accuracy['train'] * 100:.2f}%\n"
+        f"Validation accuracy: {accuracy['validation'] * 100:.2f}%\n"
+        f"Test accuracy: {accuracy['test'] * 100:.2f}%"
+    )

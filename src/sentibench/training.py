@@ -1,0 +1,447 @@
+"""The one training and evaluation loop every neural model uses.
+
+A model only has to honour ``logits = model(input_ids, attention_mask)`` (``[B, T]`` long
+tensors in, ``[B, C]`` out) and may set ``model.fixed_padding = True`` when its behaviour
+depends on padding to ``max_length`` (the reference's GPT-2 ``last`` position, encoders
+without attention mask). The loop reproduces the reference's schedule: AdamW with weight
+decay 0.1, loss on ``eval_iter`` batches every ``eval_freq`` optimizer steps, accuracy on
+``eval_iter`` batches after each epoch, then full-split accuracy, but it pads each batch
+only to its own longest sequence and evaluates in large length-sorted batches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import distributed
+from .errors import SentibenchError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+FEATURE_CACHE = ("auto", "on", "off")
+
+
+class TextEncoder(Protocol):
+    """What the engine needs from a tokenizer."""
+
+    name: str
+    pad_id: int
+
+    def encode_batch(self, texts: Sequence[str], max_length: int | None) -> list[list[int]]: ...
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and evaluation settings; defaults are the reference's."""
+
+    num_epochs: int = 1
+    batch_size: int = 8
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.1
+    eval_freq: int = 50
+    eval_iter: int = 20
+    eval_batch_size: int = 64
+    seed: int = 123
+    device: str = "auto"
+    precision: str = "auto"
+    compile: bool = False
+    max_steps: int | None = None
+    feature_cache: str = "auto"
+    save_every: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("num_epochs", "batch_size", "eval_freq", "eval_iter", "eval_batch_size"):
+            if getattr(self, name) <= 0:
+                raise SentibenchError(f"--{name.replace('_', '-')} must be positive")
+        if not self.learning_rate > 0:
+            raise SentibenchError(f"--learning-rate must be positive, got {self.learning_rate}")
+        if self.feature_cache not in FEATURE_CACHE:
+            raise SentibenchError(f"--feature-cache must be one of {', '.join(FEATURE_CACHE)}")
+        if self.precision not in PRECISIONS:
+            raise SentibenchError(f"--precision must be one of {', '.join(PRECISIONS)}")
+        if self.device not in DEVICES and not self.device.startswith("cuda:"):
+            raise SentibenchError(f"--device must be one of {', '.join(DEVICES)} or cuda:N")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class EncodedSplit:
+    """Token ids (unpadded, already truncated) and labels of one split."""
+
+    ids: list[list[int]]
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def lengths(self) -> torch.Tensor:
+        return torch.tensor([len(x) for x in self.ids], dtype=torch.long)
+
+
+def encode_split(
+    tokenizer: TextEncoder, texts: Sequence[str], labels: Sequence[int], max_length: int | None
+) -> EncodedSplit:
+    """Tokenize once, in batches; empty encodings would break pooling, so refuse them."""
+    ids: list[list[int]] = []
+    for start in range(0, len(texts), 1024):
+        ids.extend(tokenizer.encode_batch(list(texts[start : start + 1024]), max_length))
+    empty = [i for i, x in enumerate(ids) if not x]
+    if empty:
+        raise SentibenchError(f"row {empty[0]} encodes to zero tokens")
+    return EncodedSplit(ids, torch.as_tensor(list(labels), dtype=torch.long))
+
+
+def collate(
+    split: EncodedSplit, indices: Sequence[int], pad_id: int, pad_to: int | None = None,
+    multiple_of: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-pad a batch to ``pad_to`` or to its own longest row (rounded up)."""
+    rows = [split.ids[i] for i in indices]
+    width = pad_to or max(len(r) for r in rows)
+    width = math.ceil(width / multiple_of) * multiple_of
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for row, ids in enumerate(rows):
+        input_ids[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+        mask[row, : len(ids)] = 1
+    return input_ids, mask, split.labels[list(indices)]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SentibenchError(f"--device {name}: CUDA is not available on this machine")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise SentibenchError("--device mps: MPS is not available on this machine")
+    return torch.device(name)
+
+
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """bf16 on CUDA by default; full precision elsewhere (CPU autocast is slow, not exact)."""
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+@dataclass
+class History:
+    """Loss curves, in the reference's cadence; written to results.json."""
+
+    steps: list[int] = field(default_factory=list)
+    examples_seen: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    epoch_train_accuracy: list[float] = field(default_factory=list)
+    epoch_val_accuracy: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, list]:
+        return asdict(self)
+
+
+@dataclass
+class TrainState:
+    """Where training stands: enough to continue exactly after an interruption."""
+
+    epoch: int = 0
+    next_batch: int = 0
+    global_step: int = -1
+    seen: int = 0
+
+
+@dataclass
+class Resume:
+    """What a checkpoint restores besides the model weights."""
+
+    state: TrainState
+    history: History
+    optimizer_state: dict
+    rng_state: torch.Tensor
+
+
+Checkpointer = Callable[[nn.Module, torch.optim.Optimizer, TrainState, History], None]
+
+
+class Engine:
+    """Trains and evaluates one classifier on encoded splits.
+
+    Frozen-backbone models (only the head trains, no active dropout in the backbone) may
+    expose ``features(input_ids, attention_mask)``, ``classify(features)`` and
+    ``feature_cache_exact()``; the engine then computes each example's pooled features
+    once and trains the head on them, which gives the same logits at a fraction of the cost.
+    """
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig, max_length: int,
+                 log: Callable[[str], None] = tqdm.write) -> None:
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        self.dist = distributed.init_from_env(self.device.type)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        self.model = model.to(self.device)
+        self.eval_forward: nn.Module = torch.compile(model) if cfg.compile else model
+        self.forward = self.eval_forward
+        if self.dist.enabled and any(p.requires_grad for p in model.parameters()):
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.forward = nn.parallel.DistributedDataParallel(self.eval_forward, device_ids=ids)
+        self.max_length = max_length
+        self.pad_id = int(getattr(model, "pad_id", 0))
+        self.pad_to = max_length if getattr(model, "fixed_padding", False) else None
+        self.multiple_of = 8 if self.device.type == "cuda" else 1
+        self.amp_dtype = autocast_dtype(self.device, cfg.precision)
+        self.log = log if self.dist.is_main else (lambda line: None)
+        self.history = History()
+        self.checkpointer: Checkpointer | None = None
+        self.use_feature_cache = self._feature_cache_wanted(model, cfg.feature_cache)
+        self._features: dict[int, tuple[EncodedSplit, torch.Tensor]] = {}
+
+    @staticmethod
+    def _feature_cache_wanted(model: nn.Module, mode: str) -> bool:
+        supported = hasattr(model, "features") and hasattr(model, "classify")
+        if mode == "on" and not supported:
+            raise SentibenchError("--feature-cache on: this model does not expose features()")
+        exact = supported and bool(getattr(model, "feature_cache_exact", lambda: False)())
+        return mode == "on" or (mode == "auto" and exact)
+
+    @torch.no_grad()
+    def _cached_features(self, split: EncodedSplit) -> torch.Tensor:
+        """The frozen backbone's pooled output of every row, computed once."""
+        entry = self._features.get(id(split))
+        if entry is not None:
+            return entry[1]
+        was_training = self.model.training
+        self.model.eval()
+        feats: torch.Tensor | None = None
+        batches = list(self._eval_batches(split, range(len(split))))
+        for batch in tqdm(batches, desc="caching features", leave=False):
+            input_ids, mask, _ = self._batch(split, batch)
+            with self._autocast():
+                out = self.model.features(input_ids, mask).float()
+            if feats is None:
+                feats = torch.empty((len(split), out.shape[-1]), device=self.device)
+            feats[batch] = out
+        self.model.train(was_training)
+        self._features[id(split)] = (split, feats)
+        return feats
+
+    def _split_logits(self, split: EncodedSplit,
+                      indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and labels of some rows, through the feature cache when it is on."""
+        if self.use_feature_cache:
+            feats = self._cached_features(split)[list(indices)]
+            with self._autocast():
+                logits = self.model.classify(feats).float()
+            return logits, split.labels[list(indices)].to(self.device)
+        input_ids, mask, labels = self._batch(split, indices)
+        return self._logits(input_ids, mask), labels
+
+    # -- batches ---------------------------------------------------------------------
+    def _batch(self, split: EncodedSplit, indices: Sequence[int]) -> tuple[torch.Tensor, ...]:
+        tensors = collate(split, indices, self.pad_id, self.pad_to, self.multiple_of)
+        return tuple(t.to(self.device, non_blocking=True) for t in tensors)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _logits(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        forward = self.forward if torch.is_grad_enabled() else self.eval_forward
+        with self._autocast():
+            return forward(input_ids, mask).float()
+
+    def _eval_batches(self, split: EncodedSplit, indices: Sequence[int]) -> Iterator[list[int]]:
+        """Length-sorted, large batches: padding waste and Python overhead stay small."""
+        lengths = split.lengths()[list(indices)]
+        order = [indices[i] for i in torch.argsort(lengths, stable=True).tolist()]
+        size = self.cfg.eval_batch_size
+        for start in range(0, len(order), size):
+            yield order[start : start + size]
+
+    # -- evaluation ------------------------------------------------------------------
+    @torch.inference_mode()
+    def predict_logits(self, split: EncodedSplit, indices: Sequence[int] | None = None,
+                       progress: str | None = None) -> torch.Tensor:
+        """Logits for ``indices`` (default: all rows), returned in the order given.
+
+        Under torchrun each rank computes a shard and every rank gets all rows back.
+        """
+        indices = list(range(len(split))) if indices is None else list(indices)
+        positions = distributed.shard(range(len(indices)), self.dist)
+        local = [indices[i] for i in positions]
+        was_training = self.model.training
+        self.model.eval()
+        out = torch.empty((len(local), 0))
+        where = {idx: pos for pos, idx in enumerate(local)}
+        batches = list(self._eval_batches(split, local))
+        hide = progress is None or not self.dist.is_main
+        for batch in tqdm(batches, desc=progress, disable=hide, leave=False):
+            logits = self._split_logits(split, batch)[0].cpu()
+            if out.shape[1] == 0:
+                out = torch.empty((len(local), logits.shape[1]))
+            out[[where[i] for i in batch]] = logits
+        self.model.train(was_training)
+        return distributed.gather_rows(out, positions, len(indices), self.dist)
+
+    def loss_and_accuracy(self, split: EncodedSplit, indices: Sequence[int]) -> tuple[float, float]:
+        logits = self.predict_logits(split, indices)
+        labels = split.labels[list(indices)]
+        loss = nn.functional.cross_entropy(logits, labels).item()
+        return loss, (logits.argmax(-1) == labels).float().mean().item()
+
+    def accuracy(self, split: EncodedSplit, progress: str | None = None) -> float:
+        logits = self.predict_logits(split, progress=progress)
+        return (logits.argmax(-1) == split.labels).float().mean().item()
+
+    # -- training --------------------------------------------------------------------
+    def _optimizer(self) -> torch.optim.Optimizer:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if not params:
+            raise SentibenchError("the model has no trainable parameters")
+        fused = self.device.type == "cuda"
+        return torch.optim.AdamW(params, lr=self.cfg.learning_rate,
+                                 weight_decay=self.cfg.weight_decay, fused=fused)
+
+    def _epoch_order(self, n: int, epoch: int) -> list[int]:
+        """Shuffle with a generator of our own, so evaluation never shifts the order."""
+        generator = torch.Generator().manual_seed(self.cfg.seed + epoch)
+        order = torch.randperm(n, generator=generator).tolist()
+        usable = (n // self.cfg.batch_size) * self.cfg.batch_size  # drop_last, as the reference
+        return order[:usable]
+
+    def _monitor_indices(self, train: EncodedSplit,
+                         val: EncodedSplit) -> tuple[list[int], list[int]]:
+        """The reference evaluates on the first ``eval_iter`` batches of each loader."""
+        count = self.cfg.eval_iter * self.cfg.batch_size
+        generator = torch.Generator().manual_seed(self.cfg.seed)
+        train_idx = torch.randperm(len(train), generator=generator)[:count].tolist()
+        return train_idx, list(range(min(count, len(val))))
+
+    def fit(self, train: EncodedSplit, val: EncodedSplit, resume: Resume | None = None) -> History:
+        """Train for ``num_epochs`` (continuing ``resume``); print the reference's lines.
+
+        Ctrl-C / SIGTERM saves a checkpoint (when a checkpointer is set) before re-raising;
+        a non-finite loss does not, so the last good checkpoint is kept.
+        """
+        cfg = self.cfg
+        if len(train) < cfg.batch_size:
+            raise SentibenchError(
+                f"{len(train)} training rows is fewer than one batch of {cfg.batch_size}")
+        torch.manual_seed(cfg.seed)
+        optimizer = self._optimizer()
+        state = TrainState()
+        if resume is not None:
+            optimizer.load_state_dict(resume.optimizer_state)
+            torch.set_rng_state(resume.rng_state)
+            state, self.history = resume.state, resume.history
+        monitor = self._monitor_indices(train, val)
+        total = (len(train) // cfg.batch_size) * cfg.num_epochs
+        total = min(total, cfg.max_steps) if cfg.max_steps is not None else total
+        self.model.train()
+        try:
+            with tqdm(total=total, initial=state.global_step + 1, desc="training", unit="step",
+                      dynamic_ncols=True, disable=not self.dist.is_main) as bar:
+                while state.epoch < cfg.num_epochs and state.global_step + 1 < total:
+                    self._run_epoch(optimizer, state, train, val, monitor, total, bar)
+        except KeyboardInterrupt:
+            if self.checkpointer is not None and self.dist.is_main:
+                self.checkpointer(self.model, optimizer, state, self.history)
+                self.log(f"Interrupted at step {state.global_step}; checkpoint saved.")
+            raise
+        return self.history
+
+    def _run_epoch(self, optimizer: torch.optim.Optimizer, state: TrainState,
+                   train: EncodedSplit, val: EncodedSplit,
+                   monitor: tuple[list[int], list[int]], total: int, bar: tqdm) -> None:
+        cfg = self.cfg
+        order = self._epoch_order(len(train), state.epoch)
+        for batch in range(state.next_batch, len(order) // cfg.batch_size):
+            if state.global_step + 1 >= total:
+                return
+            loss = self._step(optimizer, train, order[batch * cfg.batch_size:
+                                                      (batch + 1) * cfg.batch_size])
+            state.next_batch, state.global_step = batch + 1, state.global_step + 1
+            state.seen += cfg.batch_size
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}")
+            if state.global_step % cfg.eval_freq == 0:
+                self._log_losses(state, train, val, *monitor)
+            if cfg.save_every and (state.global_step + 1) % cfg.save_every == 0 \
+                    and self.checkpointer is not None and self.dist.is_main:
+                self.checkpointer(self.model, optimizer, state, self.history)
+        self._log_epoch_accuracy(train, val, *monitor)
+        state.epoch, state.next_batch = state.epoch + 1, 0
+
+    def _step(self, optimizer: torch.optim.Optimizer, split: EncodedSplit,
+              indices: Sequence[int]) -> float:
+        indices = distributed.local_slice(indices, self.dist, self.cfg.batch_size)
+        optimizer.zero_grad(set_to_none=True)
+        loss = nn.functional.cross_entropy(*self._split_logits(split, indices))
+        if not torch.isfinite(loss):
+            raise SentibenchError(f"training loss became {loss.item()} (non-finite); "
+                                  "lower --learning-rate or use --precision fp32")
+        loss.backward()
+        if self.use_feature_cache:
+            distributed.average_gradients(optimizer.param_groups[0]["params"], self.dist)
+        optimizer.step()
+        return loss.item()
+
+    def _log_losses(self, state: TrainState, train: EncodedSplit, val: EncodedSplit,
+                    train_mon: list[int], val_mon: list[int]) -> None:
+        train_loss, _ = self.loss_and_accuracy(train, train_mon)
+        val_loss, _ = self.loss_and_accuracy(val, val_mon)
+        epoch, step = state.epoch, state.global_step
+        self.history.steps.append(step)
+        self.history.examples_seen.append(state.seen)
+        self.history.train_loss.append(train_loss)
+        self.history.val_loss.append(val_loss)
+        self.log(f"Ep {epoch + 1} (Step {step:06d}): "
+                 f"Train loss {train_loss:.3f}, Val loss {val_loss:.3f}")
+
+    def _log_epoch_accuracy(self, train: EncodedSplit, val: EncodedSplit,
+                            train_mon: list[int], val_mon: list[int]) -> None:
+        _, train_acc = self.loss_and_accuracy(train, train_mon)
+        _, val_acc = self.loss_and_accuracy(val, val_mon)
+        self.history.epoch_train_accuracy.append(train_acc)
+        self.history.epoch_val_accuracy.append(val_acc)
+        self.log(f"Training accuracy: {train_acc * 100:.2f}% | "
+                 f"Validation accuracy: {val_acc * 100:.2f}%")
+
+    def evaluate(self, splits: dict[str, EncodedSplit]) -> dict[str, float]:
+        """Full-split accuracy, as the reference prints after training."""
+        return {name: self.accuracy(split, progress=f"eval {name}")
+                for name, split in splits.items()}
+
+
+def count_parameters(module: nn.Module) -> tuple[int, int]:
+    """(total, trainable), counting tied parameters once."""
+    seen: set[int] = set()
+    total = trainable = 0
+    for p in module.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        total += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
+    return total, trainable
+
+
+def timed(fn: Callable[[], object]) -> tuple[object, float]:
+    start = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - start

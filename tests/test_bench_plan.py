@@ -1,0 +1,129 @@
+"""Planning a bench: names, presets, typed overrides, and their one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sentibench.bench import (
+    PRESETS,
+    load_override_file,
+    load_rerun,
+    parse_overrides,
+    plan,
+    run_dir_name,
+)
+from sentibench.cli import main
+from sentibench.errors import SentibenchError
+from sentibench.models.registry import MODELS
+
+REQUIRED_NAMES = ["dummy", "logreg", "logreg-tfidf", "gpt2-small", "gpt2-medium", "gpt2-large",
+                  "gpt2-xl", "distilbert", "bert", "bert-large", "roberta", "deberta-v3-base",
+                  "modernbert-base", "modernbert-large"]
+
+
+def test_every_required_name_is_registered_with_a_known_family():
+    for name in REQUIRED_NAMES:
+        assert MODELS[name].family in {"sklearn", "gpt2", "hf"}
+
+
+def test_reference_preset_uses_the_reference_settings():
+    experiments = {e.name: e for e in plan("reference", None, {})}
+    assert list(experiments) == [name for name, _ in PRESETS["reference"]]
+    assert experiments["gpt2-small"].settings == {
+        "learning_rate": 5e-5, "trainable_layers": "all", "num_epochs": 1}
+    assert experiments["roberta"].settings["trainable_layers"] == "last_block"
+    assert experiments["distilbert"].settings["learning_rate"] == 5e-6
+    assert experiments["dummy"].settings == {}
+
+
+def test_quick_preset_slices_the_transformer_row():
+    minilm = {e.name: e for e in plan("quick", None, {})}["minilm"]
+    assert minilm.family == "hf"
+    assert minilm.settings["max_train_samples"] == 2000
+    assert minilm.settings["max_length"] == 128
+
+
+def test_overrides_are_type_checked_and_converted():
+    experiments = plan("quick", ["gpt2-small", "logreg"],
+                       parse_overrides(["gpt2-small.num_epochs=2",
+                                        "gpt2-small.average_embeddings=true",
+                                        "gpt2-small.learning_rate=1e-4",
+                                        "logreg.max_train_samples=100"]))
+    gpt = experiments[0].settings
+    assert gpt["num_epochs"] == 2 and isinstance(gpt["num_epochs"], int)
+    assert gpt["average_embeddings"] is True
+    assert gpt["learning_rate"] == pytest.approx(1e-4)
+    assert experiments[1].settings == {"max_train_samples": 100}
+
+
+@pytest.mark.parametrize("models,overrides,message", [
+    (["nope"], {}, "unknown model 'nope'; known: dummy, logreg"),
+    (["gpt2-small"], {"gpt2-small": {"num_epochs": "two"}}, "expected int"),
+    (["gpt2-small"], {"gpt2-small": {"average_embeddings": "maybe"}}, "expected bool"),
+    (["gpt2-small"], {"gpt2-small": {"colour": "red"}}, "unknown override key gpt2-small.colour"),
+    (["logreg"], {"logreg": {"learning_rate": "1"}}, "unknown override key logreg.learning_rate"),
+    (["logreg"], {"bert": {"num_epochs": "1"}}, "not in the bench"),
+    (["logreg", "logreg"], {}, "twice"),
+])
+def test_bad_plans_fail_with_one_line_errors(models, overrides, message):
+    with pytest.raises(SentibenchError, match=message) as info:
+        plan("quick", models, overrides)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_preset_and_malformed_set():
+    with pytest.raises(SentibenchError, match="unknown preset 'huge'"):
+        plan("huge", None, {})
+    with pytest.raises(SentibenchError, match="MODEL.KEY=VALUE"):
+        parse_overrides(["num_epochs=2"])
+
+
+def test_local_gpt2_directory_is_planned_as_gpt2(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    (experiment,) = plan("quick", [str(tmp_path)], {})
+    assert experiment.family == "gpt2"
+    assert "num_epochs" in [*plan("quick", [str(tmp_path)],
+                                  {str(tmp_path): {"num_epochs": "3"}})[0].settings]
+
+
+def test_override_file_is_toml_with_one_table_per_model(tmp_path):
+    path = tmp_path / "o.toml"
+    path.write_text('[gpt2-small]\nnum_epochs = 3\nlearning_rate = 1e-5\n')
+    (exp,) = plan("quick", ["gpt2-small"], load_override_file(path))
+    assert exp.settings["num_epochs"] == 3 and exp.settings["learning_rate"] == 1e-5
+    path.write_text("num_epochs = 3\n")
+    with pytest.raises(SentibenchError, match="must be a \\[model\\] table"):
+        load_override_file(path)
+    path.write_text("[x\n")
+    with pytest.raises(SentibenchError, match="not valid TOML"):
+        load_override_file(path)
+
+
+def test_rerun_reads_the_plan_of_an_earlier_bench(tmp_path):
+    with pytest.raises(SentibenchError, match="not a sentibench bench directory"):
+        load_rerun(tmp_path, None, [])
+    experiments = plan("quick", ["logreg", "gpt2-small"], {"gpt2-small": {"num_epochs": "2"}})
+    from dataclasses import asdict
+
+    (tmp_path / "bench.json").write_text(json.dumps({
+        "preset": "quick", "data_dir": "d", "source": None, "device": "cpu",
+        "experiments": [asdict(e) for e in experiments]}))
+    again = load_rerun(tmp_path, tmp_path / "new", ["sentibench"])
+    assert plan(again.preset, again.models, again.overrides) == experiments
+    assert again.device == "cpu"
+
+
+def test_run_dir_names_are_safe():
+    assert run_dir_name("gpt2-small") == "gpt2-small"
+    assert "/" not in run_dir_name("/tmp/models/tiny gpt")
+
+
+def test_cli_reports_unknown_model_in_one_line(capsys, tmp_path):
+    code = main(["bench", "--models", "dummy,nope", "--out", str(tmp_path / "b"),
+                 "--data-dir", str(tmp_path / "data")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "unknown model 'nope'" in err
+    assert not (tmp_path / "b").exists()
