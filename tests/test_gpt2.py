@@ -116,7 +116,8 @@ def test_right_padded_batch_matches_transformers_on_real_positions(tmp_path, sha
 @pytest.mark.parametrize("prefix", ["transformer.", ""])
 def test_state_dict_with_and_without_prefix(tmp_path, prefix):
     hf, path = saved_hf(tmp_path)
-    state = {k.removeprefix("transformer."): v for k, v in load_file(path / "model.safetensors").items()}
+    raw = load_file(path / "model.safetensors")
+    state = {k.removeprefix("transformer."): v for k, v in raw.items()}
     state = {prefix + k: v.clone() for k, v in state.items()}
     state["lm_head.weight"] = state[prefix + "wte.weight"].clone()  # tied head, present
     state[prefix + "h.0.attn.bias"] = torch.ones(1, 1, 64, 64)  # legacy mask buffers: ignored
@@ -155,7 +156,8 @@ def test_bad_checkpoint_names_the_key(tmp_path, edit, needle):
 
 def test_missing_and_unexpected_keys_listed_together(tmp_path):
     _, path = saved_hf(tmp_path)
-    _rewrite(path, lambda s: s.update({"transformer.h.9.ln_1.weight": s.pop("transformer.ln_f.weight")}))
+    _rewrite(path, lambda s: s.update(
+        {"transformer.h.9.ln_1.weight": s.pop("transformer.ln_f.weight")}))
     with pytest.raises(SentibenchError) as info:
         from_pretrained(path)
     assert "missing keys: ln_f.weight" in str(info.value)
@@ -505,3 +507,40 @@ def test_save_and_load_classifier(tokenizer, tmp_path):
     (tmp_path / "run" / "config.json").unlink()  # what an interrupted save leaves
     with pytest.raises(SentibenchError, match="no config.json"):
         load_classifier(tmp_path / "run")
+
+
+# ---------------------------------------------------------------- feature caching
+
+
+@pytest.mark.parametrize(("mode", "drop_rate", "exact"), [
+    ("last_layer", 0.0, True), ("last_block", 0.0, False), ("all", 0.0, False),
+    ("last_layer", 0.1, False)])
+def test_feature_cache_is_exact_only_for_a_frozen_deterministic_backbone(mode, drop_rate, exact):
+    model = GPT2Classifier(GPT2(tiny_config(drop_rate=drop_rate)), num_classes=2, seed=0)
+    model.set_trainable(mode)
+    assert model.feature_cache_exact() is exact
+
+
+@pytest.mark.parametrize("pooling", ["last", "last_padded"])
+def test_cached_features_train_to_the_same_head_and_logits(pooling):
+    from sentibench.training import Engine, TrainConfig
+    from tests.test_training import synthetic_split
+
+    train, val, test = synthetic_split(48, 1), synthetic_split(16, 2), synthetic_split(20, 3)
+    outcome = {}
+    for mode in ("off", "auto"):
+        torch.manual_seed(0)
+        model = GPT2Classifier(GPT2(tiny_config()), num_classes=2, pooling=pooling,
+                               pad_id=63, seed=0)
+        model.set_trainable("last_layer")
+        cfg = TrainConfig(learning_rate=1e-2, eval_freq=5, eval_iter=2, device="cpu",
+                          num_epochs=2, feature_cache=mode)
+        engine = Engine(model, cfg, max_length=12, log=lambda line: None)
+        assert engine.use_feature_cache is (mode == "auto")
+        engine.fit(train, val)
+        outcome[mode] = (engine.predict_logits(test), model.head.weight.detach().clone(),
+                         engine.history.to_dict())
+    torch.testing.assert_close(outcome["auto"][0], outcome["off"][0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(outcome["auto"][1], outcome["off"][1], rtol=1e-5, atol=1e-5)
+    assert outcome["auto"][2]["train_loss"] == pytest.approx(outcome["off"][2]["train_loss"],
+                                                                rel=1e-5, abs=1e-6)

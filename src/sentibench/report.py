@@ -106,7 +106,7 @@ def load_rows(bench_dir: str | Path) -> list[Row]:
             continue
         failed = failures.get(child.name)
         if (child / RESULTS_FILE).is_file():
-            status = "ok" if True else f"ok (failures.json also lists: {failed})"
+            status = "ok" if failed is None else f"ok (failures.json also lists: {failed})"
             rows[child.name] = Row(child.name, read_results(child), status)
         elif failed is None:
             rows[child.name] = Row(child.name, None, f"unfinished: no {RESULTS_FILE}")

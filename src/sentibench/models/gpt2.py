@@ -406,10 +406,26 @@ class GPT2Classifier(nn.Module):
         last = (mask.to(torch.long) * positions).argmax(dim=1)  # [B] last real token
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
+    def features(self, input_ids: torch.Tensor,
+                 attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The pooled backbone output [B,E] that the head reads."""
+        return self.pool(self.gpt.hidden_states(input_ids), attention_mask)
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)  # [B,C]
+
     def forward(self, input_ids: torch.Tensor,
                 attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        hidden = self.gpt.hidden_states(input_ids)  # [B,T,E]
-        return self.head(self.pool(hidden, attention_mask))  # [B,C]
+        return self.classify(self.features(input_ids, attention_mask))
+
+    def feature_cache_exact(self) -> bool:
+        """True when pooled features can be computed once and reused (engine feature cache).
+
+        Holds when only the head trains and the backbone is deterministic (no dropout).
+        """
+        head = {id(p) for p in self.head.parameters()}
+        frozen = all(not p.requires_grad for p in self.parameters() if id(p) not in head)
+        return frozen and self.gpt.config.drop_rate == 0.0
 
     def set_trainable(self, mode: str) -> None:
         """Freeze all, then unfreeze as the reference: head / last block+final norm+head / all."""
