@@ -50,12 +50,15 @@ def reference_prepare(archive: Path, work: Path, out: Path) -> None:
 
 
 def main() -> int:
-    default = Path(os.environ.get("SENTIBENCH_SHARED_DATA", "../shared/data"))
+    default = Path(os.environ.get("SENTIBENCH_SHARED_DATA")
+                   or Path(__file__).resolve().parents[2] / "shared" / "data")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("archive", nargs="?", type=Path,
                         default=default / "aclImdb_v1_labeled.tar.gz")
     parser.add_argument("--repeat", type=int, default=1, help="take the best of N runs each")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     if not args.archive.is_file():
         print(f"error: {args.archive}: archive not found", file=sys.stderr)
         return 2
@@ -75,8 +78,9 @@ def main() -> int:
                    for n in SPLITS)
     ref, ours = min(ref_times), min(our_times)
     print(f"archive:            {args.archive}")
-    print(f"reference procedure: {ref:7.2f} s")
-    print(f"sentibench prepare:  {ours:7.2f} s")
+    best = f" (best of {args.repeat})" if args.repeat > 1 else ""
+    print(f"reference procedure: {ref:7.2f} s{best}")
+    print(f"sentibench prepare:  {ours:7.2f} s{best}")
     print(f"speed-up:            {ref / ours:7.1f}x")
     print(f"outputs identical:   {'yes' if same else 'NO'}")
     return 0 if same else 1

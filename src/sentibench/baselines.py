@@ -60,22 +60,57 @@ class NBWeighting(BaseEstimator, TransformerMixin):
         return sp.csr_matrix(X).multiply(self.ratio_).tocsr()
 
 
+class _CompactVocabulary:
+    """Save a fitted vocabulary as one newline-joined string of terms in index order.
+
+    skops writes a dict entry by entry with its type, which made a 563k-term TF-IDF model
+    a 360 MB file taking 20 s to save and to load; as one string it is a few MB. Nothing
+    else changes: the fitted object, its features and its predictions are identical.
+    """
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        vocab = state.get("vocabulary_")
+        if isinstance(vocab, dict) and vocab:
+            terms = sorted(vocab, key=vocab.__getitem__)
+            if (all(vocab[term] == i for i, term in enumerate(terms))
+                    and not any("\n" in term for term in terms)):
+                state["vocabulary_"] = "\n".join(terms)
+        return state
+
+    def __setstate__(self, state):
+        vocab = state.get("vocabulary_")
+        if isinstance(vocab, str):
+            state = {**state, "vocabulary_": {t: i for i, t in enumerate(vocab.split("\n"))}}
+        super().__setstate__(state)
+
+
+class CompactCountVectorizer(_CompactVocabulary, CountVectorizer):
+    """scikit-learn's ``CountVectorizer``, saved compactly."""
+
+
+class CompactTfidfVectorizer(_CompactVocabulary, TfidfVectorizer):
+    """scikit-learn's ``TfidfVectorizer``, saved compactly."""
+
+
 def _dummy() -> Pipeline:
     return Pipeline([("clf", DummyClassifier(strategy="most_frequent"))])
 
 
 def _count_logreg() -> Pipeline:
-    return Pipeline([("vectorizer", CountVectorizer()),
+    return Pipeline([("vectorizer", CompactCountVectorizer()),
                      ("clf", LogisticRegression(max_iter=1000))])
 
 
 def _tfidf_logreg() -> Pipeline:
-    # 1-3-grams seen in >= 2 reviews, sublinear tf, NB weighting, then a mildly
-    # regularised logistic regression; ~92 % on the reference split in well under a minute.
-    vectorizer = TfidfVectorizer(ngram_range=(1, 3), min_df=2, max_df=0.9, sublinear_tf=True,
-                                 dtype=np.float32)
-    return Pipeline([("vectorizer", vectorizer), ("nb", NBWeighting(alpha=1.0)),
-                     ("clf", LogisticRegression(C=30.0, max_iter=1000, solver="liblinear"))])
+    # Word 1-2-grams seen in >= 2 reviews, sublinear tf, NB log-count-ratio weighting, then
+    # a weakly regularised logistic regression. alpha and C were chosen on the validation
+    # split (trigrams doubled the time for no validation gain): ~92.3 % validation and
+    # ~92.4 % test accuracy on the reference split in about half a minute on 2 CPU cores.
+    vectorizer = CompactTfidfVectorizer(ngram_range=(1, 2), min_df=2, max_df=0.9,
+                                        sublinear_tf=True, dtype=np.float32)
+    return Pipeline([("vectorizer", vectorizer), ("nb", NBWeighting(alpha=0.5)),
+                     ("clf", LogisticRegression(C=50.0, max_iter=1000, solver="liblinear"))])
 
 
 BASELINES: dict[str, Callable[[], Pipeline]] = {
@@ -84,7 +119,8 @@ BASELINES: dict[str, Callable[[], Pipeline]] = {
     "logreg-tfidf": _tfidf_logreg,
 }
 FEATURES = {"count": "logreg", "tfidf": "logreg-tfidf"}
-TRUSTED = ["sentibench.baselines.NBWeighting"]
+TRUSTED = ["sentibench.baselines.NBWeighting", "sentibench.baselines.CompactCountVectorizer",
+           "sentibench.baselines.CompactTfidfVectorizer"]
 
 
 def build_pipeline(name: str) -> Pipeline:
@@ -109,29 +145,55 @@ def load_pipeline(run_dir: str | Path) -> Pipeline:
     path = Path(run_dir) / MODEL_FILE
     if not path.is_file():
         raise SentibenchError(f"{run_dir}: no {MODEL_FILE} (not a scikit-learn run)")
-    untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in TRUSTED]
-    if untrusted:
-        raise SentibenchError(f"{path}: refusing to load unexpected types {untrusted}")
-    return sio.load(path, trusted=TRUSTED + sio.get_untrusted_types(file=path))
+    try:
+        found = sio.get_untrusted_types(file=path)
+    except Exception as exc:  # skops raises zip, JSON and key errors for a damaged file
+        raise SentibenchError(f"{path}: not a readable skops file ({type(exc).__name__})"
+                              ) from None
+    unexpected = sorted(set(found) - set(TRUSTED))
+    if unexpected:
+        raise SentibenchError(f"{path}: refusing to load unexpected types "
+                              f"{', '.join(unexpected)}")
+    pipeline = sio.load(path, trusted=found)
+    if not isinstance(pipeline, Pipeline):
+        raise SentibenchError(f"{path}: holds a {type(pipeline).__name__}, not a Pipeline")
+    return pipeline
+
+
+def class_probabilities(pipeline: Pipeline, texts: Sequence[str]) -> np.ndarray:
+    """``[n, 2]`` probabilities of labels 0 and 1 (a class unseen in training gets 0)."""
+    raw = pipeline.predict_proba(list(texts))
+    out = np.zeros((len(texts), 2), dtype=np.float64)
+    for column, label in enumerate(pipeline.classes_):
+        out[:, int(label)] = raw[:, column]
+    return out
 
 
 def predict_proba(run_dir: str | Path, texts: Sequence[str]) -> np.ndarray:
-    """P(positive) for each text, from a saved baseline run."""
-    pipeline = load_pipeline(run_dir)
-    classes = list(pipeline.classes_)
-    return pipeline.predict_proba(list(texts))[:, classes.index(1)]
+    """``[n, 2]`` class probabilities (negative, positive) from a saved baseline run."""
+    return class_probabilities(load_pipeline(run_dir), texts)
 
 
 def fit_and_score(name: str, frames: dict[str, pd.DataFrame]
                   ) -> tuple[Pipeline, dict[str, float], float]:
-    """Fit on train; accuracy on every split; training seconds."""
+    """Fit on train; accuracy on every split; training seconds.
+
+    Fitting step by step is what ``Pipeline.fit`` does, but it keeps the transformed
+    training matrix, so train accuracy needs no second pass of the vectorizer.
+    """
     pipeline = build_pipeline(name)
+    y_train = frames["train"]["label"].to_numpy()
     t0 = time.perf_counter()
-    pipeline.fit(frames["train"]["text"].tolist(), frames["train"]["label"].to_numpy())
+    features = frames["train"]["text"].tolist()
+    for _, step in pipeline.steps[:-1]:
+        features = step.fit_transform(features, y_train)
+    clf = pipeline.steps[-1][1].fit(features, y_train)
     train_seconds = time.perf_counter() - t0
-    accuracy = {split: float((pipeline.predict(frame["text"].tolist())
-                              == frame["label"].to_numpy()).mean())
-                for split, frame in frames.items()}
+    accuracy = {"train": float((clf.predict(features) == y_train).mean())}
+    for split, frame in frames.items():
+        if split != "train":
+            accuracy[split] = float((pipeline.predict(frame["text"].tolist())
+                                     == frame["label"].to_numpy()).mean())
     return pipeline, accuracy, train_seconds
 
 

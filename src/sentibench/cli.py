@@ -126,7 +126,7 @@ def _add_train_logreg(sub: argparse._SubParsersAction) -> None:
                                    "and CountVectorizer + LogisticRegression(max_iter=1000); "
                                    "--features tfidf for a stronger, still fast, recipe.")
     add_option(p, "--features", choices=["count", "tfidf"], default="count",
-               help="count: the reference's CountVectorizer (default); tfidf: word 1-3-gram "
+               help="count: the reference's CountVectorizer (default); tfidf: word 1-2-gram "
                     "TF-IDF with naive-Bayes log-count-ratio weighting")
     _add_data_options(p)
     _add_run_options(p)

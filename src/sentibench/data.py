@@ -14,16 +14,12 @@ import gzip
 import hashlib
 import json
 import os
-import posixpath
 import re
 import tarfile
 import time
-import urllib.error
-import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
@@ -31,11 +27,19 @@ from tqdm import tqdm
 
 from . import __version__
 from .config import DEFAULT_DATA_DIR, DataArgs
+from .download import (
+    HEX_DIGITS,
+    OFFICIAL_MD5,
+    OFFICIAL_URL,
+    check_digests,
+    fetch,
+    file_digests,
+    is_url,
+    normalize_digest,
+)
 from .errors import SentibenchError
 from .fileio import atomic_path, sha256_file
 
-OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
-OFFICIAL_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
 SPLIT_FILES = {"train": "train.csv", "validation": "validation.csv", "test": "test.csv"}
 MANIFEST = "manifest.json"
 SEED = 123
@@ -43,7 +47,6 @@ SEED = 123
 FOLDER_ORDER = (("test", "pos"), ("test", "neg"), ("train", "pos"), ("train", "neg"))
 LABELS = {"pos": 1, "neg": 0}
 _WANTED = re.compile(r"aclImdb/(train|test)/(pos|neg)/([^/]+\.txt)")
-_HEX_DIGITS = {"md5": 32, "sha256": 64}
 _ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError)
 
 
@@ -65,14 +68,8 @@ class PrepareConfig:
         self.data_dir = Path(self.data_dir)
         if self.split not in ("reference", "official"):
             raise SentibenchError(f"--split must be reference or official, got {self.split!r}")
-        for algo, digits in _HEX_DIGITS.items():
-            value = getattr(self, algo)
-            if value is None:
-                continue
-            clean = value.strip().lower()
-            if not re.fullmatch(f"[0-9a-f]{{{digits}}}", clean):
-                raise SentibenchError(f"--{algo} must be {digits} hex digits, got {value!r}")
-            setattr(self, algo, clean)
+        for algo in HEX_DIGITS:
+            setattr(self, algo, normalize_digest(algo, getattr(self, algo)))
         if not self.source:
             self.source = OFFICIAL_URL
         if self.source == OFFICIAL_URL and self.md5 is None and self.sha256 is None:
@@ -84,110 +81,6 @@ class PrepareConfig:
         """The settings that change the CSVs (recorded in, and compared with, the manifest)."""
         return {"split": self.split, "dedupe": self.dedupe, "seed": SEED,
                 "train_size": self.train_size, "validation_size": self.validation_size}
-
-
-# --- obtaining the archive -----------------------------------------------------------
-
-def is_url(source: str) -> bool:
-    return urlsplit(source).scheme in ("http", "https", "ftp")
-
-
-def cache_dir() -> Path:
-    """Downloads are shared by all data dirs: env SENTIBENCH_CACHE_DIR or ~/.cache/sentibench."""
-    if os.environ.get("SENTIBENCH_CACHE_DIR"):
-        return Path(os.environ["SENTIBENCH_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sentibench"
-
-
-def cached_download_path(url: str) -> Path:
-    """Where ``url`` is cached (its ``.part`` sibling holds an interrupted download)."""
-    name = posixpath.basename(urlsplit(url).path) or "archive.tar.gz"
-    return cache_dir() / f"{hashlib.sha256(url.encode()).hexdigest()[:10]}-{name}"
-
-
-def file_digests(path: Path) -> dict[str, str]:
-    """md5 and sha256 in one pass over the file."""
-    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            md5.update(chunk)
-            sha.update(chunk)
-    return {"md5": md5.hexdigest(), "sha256": sha.hexdigest()}
-
-
-def _check_digests(name: str, got: dict[str, str], cfg: PrepareConfig, note: str = "") -> None:
-    for algo in _HEX_DIGITS:
-        want = getattr(cfg, algo)
-        if want is not None and got[algo] != want:
-            raise SentibenchError(f"{name}: {algo} {got[algo]} does not match the expected "
-                                  f"{want}{note}")
-
-
-def fetch(url: str, cfg: PrepareConfig) -> tuple[Path, dict[str, str]]:
-    """Download ``url`` into the cache (resuming a ``.part``), verified before it is kept."""
-    target = cached_download_path(url)
-    if target.is_file():
-        digests = file_digests(target)
-        try:
-            _check_digests(str(target), digests, cfg)
-            print(f"Using cached download {target}")
-            return target, digests
-        except SentibenchError:
-            target.unlink()
-    part = target.with_name(target.name + ".part")
-    _download(url, part)
-    digests = file_digests(part)
-    try:
-        _check_digests(url, digests, cfg, note="; the download was deleted")
-    except SentibenchError:
-        part.unlink(missing_ok=True)
-        raise
-    os.replace(part, target)
-    return target, digests
-
-
-def _open_ranged(url: str, offset: int):
-    """Open ``url`` from byte ``offset``; returns (response or None if complete, offset)."""
-    request = urllib.request.Request(url, headers={"User-Agent": f"sentibench/{__version__}"})
-    if offset:
-        request.add_header("Range", f"bytes={offset}-")
-    try:
-        response = urllib.request.urlopen(request, timeout=60)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 416 and offset:  # nothing left to send: complete if sizes agree
-            if (exc.headers.get("Content-Range") or "").endswith(f"/{offset}"):
-                return None, offset
-            return _open_ranged(url, 0)
-        raise SentibenchError(f"{url}: download failed: HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise SentibenchError(f"{url}: download failed: {reason}") from None
-    content_range = response.headers.get("Content-Range") or ""
-    if offset and (response.status != 206 or not content_range.startswith(f"bytes {offset}-")):
-        offset = 0  # the server ignored the Range request: start over
-    return response, offset
-
-
-def _download(url: str, part: Path) -> None:
-    part.parent.mkdir(parents=True, exist_ok=True)
-    response, offset = _open_ranged(url, part.stat().st_size if part.exists() else 0)
-    if response is None:
-        return
-    length = response.headers.get("Content-Length")
-    total = offset + int(length) if length else None
-    with response, open(part, "ab" if offset else "wb") as fh, tqdm(
-        total=total, initial=offset, unit="B", unit_scale=True, desc=part.name[:-5], disable=None
-    ) as bar:
-        try:
-            for chunk in iter(lambda: response.read(1 << 16), b""):
-                fh.write(chunk)
-                bar.update(len(chunk))
-        except OSError as exc:  # includes timeouts and connection resets
-            raise SentibenchError(f"{url}: download interrupted ({exc}); run again to resume "
-                                  f"from {part}") from None
-    if total is not None and part.stat().st_size != total:
-        raise SentibenchError(f"{url}: download interrupted at {part.stat().st_size} of "
-                              f"{total} bytes; run again to resume from {part}")
 
 
 # --- reading the archive -------------------------------------------------------------
@@ -216,6 +109,20 @@ def _open_tar(raw, archive: Path) -> tarfile.TarFile:
     return tarfile.open(fileobj=raw, mode="r|*")
 
 
+def _check_end(tar: tarfile.TarFile) -> None:
+    """Fail unless the archive stopped at its end-of-archive marker.
+
+    tarfile ends quietly at a truncated or damaged header, as if the archive ended there,
+    which would silently drop reviews. A real end is a zero block followed only by zero
+    padding; reading that padding to the end also makes gzip check its CRC and length.
+    """
+    if tar.fileobj.tell() - tar.offset != tarfile.BLOCKSIZE:
+        raise EOFError("the archive ends without an end-of-archive marker")
+    while chunk := tar.fileobj.read(1 << 16):
+        if chunk.count(0) != len(chunk):
+            raise tarfile.ReadError("a damaged header (data follows the end of the archive)")
+
+
 def _collect(archive: Path) -> dict[tuple[str, str], dict[str, bytes]]:
     """Stream the archive once, keeping the bytes of labelled reviews by folder."""
     found: dict[tuple[str, str], dict[str, bytes]] = {key: {} for key in FOLDER_ORDER}
@@ -232,10 +139,17 @@ def _collect(archive: Path) -> dict[tuple[str, str], dict[str, bytes]]:
                     if len(data) != member.size:
                         raise EOFError(f"member data ends after {len(data)} bytes")
                     found[key[:2]][key[2]] = data  # a later copy wins, as when extracting
+            current = "(archive end)"
+            _check_end(tar)
     except _ARCHIVE_ERRORS as exc:
         raise SentibenchError(f"{archive}: corrupt or truncated archive (at member "
                               f"{current!r}): {exc}") from None
     return found
+
+
+def _universal_newlines(text: str) -> str:
+    """What the reference's text-mode ``open(...).read()`` returns: \\r\\n and \\r become \\n."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def read_archive(archive: Path) -> tuple[pd.DataFrame, np.ndarray]:
@@ -258,7 +172,7 @@ def read_archive(archive: Path) -> tuple[pd.DataFrame, np.ndarray]:
                                       f"(byte {exc.start})") from None
             if not text.strip():
                 raise SentibenchError(f"{archive}: member {member}: empty review")
-            texts.append(text)
+            texts.append(_universal_newlines(text))
         labels += [LABELS[label]] * len(files)
         subsets += [subset] * len(files)
     return pd.DataFrame({"text": texts, "label": labels}), np.array(subsets)
@@ -308,17 +222,22 @@ def _up_to_date(cfg: PrepareConfig, source_id: dict) -> bool:
 
 
 def _write_outputs(cfg: PrepareConfig, parts: dict[str, pd.DataFrame], manifest: dict) -> None:
-    """All three CSVs and the manifest appear together, or none of them changes."""
-    outputs = {}
-    with contextlib.ExitStack() as stack:
-        for split, name in SPLIT_FILES.items():
-            payload = parts[split].to_csv(index=False).encode("utf-8")
-            outputs[name] = hashlib.sha256(payload).hexdigest()
-            stack.enter_context(atomic_path(cfg.data_dir / name)).write_bytes(payload)
-        manifest["outputs"] = outputs
+    """Write every output to a temporary file first, then rename the CSVs, manifest last.
+
+    A failure while writing leaves the old outputs untouched and no temporary file; the
+    old manifest is removed just before the renames, so a failure between them can never
+    pair a manifest with CSVs it does not describe (the next run then rebuilds).
+    """
+    payloads = {name: parts[split].to_csv(index=False).encode("utf-8")
+                for split, name in SPLIT_FILES.items()}
+    manifest["outputs"] = {name: hashlib.sha256(data).hexdigest()
+                           for name, data in payloads.items()}
+    with contextlib.ExitStack() as stack:  # exits run in reverse: CSVs renamed, then manifest
         manifest_tmp = stack.enter_context(atomic_path(cfg.data_dir / MANIFEST))
+        for name, data in payloads.items():
+            stack.enter_context(atomic_path(cfg.data_dir / name)).write_bytes(data)
         manifest_tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        (cfg.data_dir / MANIFEST).unlink(missing_ok=True)  # never pair old manifest, new CSVs
+        (cfg.data_dir / MANIFEST).unlink(missing_ok=True)
 
 
 def summarize(parts: dict[str, pd.DataFrame]) -> str:
@@ -350,7 +269,7 @@ def _source_id(cfg: PrepareConfig) -> tuple[dict, Path | None, dict | None]:
     if not archive.is_file():
         raise SentibenchError(f"{archive}: archive not found (--source)")
     digests = file_digests(archive)
-    _check_digests(str(archive), digests, cfg)
+    check_digests(str(archive), digests, {"md5": cfg.md5, "sha256": cfg.sha256})
     return {"sha256": digests["sha256"]}, archive, digests
 
 
@@ -363,7 +282,7 @@ def prepare(cfg: PrepareConfig) -> dict:
               "checksums; use --force to rebuild)")
         return _read_manifest(cfg.data_dir) or {}
     if archive is None:
-        archive, digests = fetch(cfg.source, cfg)
+        archive, digests = fetch(cfg.source, md5=cfg.md5, sha256=cfg.sha256)
     frame, subsets = read_archive(archive)
     reviews = len(frame)
     if cfg.dedupe:
@@ -378,7 +297,11 @@ def prepare(cfg: PrepareConfig) -> dict:
         "rows": {split: len(part) for split, part in parts.items()},
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    _write_outputs(cfg, parts, manifest)
+    try:
+        _write_outputs(cfg, parts, manifest)
+    except OSError as exc:
+        raise SentibenchError(f"{cfg.data_dir}: cannot write the split files "
+                              f"({exc.strerror or exc})") from None
     dropped = f", {reviews - len(frame)} duplicates dropped" if cfg.dedupe else ""
     print(f"Prepared {cfg.data_dir} ({cfg.split} split of {reviews:,} reviews{dropped}) "
           f"in {time.perf_counter() - started:.1f} s")

@@ -110,7 +110,7 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
               reference=_ref(9, "-", 0.4991)),
     ModelSpec("logreg", "sklearn", None, "CountVectorizer + LogisticRegression(max_iter=1000)",
               reference=_ref(8, "-", 0.8885)),
-    ModelSpec("logreg-tfidf", "sklearn", None, "word 1-3-gram TF-IDF, NB-weighted, + LogReg"),
+    ModelSpec("logreg-tfidf", "sklearn", None, "word 1-2-gram TF-IDF, NB-weighted, + LogReg"),
     ModelSpec("gpt2-small", "gpt2", "gpt2-small (124M)", "GPT-2 124M, own implementation",
               dict(_GPT), _ref(1, "124M", 0.9188, 9.48)),
     ModelSpec("gpt2-medium", "gpt2", "gpt2-medium (355M)", "GPT-2 355M", dict(_GPT)),
