@@ -188,10 +188,11 @@ def test_train_logreg_prints_the_reference_lines_and_saves_the_run(small_data, t
                           for s in ("train", "validation", "test"))
     assert result.model == "logreg" and result.kind == "sklearn"
     assert result.command == ["sentibench", *argv]
-    assert result.data["checksums"] == data_checksums(small_data)
+    assert result.data["sha256"] == data_checksums(small_data)
     assert result.data["rows"] == {"train": 60, "validation": 20, "test": 20}
     assert result.params == result.trainable_params > 0
-    assert sorted(p.name for p in out.iterdir()) == ["model.skops", "results.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["model.skops", "results.json",
+                                                      "test_predictions.csv"]
 
     assert main(["predict", str(out), "a superb, moving film", "dull and weak"]) == 0
     labels = [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()]

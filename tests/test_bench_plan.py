@@ -127,3 +127,19 @@ def test_cli_reports_unknown_model_in_one_line(capsys, tmp_path):
     assert code == 2
     assert err.count("\n") == 1 and "unknown model 'nope'" in err
     assert not (tmp_path / "b").exists()
+
+
+def test_paths_and_hub_ids_are_named_by_their_last_component(tmp_path):
+    model_dir = tmp_path / "my-gpt2"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text('{"model_type": "gpt2"}')
+    experiments = plan("quick", [str(model_dir) + "/", "org/some.encoder"],
+                       {str(model_dir) + "/": {"num_epochs": "2"}, "some.encoder": {"seed": 7}})
+    assert [e.name for e in experiments] == ["my-gpt2", "some.encoder"]
+    assert [e.family for e in experiments] == ["gpt2", "hf"]
+    assert experiments[0].settings["num_epochs"] == 2 and experiments[1].settings["seed"] == 7
+    other = tmp_path / "x" / "my-gpt2"
+    other.mkdir(parents=True)
+    (other / "config.json").write_text('{"model_type": "gpt2"}')
+    with pytest.raises(SentibenchError, match="twice"):
+        plan("quick", [str(model_dir), str(other)], {})

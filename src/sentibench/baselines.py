@@ -30,6 +30,7 @@ from .results import (
     environment,
     format_accuracy_lines,
     utc_now_iso,
+    write_predictions,
     write_results,
 )
 
@@ -215,13 +216,17 @@ def run_baseline(name: str, data: DataArgs, run: RunArgs,
     result = RunResult(
         model=name, kind=KIND, command=run.command, accuracy=accuracy,
         train_seconds=train_seconds, total_seconds=time.perf_counter() - t0,
-        config={"pipeline": _describe(pipeline)},
-        data={"data_dir": str(data.data_dir), "checksums": data_checksums(data.data_dir),
-              "rows": {split: len(frame) for split, frame in frames.items()},
-              "max_train_samples": data.max_train_samples,
-              "max_eval_samples": data.max_eval_samples},
+        config={"pipeline": _describe(pipeline),
+                "data": {"data_dir": str(data.data_dir),
+                         "max_train_samples": data.max_train_samples,
+                         "max_eval_samples": data.max_eval_samples}},
+        data={"data_dir": str(data.data_dir), "sha256": data_checksums(data.data_dir),
+              "rows": {split: len(frame) for split, frame in frames.items()}},
         environment=environment("cpu"), params=params, trainable_params=params,
         started_at=started)
+    test = frames["test"]
+    write_predictions(run_dir, test["label"].to_numpy(),
+                      class_probabilities(pipeline, test["text"].tolist()))
     write_results(run_dir, result)
     return result
 

@@ -135,26 +135,36 @@ def plan(preset: str, models: list[str] | None,
     if preset not in PRESETS:
         raise SentibenchError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     rows = PRESETS[preset] if models is None else [(m, {}) for m in models]
-    names = [name for name, _ in rows]
+    names = [row_name(model) for model, _ in rows]
     if len(set(names)) != len(names):
-        raise SentibenchError(f"--models lists a model twice: {', '.join(names)}")
-    unknown_rows = set(overrides) - set(names)
+        raise SentibenchError(f"--models lists a model (or two paths with the same final "
+                              f"name) twice: {', '.join(names)}")
+    known = set(names) | {model for model, _ in rows}
+    unknown_rows = set(overrides) - known
     if unknown_rows:
         raise SentibenchError(f"override for {sorted(unknown_rows)[0]!r}, which is not in the "
                               f"bench; rows: {', '.join(names)}")
     experiments = []
-    for name, preset_settings in rows:
-        spec = spec_for(name)
+    for (model, preset_settings), name in zip(rows, names, strict=True):
+        spec = spec_for(model)
         kinds = allowed_settings(spec.family)
         settings = {k: v for k, v in spec.defaults.items() if k in kinds}
         settings.update(preset_settings)
-        for key, value in overrides.get(name, {}).items():
+        wanted = {**overrides.get(model, {}), **overrides.get(name, {})}
+        for key, value in wanted.items():
             if key not in kinds:
                 raise SentibenchError(f"unknown override key {name}.{key}; "
                                       f"allowed: {', '.join(sorted(kinds))}")
             settings[key] = coerce(name, key, value, kinds[key])
         experiments.append(Experiment(name, spec.name, spec.family, settings))
     return experiments
+
+
+def row_name(model: str) -> str:
+    """A registered name as is; a path or Hub id by its last component (the run dir name)."""
+    if model in MODELS:
+        return model
+    return run_dir_name(model.rstrip("/\\").replace("\\", "/").split("/")[-1])
 
 
 @dataclass
@@ -264,8 +274,8 @@ def load_rerun(bench_dir: Path, out: Path | None, command: list[str]) -> BenchAr
         experiments = old["experiments"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise SentibenchError(f"{path}: malformed bench plan ({exc})") from None
-    overrides = {e["name"]: dict(e["settings"]) for e in experiments}
+    overrides = {e["model"]: dict(e["settings"]) for e in experiments}
     return BenchArgs(preset=old.get("preset", "quick"),
-                     models=[e["name"] for e in experiments], overrides=overrides,
+                     models=[e["model"] for e in experiments], overrides=overrides,
                      out=out, data_dir=Path(old["data_dir"]), source=old.get("source"),
                      device=old.get("device", "auto"), command=command)

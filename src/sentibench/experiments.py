@@ -33,6 +33,7 @@ from .results import (
     environment,
     format_accuracy_lines,
     utc_now_iso,
+    write_predictions,
     write_results,
 )
 from .training import (
@@ -43,8 +44,6 @@ from .training import (
     count_parameters,
     encode_split,
 )
-
-PREDICTIONS_FILE = "test_predictions.csv"
 
 
 def resolve_max_length(built: BuiltModel, train_texts: list[str]) -> int:
@@ -97,15 +96,6 @@ def encode_splits(built: BuiltModel, frames: dict[str, pd.DataFrame], max_length
             for name, frame in frames.items()}
 
 
-def write_predictions(run_dir: Path, split: EncodedSplit, logits: torch.Tensor) -> None:
-    """Keep the run's own test predictions so ``predict`` can be checked against them."""
-    probs = torch.softmax(logits, dim=-1)[:, 1].numpy()
-    frame = pd.DataFrame({"row": range(len(split)), "label": split.labels.numpy(),
-                          "prediction": logits.argmax(-1).numpy(), "prob_positive": probs})
-    with atomic_path(run_dir / PREDICTIONS_FILE) as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.6f")
-
-
 def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
                data: DataArgs, run: RunArgs, resume_from: Path | None = None) -> RunResult:
     """Train, evaluate and save one neural model; return (and write) its results."""
@@ -141,13 +131,14 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
         config={**built.config, "max_length": max_length, "train": train_cfg.to_dict(),
                 "data": spec["data"], "feature_cache": engine.use_feature_cache,
                 "world_size": engine.dist.world_size},
-        data={"dir": str(data.data_dir), "sha256": data_checksums(data.data_dir),
+        data={"data_dir": str(data.data_dir), "sha256": data_checksums(data.data_dir),
               "rows": {k: len(v) for k, v in splits.items()}},
         environment=environment(str(engine.device)), params=total,
         trainable_params=trainable, history=history.to_dict(), started_at=started)
     if engine.dist.is_main:
         built.save(run_dir)
-        write_predictions(run_dir, splits["test"], logits["test"])
+        write_predictions(run_dir, splits["test"].labels.numpy(),
+                          torch.softmax(logits["test"].float(), dim=-1).numpy())
         path = write_results(run_dir, result)
         shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
         say(f"Saved the model and {path}")

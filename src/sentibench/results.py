@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SentibenchError
-from .fileio import atomic_write_json
+from .fileio import atomic_path, atomic_write_json
 
 SCHEMA = "sentibench.run/1"
 RESULTS_FILE = "results.json"
@@ -90,6 +90,23 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+PREDICTIONS_FILE = "test_predictions.csv"
+
+
+def write_predictions(run_dir: str | Path, labels: Any, probs: Any) -> Path:
+    """Keep a run's own test predictions (``probs``: [n, 2]) so ``predict`` can be checked."""
+    import numpy as np
+    import pandas as pd
+
+    probs = np.asarray(probs, dtype=np.float64)
+    frame = pd.DataFrame({"row": range(len(probs)), "label": np.asarray(labels),
+                          "prediction": probs.argmax(-1), "prob_positive": probs[:, 1]})
+    path = Path(run_dir) / PREDICTIONS_FILE
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6f")
+    return path
 
 
 def write_results(run_dir: str | Path, result: RunResult) -> Path:
