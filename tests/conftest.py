@@ -86,3 +86,20 @@ def fake_reviews(per_folder: int = 10) -> dict[str, str]:
                 members[f"aclImdb/{subset}/{label}/{i}_{7 if label == 'pos' else 2}.txt"] = (
                     f"{subset} review {i}: a {word} film, truly {word}.<br /><br />The end.")
     return members
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_dir(gpt2_bpe_dir, tmp_path_factory) -> Path:
+    """A 2-layer, 32-wide GPT-2 with the real vocabulary, as a Hub-style local directory."""
+    import shutil
+
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp("tiny-gpt2")
+    config = transformers.GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=256)
+    transformers.GPT2LMHeadModel(config).save_pretrained(directory)
+    for name in ("encoder.json", "vocab.bpe"):
+        shutil.copy(gpt2_bpe_dir / name, directory / name)
+    return directory

@@ -8,33 +8,17 @@ pretrained all-MiniLM-L6-v2 from PyPI).
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from sentibench.cli import main
 from sentibench.predict import predict_proba
 from sentibench.results import read_results
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def tiny_gpt2_dir(gpt2_bpe_dir, tmp_path_factory) -> Path:
-    """A 2-layer, 32-wide GPT-2 with the real vocabulary, as a Hub-style local directory."""
-    import transformers
-
-    torch.manual_seed(0)
-    directory = tmp_path_factory.mktemp("tiny-gpt2")
-    config = transformers.GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=256)
-    transformers.GPT2LMHeadModel(config).save_pretrained(directory)
-    for name in ("encoder.json", "vocab.bpe"):
-        shutil.copy(gpt2_bpe_dir / name, directory / name)
-    return directory
 
 
 def _broken_encoder_dir(root: Path) -> Path:

@@ -216,3 +216,19 @@ def test_feature_cache_trains_to_the_same_weights_and_logits():
 def test_feature_cache_on_requires_the_protocol():
     with pytest.raises(SentibenchError, match="does not expose features"):
         quiet_engine(MeanPoolClassifier(), feature_cache="on")
+
+
+def test_group_by_length_keeps_the_rows_and_cuts_padding():
+    split = synthetic_split(200, 5)
+    lengths = split.lengths()
+    plain, _ = quiet_engine(nn.Linear(1, 1), batch_size=4)
+    grouped, _ = quiet_engine(nn.Linear(1, 1), batch_size=4, group_by_length=True)
+    a, b = plain._epoch_order(200, 0, lengths), grouped._epoch_order(200, 0, lengths)
+    assert sorted(a) == sorted(b) and len(b) == 200
+    assert b == grouped._epoch_order(200, 0, lengths)  # deterministic
+    assert b != grouped._epoch_order(200, 1, lengths)
+
+    def padded_tokens(order: list[int]) -> int:
+        return sum(4 * int(lengths[order[i:i + 4]].max()) for i in range(0, len(order), 4))
+
+    assert padded_tokens(b) < 0.9 * padded_tokens(a)

@@ -162,6 +162,9 @@ def _add_training_options(parser: argparse.ArgumentParser, learning_rate: float)
     add_option(group, "--feature-cache", choices=["auto", "on", "off"], default="auto",
                help="compute a frozen backbone's pooled features once and train the head on "
                     "them; auto = only where exact (GPT-2 with last_layer; default)")
+    add_option(group, "--group-by-length", action="store_true",
+               help="batch training examples of similar length (less padding; changes batch "
+                    "composition, so off by default)")
     add_option(group, "--save-every", type=positive_int, default=None,
                help="checkpoint every N steps (also saved on Ctrl-C / SIGTERM)")
     add_option(group, "--resume", type=Path, default=None, metavar="RUN_DIR",
@@ -173,7 +176,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
                        learning_rate=args.learning_rate, eval_batch_size=args.eval_batch_size,
                        seed=args.seed, device=args.device, precision=args.precision,
                        compile=args.compile, max_steps=args.max_steps,
-                       feature_cache=args.feature_cache, save_every=args.save_every)
+                       feature_cache=args.feature_cache, save_every=args.save_every,
+                       group_by_length=args.group_by_length)
 
 
 def _add_train_gpt(sub: argparse._SubParsersAction) -> None:

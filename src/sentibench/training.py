@@ -57,6 +57,7 @@ class TrainConfig:
     max_steps: int | None = None
     feature_cache: str = "auto"
     save_every: int | None = None
+    group_by_length: bool = False
 
     def __post_init__(self) -> None:
         for name in ("num_epochs", "batch_size", "eval_freq", "eval_iter", "eval_batch_size"):
@@ -317,12 +318,26 @@ class Engine:
         return torch.optim.AdamW(params, lr=self.cfg.learning_rate,
                                  weight_decay=self.cfg.weight_decay, fused=fused)
 
-    def _epoch_order(self, n: int, epoch: int) -> list[int]:
-        """Shuffle with a generator of our own, so evaluation never shifts the order."""
+    def _epoch_order(self, n: int, epoch: int, lengths: torch.Tensor | None = None) -> list[int]:
+        """Shuffle with a generator of our own, so evaluation never shifts the order.
+
+        With ``group_by_length``, each window of 50 batches is sorted by length before it is
+        cut into batches, and the batches are shuffled: less padding, other batch mixes.
+        """
         generator = torch.Generator().manual_seed(self.cfg.seed + epoch)
         order = torch.randperm(n, generator=generator).tolist()
-        usable = (n // self.cfg.batch_size) * self.cfg.batch_size  # drop_last, as the reference
-        return order[:usable]
+        size = self.cfg.batch_size
+        usable = (n // size) * size  # drop_last, as the reference
+        order = order[:usable]
+        if not self.cfg.group_by_length or lengths is None:
+            return order
+        window = 50 * size
+        grouped = [sorted(order[i:i + window], key=lambda row: -int(lengths[row]))
+                   for i in range(0, usable, window)]
+        flat = [row for chunk in grouped for row in chunk]
+        batches = [flat[i:i + size] for i in range(0, usable, size)]
+        perm = torch.randperm(len(batches), generator=generator).tolist()
+        return [row for b in perm for row in batches[b]]
 
     def _monitor_indices(self, train: EncodedSplit,
                          val: EncodedSplit) -> tuple[list[int], list[int]]:
@@ -369,7 +384,7 @@ class Engine:
                    train: EncodedSplit, val: EncodedSplit,
                    monitor: tuple[list[int], list[int]], total: int, bar: tqdm) -> None:
         cfg = self.cfg
-        order = self._epoch_order(len(train), state.epoch)
+        order = self._epoch_order(len(train), state.epoch, train.lengths())
         for batch in range(state.next_batch, len(order) // cfg.batch_size):
             if state.global_step + 1 >= total:
                 return
