@@ -19,6 +19,7 @@ and the accuracies of both.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -163,6 +164,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--seed", type=int, default=123)
+    p.add_argument("--group-by-length", action="store_true",
+                   help="engine side only: length-grouped training batches (sentibench's flag)")
     p.add_argument("--gpt2-dir", default=None, help="GPT-2 directory (default: a random one)")
     p.add_argument("--gpt2-layers", type=int, default=6)
     p.add_argument("--gpt2-width", type=int, default=384)
@@ -173,10 +176,11 @@ def main(argv: list[str] | None = None) -> None:
     build, mask_input = _build(args)
     cfg = TrainConfig(num_epochs=args.epochs, learning_rate=args.lr, seed=args.seed,
                       device="cpu")
+    engine_cfg = dataclasses.replace(cfg, group_by_length=args.group_by_length)
     timings, accuracy = {}, {}
     for name, job in (("reference", lambda b: reference_job(b, frames, args.max_length, cfg,
                                                              mask_input)),
-                      ("engine", lambda b: engine_job(b, frames, args.max_length, cfg))):
+                      ("engine", lambda b: engine_job(b, frames, args.max_length, engine_cfg))):
         built = build()
         t0 = time.perf_counter()
         accuracy[name] = job(built)
@@ -186,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
               flush=True)
     print(f"model {args.model}, trainable {args.trainable_layers}, {args.epochs} epoch(s), "
           f"{args.train} train / {args.eval} eval reviews, {args.max_length} tokens, "
-          f"{torch.get_num_threads()} threads")
+          f"{torch.get_num_threads()} threads, engine group_by_length={args.group_by_length}")
     print(f"speed-up (reference / engine): {timings['reference'] / timings['engine']:.2f}x")
 
 

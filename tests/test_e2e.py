@@ -134,3 +134,28 @@ def test_train_gpt_cli_reference_flags_and_saved_model(imdb_data, tiny_gpt2_dir,
 
     model, tokenizer = load_classifier(out)
     assert model.pooling == "last_padded" and tokenizer.encode("Hello, world") == [15496, 11, 995]
+
+
+def _synthetic_csvs(directory: Path) -> Path:
+    """Clearly separable 'reviews': praise words vs complaint words, shuffled fillers."""
+    rng = np.random.default_rng(0)
+    good, bad = ["great", "superb", "wonderful", "moving"], ["awful", "boring", "dull", "weak"]
+    filler = ["the", "film", "plot", "actor", "scene", "was", "and", "a", "it", "story"]
+    directory.mkdir()
+    for split, rows in (("train", 320), ("validation", 60), ("test", 100)):
+        labels = rng.integers(0, 2, rows)
+        texts = [" ".join(rng.choice(filler + (good if y else bad), 12)) + "."
+                 for y in labels]
+        pd.DataFrame({"text": texts, "label": labels}).to_csv(directory / f"{split}.csv",
+                                                              index=False)
+    return directory
+
+
+def test_train_gpt_learns_a_separable_task(tiny_gpt2_dir, tmp_path):
+    data = _synthetic_csvs(tmp_path / "data")
+    out = tmp_path / "run"
+    assert main(["train-gpt", "--model_size", str(tiny_gpt2_dir), "--trainable_layers", "all",
+                 "--num_epochs", "2", "--learning_rate", "2e-3", "--data-dir", str(data),
+                 "--out", str(out), "--device", "cpu"]) == 0
+    result = read_results(out)
+    assert result.accuracy["test"] > 0.9 and result.accuracy["validation"] > 0.9

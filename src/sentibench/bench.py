@@ -18,7 +18,7 @@ from .config import DataArgs, RunArgs
 from .errors import SentibenchError
 from .fileio import atomic_write_json
 from .models.registry import ARG_TYPES, MODELS, ModelSpec, get_spec
-from .results import RESULTS_FILE, environment, utc_stamp
+from .results import RESULTS_FILE, environment, format_accuracy_lines, utc_stamp
 from .training import TrainConfig
 
 PLAN_FILE = "bench.json"
@@ -193,7 +193,8 @@ def _run_one(exp: Experiment, run_dir: Path, bench: BenchArgs) -> None:
     if exp.family == "sklearn":
         from .baselines import run_baseline
 
-        run_baseline(exp.model, data, run)
+        result = run_baseline(exp.model, data, run)
+        print(format_accuracy_lines(result.accuracy))
         return
     from .experiments import run_neural
 

@@ -149,8 +149,9 @@ def _add_training_options(parser: argparse.ArgumentParser, learning_rate: float)
                help="AdamW learning rate, weight decay 0.1 (default: %(default)s)")
     add_option(group, "--batch-size", type=positive_int, default=8,
                help="training batch size (default: %(default)s, the reference's)")
-    add_option(group, "--eval-batch-size", type=positive_int, default=64,
-               help="batch size of length-sorted evaluation batches (default: %(default)s)")
+    add_option(group, "--eval-batch-size", type=positive_int, default=None,
+               help="batch size of length-sorted evaluation batches (default: 64 on CUDA, "
+                    "the training batch size on CPU, where larger batches are slower)")
     add_option(group, "--seed", type=int, default=123, help="random seed (default: %(default)s)")
     add_option(group, "--device", default="auto",
                help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
@@ -203,16 +204,22 @@ def _add_train_gpt(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_run_train_gpt)
 
 
-def _run_train_gpt(args: argparse.Namespace, argv: list[str]) -> None:
+def _run_neural(args: argparse.Namespace, argv: list[str], family: str, model: str,
+                make_args: Callable[[], object]) -> None:
+    """Resume a run, or build the model arguments (validated) and train."""
     from .experiments import resume_neural, run_neural
 
     if args.resume is not None:
         resume_neural(args.resume)
         return
-    model_args = GPTArgs(args.model_size, args.weights, args.trainable_layers,
-                         args.trainable_token_pos, args.average_embeddings, args.context_length)
-    run_neural(_short_name(args.model_size), "gpt2", model_args, train_config(args),
-               data_args(args), run_args(args, argv))
+    run_neural(_short_name(model), family, make_args(), train_config(args), data_args(args),
+               run_args(args, argv))
+
+
+def _run_train_gpt(args: argparse.Namespace, argv: list[str]) -> None:
+    _run_neural(args, argv, "gpt2", args.model_size, lambda: GPTArgs(
+        args.model_size, args.weights, args.trainable_layers, args.trainable_token_pos,
+        args.average_embeddings, args.context_length))
 
 
 def _add_train_hf(sub: argparse._SubParsersAction) -> None:
@@ -235,15 +242,8 @@ def _add_train_hf(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train_hf(args: argparse.Namespace, argv: list[str]) -> None:
-    from .experiments import resume_neural, run_neural
-
-    if args.resume is not None:
-        resume_neural(args.resume)
-        return
-    model_args = HFArgs(args.model, args.trainable_layers, args.use_attention_mask,
-                        args.max_length)
-    run_neural(_short_name(args.model), "hf", model_args, train_config(args),
-               data_args(args), run_args(args, argv))
+    _run_neural(args, argv, "hf", args.model, lambda: HFArgs(
+        args.model, args.trainable_layers, args.use_attention_mask, args.max_length))
 
 
 def _short_name(model: str) -> str:

@@ -49,7 +49,7 @@ class TrainConfig:
     weight_decay: float = 0.1
     eval_freq: int = 50
     eval_iter: int = 20
-    eval_batch_size: int = 64
+    eval_batch_size: int | None = None  # None: 64 on CUDA, the training batch size on CPU
     seed: int = 123
     device: str = "auto"
     precision: str = "auto"
@@ -61,7 +61,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("num_epochs", "batch_size", "eval_freq", "eval_iter", "eval_batch_size"):
-            if getattr(self, name) <= 0:
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise SentibenchError(f"--{name.replace('_', '-')} must be positive")
         if not self.learning_rate > 0:
             raise SentibenchError(f"--learning-rate must be positive, got {self.learning_rate}")
@@ -270,7 +270,8 @@ class Engine:
         """Length-sorted, large batches: padding waste and Python overhead stay small."""
         lengths = split.lengths()[list(indices)]
         order = [indices[i] for i in torch.argsort(lengths, stable=True).tolist()]
-        size = self.cfg.eval_batch_size
+        size = self.cfg.eval_batch_size or (64 if self.device.type == "cuda" else
+                                            self.cfg.batch_size)  # big batches are slower on CPU
         for start in range(0, len(order), size):
             yield order[start : start + size]
 
