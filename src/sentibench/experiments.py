@@ -114,7 +114,7 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
     engine.checkpointer = functools.partial(save_checkpoint, run_dir, spec)
     resume = load_checkpoint(run_dir, built.model) if resume_from else None
     t_train = time.perf_counter()
-    with _sigterm_as_interrupt():
+    with _stop_between_steps(engine):
         history = engine.fit(splits["train"], splits["validation"], resume)
     train_seconds = time.perf_counter() - t_train
     say = print if engine.dist.is_main else (lambda *a, **k: None)
@@ -158,17 +158,24 @@ def resume_neural(run_dir: Path) -> RunResult:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM (cluster pre-emption, ``kill``) like Ctrl-C, so a checkpoint is saved."""
+def _stop_between_steps(engine: Engine) -> Iterator[None]:
+    """Ctrl-C / SIGTERM ask the engine to stop after the current step (then it checkpoints).
+
+    Interrupting in the middle of an optimizer step would save half-updated weights; a
+    second signal interrupts at once.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        if engine.stop_requested:
+            raise KeyboardInterrupt
+        engine.stop_requested = True
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old_handler in previous.items():
+            signal.signal(sig, old_handler)

@@ -208,6 +208,7 @@ class Engine:
         self.log = log if self.dist.is_main else (lambda line: None)
         self.history = History()
         self.checkpointer: Checkpointer | None = None
+        self.stop_requested = False  # set by a signal handler: stop cleanly after this step
         self.use_feature_cache = self._feature_cache_wanted(model, cfg.feature_cache)
         self._features: dict[int, tuple[EncodedSplit, torch.Tensor]] = {}
 
@@ -400,6 +401,8 @@ class Engine:
             if cfg.save_every and (state.global_step + 1) % cfg.save_every == 0 \
                     and self.checkpointer is not None and self.dist.is_main:
                 self.checkpointer(self.model, optimizer, state, self.history)
+            if self.stop_requested:
+                raise KeyboardInterrupt  # between steps: the checkpoint is consistent
         self._log_epoch_accuracy(train, val, *monitor)
         state.epoch, state.next_batch = state.epoch + 1, 0
 
