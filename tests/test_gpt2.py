@@ -31,11 +31,8 @@ from sentibench.models.gpt2 import (
     save_classifier,
 )
 from sentibench.models.gpt2_tokenizer import TOKENIZER_DIR_ENV, tokenizer_from_dir
+from tests.conftest import ARCHIVE_NAME, shared_data_dir
 
-SHARED = Path(
-    os.environ.get("SENTIBENCH_SHARED_DATA", Path(__file__).resolve().parents[1] / "../shared/data")
-)
-BPE_DIR = SHARED / "gpt2-tokenizer"
 SHAPES = [(2, 4, 64), (3, 2, 48), (1, 1, 32)]  # (n_layer, n_head, n_embd)
 
 
@@ -45,12 +42,8 @@ def _no_tokenizer_env(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def bpe_dir() -> Path:
-    if not (BPE_DIR / "encoder.json").is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"GPT-2 BPE files missing in {BPE_DIR} (set SENTIBENCH_SHARED_DATA)")
-        pytest.skip(f"GPT-2 BPE files not found in {BPE_DIR}")
-    return BPE_DIR
+def bpe_dir(gpt2_bpe_dir) -> Path:
+    return gpt2_bpe_dir
 
 
 @pytest.fixture(scope="module")
@@ -301,7 +294,7 @@ TEXTS = [
 
 
 def _imdb_sample(n: int = 150) -> list[str]:
-    archive = SHARED / "aclImdb_v1_labeled.tar.gz"
+    archive = shared_data_dir() / ARCHIVE_NAME
     if not archive.is_file():
         return []
     texts = []
