@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -161,26 +162,39 @@ def load_pipeline(run_dir: str | Path) -> Pipeline:
     return pipeline
 
 
-def class_probabilities(pipeline: Pipeline, texts: Sequence[str]) -> np.ndarray:
-    """``[n, 2]`` probabilities of labels 0 and 1 (a class unseen in training gets 0)."""
-    raw = pipeline.predict_proba(list(texts))
-    out = np.zeros((len(texts), 2), dtype=np.float64)
-    for column, label in enumerate(pipeline.classes_):
+def class_probabilities(estimator: Any, inputs: Any) -> np.ndarray:
+    """``[n, 2]`` probabilities of labels 0 and 1 (a class unseen in training gets 0).
+
+    ``estimator`` is a fitted pipeline (``inputs``: texts) or its final classifier
+    (``inputs``: the features the pipeline's earlier steps produced).
+    """
+    raw = estimator.predict_proba(inputs)
+    out = np.zeros((raw.shape[0], 2), dtype=np.float64)
+    for column, label in enumerate(estimator.classes_):
         out[:, int(label)] = raw[:, column]
     return out
 
 
 def predict_proba(run_dir: str | Path, texts: Sequence[str]) -> np.ndarray:
     """``[n, 2]`` class probabilities (negative, positive) from a saved baseline run."""
-    return class_probabilities(load_pipeline(run_dir), texts)
+    return class_probabilities(load_pipeline(run_dir), list(texts))
 
 
-def fit_and_score(name: str, frames: dict[str, pd.DataFrame]
-                  ) -> tuple[Pipeline, dict[str, float], float]:
-    """Fit on train; accuracy on every split; training seconds.
+def _features(pipeline: Pipeline, texts: list[str]) -> Any:
+    """What the pipeline's final classifier sees for ``texts``."""
+    features: Any = texts
+    for _, step in pipeline.steps[:-1]:
+        features = step.transform(features)
+    return features
+
+
+def _fit(name: str, frames: dict[str, pd.DataFrame]
+         ) -> tuple[Pipeline, dict[str, float], float, np.ndarray]:
+    """Fit on train; accuracy on every split; training seconds; test probabilities.
 
     Fitting step by step is what ``Pipeline.fit`` does, but it keeps the transformed
-    training matrix, so train accuracy needs no second pass of the vectorizer.
+    training matrix, so train accuracy needs no second pass of the vectorizer; each
+    evaluation split is vectorized once for both its accuracy and (test) its probabilities.
     """
     pipeline = build_pipeline(name)
     y_train = frames["train"]["label"].to_numpy()
@@ -191,10 +205,21 @@ def fit_and_score(name: str, frames: dict[str, pd.DataFrame]
     clf = pipeline.steps[-1][1].fit(features, y_train)
     train_seconds = time.perf_counter() - t0
     accuracy = {"train": float((clf.predict(features) == y_train).mean())}
+    test_probs = np.zeros((0, 2))
     for split, frame in frames.items():
-        if split != "train":
-            accuracy[split] = float((pipeline.predict(frame["text"].tolist())
-                                     == frame["label"].to_numpy()).mean())
+        if split == "train":
+            continue
+        features = _features(pipeline, frame["text"].tolist())
+        accuracy[split] = float((clf.predict(features) == frame["label"].to_numpy()).mean())
+        if split == "test":
+            test_probs = class_probabilities(clf, features)
+    return pipeline, accuracy, train_seconds, test_probs
+
+
+def fit_and_score(name: str, frames: dict[str, pd.DataFrame]
+                  ) -> tuple[Pipeline, dict[str, float], float]:
+    """Fit on train; accuracy on every split; training seconds."""
+    pipeline, accuracy, train_seconds, _ = _fit(name, frames)
     return pipeline, accuracy, train_seconds
 
 
@@ -207,7 +232,7 @@ def run_baseline(name: str, data: DataArgs, run: RunArgs,
     """Fit, evaluate, save ``model.skops`` + ``results.json`` for one baseline."""
     started, t0 = utc_now_iso(), time.perf_counter()
     frames = frames if frames is not None else load_splits(data)
-    pipeline, accuracy, train_seconds = fit_and_score(name, frames)
+    pipeline, accuracy, train_seconds, test_probs = _fit(name, frames)
     run_dir = Path(run.out or default_run_dir(name))
     run_dir.mkdir(parents=True, exist_ok=True)
     save_pipeline(pipeline, run_dir)
@@ -224,9 +249,7 @@ def run_baseline(name: str, data: DataArgs, run: RunArgs,
               "rows": {split: len(frame) for split, frame in frames.items()}},
         environment=environment("cpu"), params=params, trainable_params=params,
         started_at=started)
-    test = frames["test"]
-    write_predictions(run_dir, test["label"].to_numpy(),
-                      class_probabilities(pipeline, test["text"].tolist()))
+    write_predictions(run_dir, frames["test"]["label"].to_numpy(), test_probs)
     write_results(run_dir, result)
     return result
 
