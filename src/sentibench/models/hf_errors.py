@@ -1,0 +1,68 @@
+"""One-line explanations of why a Hugging Face model, tokenizer or config did not load."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+
+from ..errors import SentibenchError
+
+
+@contextlib.contextmanager
+def hf_errors(source: str, what: str) -> Iterator[None]:
+    """Turn loading failures caused by the environment or the input into one-line errors."""
+    try:
+        yield
+    except SentibenchError:
+        raise
+    except (OSError, ValueError, ImportError, KeyError, json.JSONDecodeError) as exc:
+        raise SentibenchError(explain(source, what, exc)) from exc
+
+
+def explain(source: str, what: str, exc: BaseException) -> str:
+    from huggingface_hub import constants
+    from huggingface_hub import errors as hub
+
+    chain: list[BaseException] = []
+    item: BaseException | None = exc
+    while item is not None and item not in chain:
+        chain.append(item)
+        item = item.__cause__ or item.__context__
+    text = " ".join(str(e) for e in chain).lower()
+
+    def has(*types: type) -> bool:
+        return any(isinstance(e, types) for e in chain)
+
+    if has(hub.GatedRepoError):
+        return (f"{source} is a gated Hub repository: accept its terms on huggingface.co and "
+                "log in with `hf auth login`")
+    if has(hub.RepositoryNotFoundError) or "not a valid model identifier" in text:
+        return (f"{source} is neither a local directory nor a model on the Hugging Face Hub "
+                "(private repositories need `hf auth login`)")
+    if (has(hub.LocalEntryNotFoundError, hub.OfflineModeIsEnabled)
+            or "couldn't connect" in text or "offline mode" in text):
+        state = "offline mode is on (HF_HUB_OFFLINE)" if constants.HF_HUB_OFFLINE \
+            else "the Hugging Face Hub is unreachable"
+        return (f"cannot load {source}: {state} and its files are not in the cache "
+                f"{constants.HF_HUB_CACHE}; pass a local model directory instead, or download it "
+                "once with network access and then run with HF_HUB_OFFLINE=1")
+    missing = missing_packages(text)
+    if missing:
+        names = " ".join(missing)
+        return (f"the {what} of {source} needs the Python package{'s' if len(missing) > 1 else ''}"
+                f" {', '.join(missing)}: pip install {names}")
+    if "trust_remote_code" in text or "custom code" in text:
+        return f"{source} needs custom code from its repository, which sentibench never runs"
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()),
+                 type(exc).__name__)
+    return f"cannot load the {what} of {source}: {first}"
+
+
+def missing_packages(text: str) -> list[str]:
+    """Optional packages transformers needs for this failure (sentencepiece-model tokenizers)."""
+    if not any(word in text for word in ("sentencepiece", "protobuf", "tiktoken", ".model")):
+        return []
+    from transformers.utils.import_utils import BACKENDS_MAPPING
+
+    return [name for name in ("sentencepiece", "protobuf") if not BACKENDS_MAPPING[name][0]()]
