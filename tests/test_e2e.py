@@ -130,7 +130,7 @@ def test_train_gpt_cli_reference_flags_and_saved_model(imdb_data, tiny_gpt2_dir,
     for line in ("Ep 1 (Step 000000): Train loss", "Training accuracy:", "Test accuracy:"):
         assert line in printed
     assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
-    from sentibench.models.gpt2 import load_classifier
+    from sentibench.models.gpt2_classifier import load_classifier
 
     model, tokenizer = load_classifier(out)
     assert model.pooling == "last_padded" and tokenizer.encode("Hello, world") == [15496, 11, 995]

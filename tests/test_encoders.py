@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import torch
 
+from sentibench.batching import EncodedSplit, collate
 from sentibench.errors import SentibenchError
 from sentibench.models import encoders, hf_errors
 from sentibench.models.encoders import (
@@ -28,7 +29,7 @@ from sentibench.models.encoders import (
     trainable_parameter_names,
 )
 from sentibench.models.registry import MODELS
-from sentibench.training import EncodedSplit, Engine, TrainConfig, collate, count_parameters
+from sentibench.training import Engine, TrainConfig, count_parameters
 
 MODES = ("all", "last_block", "last_layer")
 VOCAB = 100
@@ -305,7 +306,7 @@ def write_tiny_bert_checkpoint(directory: Path) -> Path:
 def test_saved_run_loads_in_transformers_pipeline_with_the_runs_predictions(tmp_path):
     from transformers import pipeline
 
-    from sentibench.training import encode_split
+    from sentibench.batching import encode_split
 
     model, tokenizer = build_hf_classifier(write_tiny_bert_checkpoint(tmp_path / "pretrained"))
     assert model.config.id2label == {0: "negative", 1: "positive"}

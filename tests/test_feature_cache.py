@@ -7,7 +7,8 @@ import torch
 
 from sentibench.errors import SentibenchError
 from sentibench.feature_cache import RowStore, row_bytes
-from sentibench.models.gpt2 import GPT2, GPT2Classifier
+from sentibench.models.gpt2 import GPT2
+from sentibench.models.gpt2_classifier import GPT2Classifier
 from tests.test_gpt2 import tiny_config
 from tests.test_training import quiet_engine, synthetic_split
 
@@ -62,7 +63,7 @@ def test_cached_gpt2_trains_to_the_same_weights_and_logits(trainable, pooling, a
     auto = _gpt2_run(trainable, pooling, average, "auto")
     assert off[0].cache_level is None
     assert auto[0].cache_level == ("pooled" if trainable == "last_layer" else "tokens")
-    assert all(rows is not None for _, rows in auto[0]._features.values())
+    assert auto[0].cache.cached() and None not in auto[0].cache.cached()
     torch.testing.assert_close(auto[2], off[2], rtol=1e-5, atol=1e-5)
     assert auto[3].keys() == off[3].keys()
     for name in off[3]:
@@ -79,7 +80,7 @@ def test_cache_over_budget_falls_back_to_the_whole_model():
     tight = _gpt2_run("last_block", "last", False, "auto", feature_cache_gb=0.0)
     engine, lines = tight[0], tight[1]
     assert engine.cache_level == "tokens"
-    assert engine._features and all(rows is None for _, rows in engine._features.values())
+    assert engine.cache.cached() and set(engine.cache.cached()) == {None}
     assert any("running them through the whole model" in line for line in lines)
     torch.testing.assert_close(tight[2], off[2], rtol=1e-6, atol=1e-6)
 

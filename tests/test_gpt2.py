@@ -20,14 +20,11 @@ from safetensors.torch import load_file, save_file
 
 from sentibench.errors import SentibenchError
 from sentibench.models import gpt2
-from sentibench.models.gpt2 import (
-    GPT2,
+from sentibench.models.gpt2 import GPT2, GPTConfig, from_pretrained, load_tokenizer
+from sentibench.models.gpt2_classifier import (
     GPT2Classifier,
-    GPTConfig,
     count_parameters,
-    from_pretrained,
     load_classifier,
-    load_tokenizer,
     save_classifier,
 )
 from sentibench.models.gpt2_tokenizer import TOKENIZER_DIR_ENV, tokenizer_from_dir

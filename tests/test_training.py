@@ -6,15 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from sentibench.batching import EncodedSplit, collate, encode_split
 from sentibench.errors import SentibenchError
-from sentibench.training import (
-    EncodedSplit,
-    Engine,
-    TrainConfig,
-    collate,
-    count_parameters,
-    encode_split,
-)
+from sentibench.training import Engine, TrainConfig, count_parameters
 
 
 class MeanPoolClassifier(nn.Module):

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .batching import EncodedSplit, TextEncoder, encode_split
 from .checkpoint import CHECKPOINT_DIR, load_checkpoint, read_run_spec, save_checkpoint
 from .config import DataArgs, RunArgs
 from .data import data_checksums, load_splits
@@ -36,14 +37,7 @@ from .results import (
     write_predictions,
     write_results,
 )
-from .training import (
-    EncodedSplit,
-    Engine,
-    TextEncoder,
-    TrainConfig,
-    count_parameters,
-    encode_split,
-)
+from .training import Engine, TrainConfig, count_parameters
 
 
 def resolve_max_length(built: BuiltModel, train_texts: list[str]) -> int:

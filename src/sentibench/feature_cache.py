@@ -16,10 +16,13 @@ that does not fit runs the whole model as usual (same results, no speed-up).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
+from torch import nn
+
+from .errors import SentibenchError
 
 LEVELS = ("pooled", "tokens")
 
@@ -73,6 +76,80 @@ class RowStore:
 
     def done(self) -> CachedRows:
         return CachedRows(self.flat, self.offsets, self.per_token)
+
+
+def plan(model: nn.Module, mode: str, log: Callable[[str], None]) -> str | None:
+    """The level to cache ``model`` at for ``--feature-cache mode``, or None (no cache)."""
+    if mode == "off":
+        return None
+    if not (hasattr(model, "features") and hasattr(model, "classify")):
+        if mode == "on":
+            raise SentibenchError("--feature-cache on: this model does not expose features()")
+        return None
+    level = getattr(model, "cache_level", lambda: "pooled")()
+    if level is None:
+        if mode == "on":
+            raise SentibenchError("--feature-cache on: no frozen part to cache with these "
+                                  "trainable layers (GPT-2: last_layer or last_block; "
+                                  "encoders: last_layer)")
+        return None
+    if not bool(getattr(model, "feature_cache_exact", lambda: False)()):
+        if mode == "auto":
+            return None
+        log("feature cache on: the frozen part runs without dropout while caching "
+            "(not identical to training it in train mode)")
+    return level
+
+
+class FeatureCache:
+    """Cached rows per split, within a memory budget shared by all splits."""
+
+    def __init__(self, level: str, budget_bytes: int, log: Callable[[str], None]) -> None:
+        if level not in LEVELS:
+            raise ValueError(f"cache level must be one of {LEVELS}, got {level!r}")
+        self.level, self.budget, self.log = level, budget_bytes, log
+        self._splits: dict[int, tuple[object, CachedRows | None]] = {}
+
+    @property
+    def nbytes(self) -> int:
+        return sum(rows.nbytes for _, rows in self._splits.values() if rows is not None)
+
+    def cached(self) -> list[CachedRows | None]:
+        return [rows for _, rows in self._splits.values()]
+
+    def rows(self, split: object, token_lengths: Sequence[int],
+             outputs: Iterator[tuple[list[int], torch.Tensor]]) -> CachedRows | None:
+        """``split``'s cached rows, filled from ``outputs`` on first use; None if over budget.
+
+        ``token_lengths``: each row's length as the model sees it (used at ``"tokens"``).
+        """
+        if id(split) in self._splits:
+            outputs.close()
+            return self._splits[id(split)][1]
+        store: RowStore | None = None
+        try:
+            for batch, out in outputs:
+                if store is None:
+                    store = self._store(token_lengths, out.shape[-1])
+                    if store is None:
+                        break
+                store.put(batch, out)
+        finally:
+            outputs.close()
+        rows = store.done() if store is not None else None
+        self._splits[id(split)] = (split, rows)  # keeps the split alive, so its id stays unique
+        return rows
+
+    def _store(self, token_lengths: Sequence[int], dim: int) -> RowStore | None:
+        lengths = list(token_lengths) if self.level == "tokens" else [1] * len(token_lengths)
+        need = sum(row_bytes(self.level, dim, n) for n in lengths)
+        left = self.budget - self.nbytes
+        if need > left:
+            self.log(f"feature cache: {len(lengths)} rows need {format_gib(need)}, "
+                     f"{format_gib(max(left, 0))} left (--feature-cache-gb); "
+                     "running them through the whole model instead")
+            return None
+        return RowStore(lengths, dim, per_token=self.level == "tokens")
 
 
 def row_bytes(level: str, dim: int, length: int) -> int:

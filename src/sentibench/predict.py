@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .batching import encode_split
 from .errors import SentibenchError
 from .models.registry import LOADERS
 from .results import read_results
-from .training import Engine, TrainConfig, encode_split
+from .training import Engine, TrainConfig
 
 LABELS = ("negative", "positive")
 

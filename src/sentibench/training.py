@@ -12,31 +12,21 @@ only to its own longest sequence and evaluates in large length-sorted batches.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed, feature_cache
+from .batching import EncodedSplit, collate
 from .errors import SentibenchError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 FEATURE_CACHE = ("auto", "on", "off")
-
-
-class TextEncoder(Protocol):
-    """What the engine needs from a tokenizer."""
-
-    name: str
-    pad_id: int
-
-    def encode_batch(self, texts: Sequence[str], max_length: int | None) -> list[list[int]]: ...
 
 
 @dataclass
@@ -77,48 +67,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass
-class EncodedSplit:
-    """Token ids (unpadded, already truncated) and labels of one split."""
-
-    ids: list[list[int]]
-    labels: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def lengths(self) -> torch.Tensor:
-        return torch.tensor([len(x) for x in self.ids], dtype=torch.long)
-
-
-def encode_split(
-    tokenizer: TextEncoder, texts: Sequence[str], labels: Sequence[int], max_length: int | None
-) -> EncodedSplit:
-    """Tokenize once, in batches; empty encodings would break pooling, so refuse them."""
-    ids: list[list[int]] = []
-    for start in range(0, len(texts), 1024):
-        ids.extend(tokenizer.encode_batch(list(texts[start : start + 1024]), max_length))
-    empty = [i for i, x in enumerate(ids) if not x]
-    if empty:
-        raise SentibenchError(f"row {empty[0]} encodes to zero tokens")
-    return EncodedSplit(ids, torch.as_tensor(list(labels), dtype=torch.long))
-
-
-def collate(
-    split: EncodedSplit, indices: Sequence[int], pad_id: int, pad_to: int | None = None,
-    multiple_of: int = 1,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Right-pad a batch to exactly ``pad_to``, or to its own longest row rounded up."""
-    rows = [split.ids[i] for i in indices]
-    width = pad_to or math.ceil(max(len(r) for r in rows) / multiple_of) * multiple_of
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for row, ids in enumerate(rows):
-        input_ids[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
-        mask[row, : len(ids)] = 1
-    return input_ids, mask, split.labels[list(indices)]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -212,80 +160,39 @@ class Engine:
         self.history = History()
         self.checkpointer: Checkpointer | None = None
         self.stop_requested = False  # set by a signal handler: stop cleanly after this step
-        self.cache_level = self._cache_plan(model, cfg.feature_cache)
-        self.cache_budget = int(cfg.feature_cache_gb * 1024**3) if cfg.feature_cache_gb \
-            is not None else feature_cache.default_budget_bytes()
-        self._features: dict[int, tuple[EncodedSplit, feature_cache.CachedRows | None]] = {}
-
-    def _cache_plan(self, model: nn.Module, mode: str) -> str | None:
-        """The level to cache at (see feature_cache), or None for the normal path."""
-        if mode == "off":
-            return None
-        supported = hasattr(model, "features") and hasattr(model, "classify")
-        if not supported:
-            if mode == "on":
-                raise SentibenchError("--feature-cache on: this model does not expose features()")
-            return None
-        level = getattr(model, "cache_level", lambda: "pooled")()
-        if level is None:
-            if mode == "on":
-                raise SentibenchError("--feature-cache on: no frozen part to cache with these "
-                                      "trainable layers (GPT-2: last_layer or last_block; "
-                                      "encoders: last_layer)")
-            return None
-        if not bool(getattr(model, "feature_cache_exact", lambda: False)()):
-            if mode == "auto":
-                return None
-            self.log("feature cache on: the frozen part runs without dropout while caching "
-                     "(not identical to training it in train mode)")
-        return level
+        self.cache_level = feature_cache.plan(model, cfg.feature_cache, self.log)
+        budget = int(cfg.feature_cache_gb * 1024**3) if cfg.feature_cache_gb is not None \
+            else feature_cache.default_budget_bytes()
+        self.cache = feature_cache.FeatureCache(self.cache_level, budget, self.log) \
+            if self.cache_level else None
 
     @property
     def use_feature_cache(self) -> bool:
-        return self.cache_level is not None
+        return self.cache is not None
 
     @torch.no_grad()
-    def _cached_features(self, split: EncodedSplit) -> feature_cache.CachedRows | None:
-        """The frozen part's output of every row, computed once; None when over budget."""
-        if id(split) in self._features:
-            return self._features[id(split)][1]
+    def _frozen_outputs(self, split: EncodedSplit) -> Iterator[tuple[list[int], torch.Tensor]]:
+        """(rows, the frozen part's output) over a split, in eval mode and length order."""
         was_training = self.model.training
         self.model.eval()
-        store: feature_cache.RowStore | None = None
-        batches = list(self._eval_batches(split, range(len(split))))
-        for batch in tqdm(batches, desc="caching features", leave=False,
-                          disable=not self.dist.is_main):
-            input_ids, mask, _ = self._batch(split, batch)
-            with self._autocast():
-                out = self.model.features(input_ids, mask).float()
-            if store is None:
-                store = self._row_store(split, out.shape[-1])
-                if store is None:
-                    break
-            store.put(batch, out)
-        self.model.train(was_training)
-        rows = store.done() if store is not None else None
-        self._features[id(split)] = (split, rows)
-        return rows
-
-    def _row_store(self, split: EncodedSplit, dim: int) -> feature_cache.RowStore | None:
-        """Room for a split's cached rows, or None (logged) when they would not fit."""
-        level = self.cache_level or "pooled"
-        lengths = [self.pad_to or len(ids) for ids in split.ids] if level == "tokens" \
-            else [1] * len(split)
-        need = sum(feature_cache.row_bytes(level, dim, n) for n in lengths)
-        left = self.cache_budget - sum(r.nbytes for _, r in self._features.values() if r)
-        if need > left:
-            self.log(f"feature cache: {len(split)} rows need {feature_cache.format_gib(need)}, "
-                     f"{feature_cache.format_gib(left)} left (--feature-cache-gb); "
-                     "running them through the whole model instead")
-            return None
-        return feature_cache.RowStore(lengths, dim, per_token=level == "tokens")
+        try:
+            batches = list(self._eval_batches(split, range(len(split))))
+            for batch in tqdm(batches, desc="caching features", leave=False,
+                              disable=not self.dist.is_main):
+                input_ids, mask, _ = self._batch(split, batch)
+                with self._autocast():
+                    out = self.model.features(input_ids, mask).float()
+                yield batch, out
+        finally:
+            self.model.train(was_training)
 
     def _split_logits(self, split: EncodedSplit,
                       indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and labels of some rows, through the feature cache when it is on."""
-        rows = self._cached_features(split) if self.use_feature_cache else None
+        rows = None
+        if self.cache is not None:
+            lengths = [self.pad_to or len(ids) for ids in split.ids]
+            rows = self.cache.rows(split, lengths, self._frozen_outputs(split))
         if rows is not None:
             feats, mask = rows.gather(indices, self.device)
             with self._autocast():

@@ -166,13 +166,14 @@ def gpt_checkpoint(model_size: str) -> str:
 
 def build_gpt2(args: GPTArgs, seed: int) -> BuiltModel:
     """The reference's GPT-2 classifier: new 2-way head, reference freezing."""
-    from . import gpt2
+    from . import gpt2, gpt2_classifier
 
     source = gpt_checkpoint(args.model_size)
     backbone = gpt2.from_pretrained(source, weights=args.weights)
     tokenizer = gpt2.load_tokenizer(source)
-    model = gpt2.GPT2Classifier(backbone, num_classes=2, pooling=args.trainable_token_pos,
-                                average=args.average_embeddings, seed=seed)
+    model = gpt2_classifier.GPT2Classifier(
+        backbone, num_classes=2, pooling=args.trainable_token_pos,
+        average=args.average_embeddings, seed=seed)
     model.set_trainable(args.trainable_layers)
     limit = backbone.config.context_length
     length: int | str = args.context_length
@@ -181,7 +182,7 @@ def build_gpt2(args: GPTArgs, seed: int) -> BuiltModel:
     elif length != "longest_training_example":
         length = int(length)
     return BuiltModel(model, tokenizer, length, limit,
-                      lambda d: gpt2.save_classifier(model, tokenizer, d),
+                      lambda d: gpt2_classifier.save_classifier(model, tokenizer, d),
                       {"checkpoint": source, **vars(args)})
 
 
@@ -207,9 +208,9 @@ ARG_TYPES: dict[str, type] = {"gpt2": GPTArgs, "hf": HFArgs}
 
 
 def _load_gpt2(run_dir: Path) -> tuple[nn.Module, Any]:
-    from . import gpt2
+    from . import gpt2_classifier
 
-    return gpt2.load_classifier(run_dir)
+    return gpt2_classifier.load_classifier(run_dir)
 
 
 def _load_hf(run_dir: Path) -> tuple[nn.Module, Any]:
