@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from sentibench.batching import EncodedSplit, collate, encode_split
+from sentibench.batching import EncodedSplit, collate, encode_split, iter_batches
 from sentibench.errors import SentibenchError
 from sentibench.training import Engine, TrainConfig, count_parameters
 
@@ -163,7 +163,8 @@ def test_max_steps_and_too_small_train_split():
 
 
 @pytest.mark.parametrize("field,value", [("batch_size", 0), ("learning_rate", -1.0),
-                                         ("precision", "fp8"), ("device", "tpu")])
+                                         ("precision", "fp8"), ("device", "tpu"),
+                                         ("num_workers", -1), ("feature_cache_gb", -0.5)])
 def test_train_config_rejects_bad_values(field, value):
     with pytest.raises(SentibenchError):
         TrainConfig(**{field: value})
@@ -229,3 +230,29 @@ def test_group_by_length_keeps_the_rows_and_cuts_padding():
         return sum(4 * int(lengths[order[i:i + 4]].max()) for i in range(0, len(order), 4))
 
     assert padded_tokens(b) < 0.9 * padded_tokens(a)
+
+
+def test_worker_processes_collate_the_same_batches_in_order():
+    split = synthetic_split(40, 7)
+    batches = [[3, 1, 4], [15, 9], [2, 6, 5, 35], [8]]
+    plain = list(iter_batches(split, batches, pad_id=0, multiple_of=4))
+    workers = list(iter_batches(split, batches, pad_id=0, multiple_of=4, workers=2))
+    assert len(plain) == len(workers) == 4
+    for a, b in zip(plain, workers, strict=True):
+        for x, y in zip(a, b, strict=True):
+            assert torch.equal(x, y)
+    assert plain[1][0].shape[1] % 4 == 0
+
+
+def test_training_with_loader_workers_equals_training_without():
+    train, val, test = synthetic_split(64, 1), synthetic_split(16, 2), synthetic_split(30, 3)
+    outcome = []
+    for workers in (0, 2):
+        torch.manual_seed(0)
+        model = MeanPoolClassifier()
+        engine, lines = quiet_engine(model, num_workers=workers, num_epochs=2)
+        engine.fit(train, val)
+        outcome.append((engine.predict_logits(test), model.head.weight.detach().clone(), lines))
+    assert torch.equal(outcome[0][0], outcome[1][0])
+    assert torch.equal(outcome[0][1], outcome[1][1])
+    assert outcome[0][2] == outcome[1][2]

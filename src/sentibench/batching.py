@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -61,3 +61,32 @@ def collate(
         input_ids[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
         mask[row, : len(ids)] = 1
     return input_ids, mask, split.labels[list(indices)]
+
+
+class _CollatedBatches(torch.utils.data.Dataset):
+    """Item i is batch i, collated (what each loader worker runs)."""
+
+    def __init__(self, split: EncodedSplit, batches: Sequence[Sequence[int]], pad_id: int,
+                 pad_to: int | None, multiple_of: int) -> None:
+        self.split, self.batches = split, batches
+        self.pad_id, self.pad_to, self.multiple_of = pad_id, pad_to, multiple_of
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return collate(self.split, self.batches[i], self.pad_id, self.pad_to, self.multiple_of)
+
+
+def iter_batches(split: EncodedSplit, batches: Sequence[Sequence[int]], pad_id: int,
+                 pad_to: int | None = None, multiple_of: int = 1, workers: int = 0,
+                 pin_memory: bool = False) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Collated ``batches`` in order; with ``workers``, collated ahead in worker processes,
+    and with ``pin_memory`` in page-locked memory, so copies to a GPU overlap compute."""
+    if workers == 0 and not pin_memory:
+        for batch in batches:
+            yield collate(split, batch, pad_id, pad_to, multiple_of)
+        return
+    dataset = _CollatedBatches(split, batches, pad_id, pad_to, multiple_of)
+    yield from torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False,
+                                           num_workers=workers, pin_memory=pin_memory)

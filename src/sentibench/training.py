@@ -12,6 +12,7 @@ only to its own longest sequence and evaluates in large length-sorted batches.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -21,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed, feature_cache
-from .batching import EncodedSplit, collate
+from .batching import EncodedSplit, collate, iter_batches
 from .errors import SentibenchError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -49,6 +50,7 @@ class TrainConfig:
     feature_cache_gb: float | None = None  # None: half of the memory available at start
     save_every: int | None = None
     group_by_length: bool = False
+    num_workers: int | None = None  # collate in worker processes; None: 2 on CUDA, else 0
 
     def __post_init__(self) -> None:
         for name in ("num_epochs", "batch_size", "eval_freq", "eval_iter", "eval_batch_size"):
@@ -56,6 +58,8 @@ class TrainConfig:
                 raise SentibenchError(f"--{name.replace('_', '-')} must be positive")
         if not self.learning_rate > 0:
             raise SentibenchError(f"--learning-rate must be positive, got {self.learning_rate}")
+        if self.num_workers is not None and self.num_workers < 0:
+            raise SentibenchError("--num-workers must be zero or more")
         if self.feature_cache_gb is not None and not self.feature_cache_gb >= 0:
             raise SentibenchError("--feature-cache-gb must be zero or more")
         if self.feature_cache not in FEATURE_CACHE:
@@ -155,6 +159,8 @@ class Engine:
         self.pad_id = int(getattr(model, "pad_id", 0))
         self.pad_to = max_length if getattr(model, "fixed_padding", False) else None
         self.multiple_of = 8 if self.device.type == "cuda" else 1
+        self.workers = cfg.num_workers if cfg.num_workers is not None \
+            else (2 if self.device.type == "cuda" else 0)  # spare cores are rare on CPU runs
         self.amp_dtype = autocast_dtype(self.device, cfg.precision)
         self.log = log if self.dist.is_main else (lambda line: None)
         self.history = History()
@@ -186,25 +192,42 @@ class Engine:
         finally:
             self.model.train(was_training)
 
-    def _split_logits(self, split: EncodedSplit,
-                      indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits and labels of some rows, through the feature cache when it is on."""
-        rows = None
-        if self.cache is not None:
-            lengths = [self.pad_to or len(ids) for ids in split.ids]
-            rows = self.cache.rows(split, lengths, self._frozen_outputs(split))
+    def _cached_rows(self, split: EncodedSplit) -> feature_cache.CachedRows | None:
+        if self.cache is None:
+            return None
+        lengths = [self.pad_to or len(ids) for ids in split.ids]
+        return self.cache.rows(split, lengths, self._frozen_outputs(split))
+
+    def _split_logits(self, split: EncodedSplit, indices: Sequence[int],
+                      tensors: tuple[torch.Tensor, ...] | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and labels of some rows (collated ``tensors`` of them, if already made),
+        through the feature cache when it holds the split."""
+        rows = self._cached_rows(split)
         if rows is not None:
             feats, mask = rows.gather(indices, self.device)
             with self._autocast():
                 logits = self.model.classify(feats, mask).float()
             return logits, split.labels[list(indices)].to(self.device)
-        input_ids, mask, labels = self._batch(split, indices)
+        input_ids, mask, labels = self._to_device(tensors) if tensors is not None \
+            else self._batch(split, indices)
         return self._logits(input_ids, mask), labels
 
     # -- batches ---------------------------------------------------------------------
     def _batch(self, split: EncodedSplit, indices: Sequence[int]) -> tuple[torch.Tensor, ...]:
-        tensors = collate(split, indices, self.pad_id, self.pad_to, self.multiple_of)
+        return self._to_device(collate(split, indices, self.pad_id, self.pad_to,
+                                       self.multiple_of))
+
+    def _to_device(self, tensors: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         return tuple(t.to(self.device, non_blocking=True) for t in tensors)
+
+    def _collated(self, split: EncodedSplit, batches: Sequence[Sequence[int]]
+                  ) -> Iterator[tuple[torch.Tensor, ...] | None]:
+        """Collated batches for the normal path; None for each when the cache serves them."""
+        if self._cached_rows(split) is not None:
+            return itertools.repeat(None, len(batches))
+        return iter_batches(split, batches, self.pad_id, self.pad_to, self.multiple_of,
+                            self.workers, pin_memory=self.device.type == "cuda")
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
@@ -242,8 +265,10 @@ class Engine:
         where = {idx: pos for pos, idx in enumerate(local)}
         batches = list(self._eval_batches(split, local))
         hide = progress is None or not self.dist.is_main
-        for batch in tqdm(batches, desc=progress, disable=hide, leave=False):
-            logits = self._split_logits(split, batch)[0].cpu()
+        stream = zip(batches, self._collated(split, batches), strict=True)
+        for batch, tensors in tqdm(stream, total=len(batches), desc=progress, disable=hide,
+                                   leave=False):
+            logits = self._split_logits(split, batch, tensors)[0].cpu()
             if out.shape[1] == 0:
                 out = torch.empty((len(local), logits.shape[1]))
             out[[where[i] for i in batch]] = logits
@@ -336,11 +361,15 @@ class Engine:
                    monitor: tuple[list[int], list[int]], total: int, bar: tqdm) -> None:
         cfg = self.cfg
         order = self._epoch_order(len(train), state.epoch, train.lengths())
-        for batch in range(state.next_batch, len(order) // cfg.batch_size):
+        size = cfg.batch_size
+        todo = range(state.next_batch, len(order) // size)
+        local = [distributed.local_slice(order[b * size:(b + 1) * size], self.dist, size)
+                 for b in todo]
+        for batch, indices, tensors in zip(todo, local, self._collated(train, local),
+                                           strict=True):
             if state.global_step + 1 >= total:
                 return
-            loss = self._step(optimizer, train, order[batch * cfg.batch_size:
-                                                      (batch + 1) * cfg.batch_size])
+            loss = self._step(optimizer, train, indices, tensors)
             state.next_batch, state.global_step = batch + 1, state.global_step + 1
             state.seen += cfg.batch_size
             bar.update(1)
@@ -356,10 +385,9 @@ class Engine:
         state.epoch, state.next_batch = state.epoch + 1, 0
 
     def _step(self, optimizer: torch.optim.Optimizer, split: EncodedSplit,
-              indices: Sequence[int]) -> float:
-        indices = distributed.local_slice(indices, self.dist, self.cfg.batch_size)
+              indices: Sequence[int], tensors: tuple[torch.Tensor, ...] | None) -> float:
         optimizer.zero_grad(set_to_none=True)
-        loss = nn.functional.cross_entropy(*self._split_logits(split, indices))
+        loss = nn.functional.cross_entropy(*self._split_logits(split, indices, tensors))
         if not torch.isfinite(loss):
             raise SentibenchError(f"training loss became {loss.item()} (non-finite); "
                                   "lower --learning-rate or use --precision fp32")
