@@ -13,7 +13,15 @@ batches of 64, feature caching where exact). Both start from identical weights.
         --epochs 3
 
 Prints wall time of each whole job (tokenization, training, all evaluations), the ratio
-and the accuracies of both.
+and the accuracies of both, and for the training part the throughput in reference tokens
+(every training row padded to max_length, the work the reference does) per second. With
+``--device cuda`` the reference side runs in fp32 as the reference does and the engine with
+its CUDA defaults (bf16 autocast, fused AdamW); model FLOPs utilisation is printed when the
+GPU's peak is known (``--peak-tflops``, or looked up for H100/H200/A100). For example, GPT-2
+124M with random weights at the reference's settings:
+
+    python benchmarks/engine_vs_reference.py --model gpt2 --gpt2-layers 12 --gpt2-width 768 \
+        --trainable-layers all --device cuda --train 4000 --eval 1000
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from sentibench.config import DataArgs
 from sentibench.data import PrepareConfig, load_splits, prepare
 from sentibench.experiments import encode_splits
 from sentibench.models.registry import FAMILIES, GPTArgs, HFArgs
-from sentibench.training import Engine, TrainConfig
+from sentibench.training import Engine, TrainConfig, resolve_device
 
 SHARED = Path(os.environ.get("SENTIBENCH_SHARED_DATA",
                              Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -85,16 +93,34 @@ def _accuracy_loader(model, loader, mask_input: bool, batches: int | None = None
     return correct / seen
 
 
-def reference_job(built, frames, max_length: int, cfg: TrainConfig, mask_input: bool) -> dict:
+class OnDevice:
+    """Wraps a loader so batches arrive on ``device`` (the reference's ``.to(device)``)."""
+
+    def __init__(self, loader: DataLoader, device: torch.device) -> None:
+        self.loader, self.device = loader, device
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            yield tuple(t.to(self.device) for t in batch)
+
+
+def reference_job(built, frames, max_length: int, cfg: TrainConfig, mask_input: bool,
+                  device: torch.device, seconds: dict) -> dict:
     """train_classifier_simple + the final full evaluation, as the reference scripts run it."""
     pad_id = int(getattr(built.model, "pad_id", 0))
     torch.manual_seed(cfg.seed)
     sets = {k: ReferenceDataset(f, built.tokenizer, max_length, pad_id) for k, f in frames.items()}
-    train_loader = DataLoader(sets["train"], batch_size=8, shuffle=True, drop_last=True)
-    loaders = {k: DataLoader(v, batch_size=8) for k, v in sets.items() if k != "train"}
-    model = built.model
+    train_loader = OnDevice(DataLoader(sets["train"], batch_size=8, shuffle=True,
+                                       drop_last=True), device)
+    loaders = {k: OnDevice(DataLoader(v, batch_size=8), device)
+               for k, v in sets.items() if k != "train"}
+    model = built.model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.1)
     step = -1
+    t0 = time.perf_counter()
     for _ in range(cfg.num_epochs):
         model.train()
         for batch in train_loader:
@@ -111,17 +137,54 @@ def reference_job(built, frames, max_length: int, cfg: TrainConfig, mask_input: 
                 model.train()
         _accuracy_loader(model, train_loader, mask_input, cfg.eval_iter)
         _accuracy_loader(model, loaders["validation"], mask_input, cfg.eval_iter)
-    train_eval = DataLoader(sets["train"], batch_size=8, shuffle=True, drop_last=True)
+    seconds["train"] = time.perf_counter() - t0  # the accuracy calls above synchronise
+    train_eval = OnDevice(DataLoader(sets["train"], batch_size=8, shuffle=True,
+                                     drop_last=True), device)
     return {"train": _accuracy_loader(model, train_eval, mask_input),
             "validation": _accuracy_loader(model, loaders["validation"], mask_input),
             "test": _accuracy_loader(model, loaders["test"], mask_input)}
 
 
-def engine_job(built, frames, max_length: int, cfg: TrainConfig) -> dict:
+def engine_job(built, frames, max_length: int, cfg: TrainConfig, seconds: dict) -> dict:
     splits = encode_splits(built, frames, max_length)  # no cache dir: tokenized here
     engine = Engine(built.model, cfg, max_length, log=lambda line: None)
-    engine.fit(splits["train"], splits["validation"])
+    t0 = time.perf_counter()
+    engine.fit(splits["train"], splits["validation"])  # ends with .item() calls: synchronised
+    seconds["train"] = time.perf_counter() - t0
     return engine.evaluate(splits)
+
+
+PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, SXM
+
+
+def peak_tflops(device: torch.device, given: float | None) -> float | None:
+    if given is not None or device.type != "cuda":
+        return given
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+
+
+def train_flops_per_token(model: torch.nn.Module, max_length: int) -> float | None:
+    """6N + 12 L T E (PaLM's estimate) when every layer trains; None otherwise."""
+    params = list(model.parameters())
+    if not all(p.requires_grad for p in params):
+        return None
+    embeddings = sum(m.weight.numel() for m in model.modules()
+                     if isinstance(m, torch.nn.Embedding))
+    n = sum(p.numel() for p in params) - embeddings
+    config = getattr(model, "config", None) or model.gpt.config
+    layers = getattr(config, "num_hidden_layers", None) or config.n_layers
+    width = getattr(config, "hidden_size", None) or config.emb_dim
+    return 6.0 * n + 12.0 * layers * max_length * width
+
+
+def throughput_line(name: str, tokens: int, seconds: float, flops: float | None,
+                    peak: float | None) -> str:
+    line = f"{name:>9}: training {tokens / seconds:10,.0f} reference tokens/s"
+    if flops is not None and peak is not None:
+        mfu = 100 * tokens * flops / seconds / (peak * 1e12)
+        line += f", MFU {mfu:.1f} % (counting reference tokens)"
+    return line
 
 
 def _tiny_gpt2_dir(layers: int, width: int) -> Path:
@@ -170,27 +233,43 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--gpt2-layers", type=int, default=6)
     p.add_argument("--gpt2-width", type=int, default=384)
     p.add_argument("--data-dir", default=str(Path(tempfile.gettempdir()) / "sentibench-imdb"))
+    p.add_argument("--device", default="auto", help="auto (cuda if present), cpu or cuda")
+    p.add_argument("--engine-precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="engine side only (auto: bf16 on CUDA, fp32 on CPU); the reference "
+                        "side is always fp32")
+    p.add_argument("--peak-tflops", type=float, default=None,
+                   help="the device's peak TFLOP/s for MFU (default: known GPUs only)")
     args = p.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    device = resolve_device(args.device)
     frames = load_splits(_data(args))
     build, mask_input = _build(args)
     cfg = TrainConfig(num_epochs=args.epochs, learning_rate=args.lr, seed=args.seed,
-                      device="cpu")
-    engine_cfg = dataclasses.replace(cfg, group_by_length=args.group_by_length)
-    timings, accuracy = {}, {}
-    for name, job in (("reference", lambda b: reference_job(b, frames, args.max_length, cfg,
-                                                             mask_input)),
-                      ("engine", lambda b: engine_job(b, frames, args.max_length, engine_cfg))):
+                      device=str(device), precision="fp32")
+    engine_cfg = dataclasses.replace(cfg, group_by_length=args.group_by_length,
+                                     precision=args.engine_precision)
+    timings, accuracy, train_seconds = {}, {}, {}
+    jobs = {"reference": lambda b, sec: reference_job(b, frames, args.max_length, cfg,
+                                                      mask_input, device, sec),
+            "engine": lambda b, sec: engine_job(b, frames, args.max_length, engine_cfg, sec)}
+    flops = None
+    for name, job in jobs.items():
         built = build()
+        flops = train_flops_per_token(built.model, args.max_length)
+        train_seconds[name] = {}
         t0 = time.perf_counter()
-        accuracy[name] = job(built)
+        accuracy[name] = job(built, train_seconds[name])
         timings[name] = time.perf_counter() - t0
         acc = " / ".join(f"{100 * accuracy[name][k]:.2f}" for k in ("train", "validation", "test"))
         print(f"{name:>9}: {timings[name]:8.1f} s   accuracy train / val / test: {acc} %",
               flush=True)
+    tokens = args.epochs * (min(args.train, len(frames["train"])) // 8) * 8 * args.max_length
+    peak = peak_tflops(device, args.peak_tflops)
+    for name in jobs:
+        print(throughput_line(name, tokens, train_seconds[name]["train"], flops, peak))
     print(f"model {args.model}, trainable {args.trainable_layers}, {args.epochs} epoch(s), "
           f"{args.train} train / {args.eval} eval reviews, {args.max_length} tokens, "
-          f"{torch.get_num_threads()} threads, engine group_by_length={args.group_by_length}")
+          f"device {device} ({torch.get_num_threads()} CPU threads), engine precision "
+          f"{args.engine_precision}, group_by_length={args.group_by_length}")
     print(f"speed-up (reference / engine): {timings['reference'] / timings['engine']:.2f}x")
 
 

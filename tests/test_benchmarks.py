@@ -1,0 +1,54 @@
+"""The speed benchmarks run end to end on a tiny slice and report what they promise."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def engine_vs_reference():
+    spec = importlib.util.spec_from_file_location("engine_vs_reference",
+                                                  BENCHMARKS / "engine_vs_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_flops_per_token_is_palms_estimate_only_when_everything_trains(engine_vs_reference):
+    from sentibench.models.gpt2 import GPT2, GPTConfig
+    from sentibench.models.gpt2_classifier import GPT2Classifier
+
+    cfg = GPTConfig(emb_dim=32, n_layers=2, n_heads=4, vocab_size=64, context_length=16)
+    model = GPT2Classifier(GPT2(cfg), num_classes=2, seed=0)
+    model.set_trainable("all")
+    non_embedding = sum(p.numel() for p in model.parameters()) - 64 * 32 - 16 * 32
+    assert engine_vs_reference.train_flops_per_token(model, 16) == \
+        6 * non_embedding + 12 * 2 * 16 * 32
+    model.set_trainable("last_block")
+    assert engine_vs_reference.train_flops_per_token(model, 16) is None
+
+
+def test_benchmark_prints_times_ratio_accuracies_and_throughput(engine_vs_reference, imdb_data,
+                                                                 gpt2_bpe_dir, capsys):
+    engine_vs_reference.SHARED = gpt2_bpe_dir.parent
+    engine_vs_reference.main([
+        "--model", "gpt2", "--gpt2-layers", "1", "--gpt2-width", "64", "--trainable-layers",
+        "all", "--train", "16", "--eval", "8", "--max-length", "32", "--device", "cpu",
+        "--peak-tflops", "1", "--data-dir", str(imdb_data)])
+    out = capsys.readouterr().out
+    for side in ("reference", "engine"):
+        assert re.search(rf"{side}: +[\d.]+ s +accuracy train / val / test: "
+                         r"[\d.]+ / [\d.]+ / [\d.]+ %", out), out
+        rate = re.search(rf"{side}: training +([\d,]+) reference tokens/s, MFU ([\d.]+) %", out)
+        assert rate and float(rate.group(1).replace(",", "")) > 0, out
+    assert "device cpu" in out and "16 train / 8 eval reviews, 32 tokens" in out
+    ratio = re.search(r"speed-up \(reference / engine\): ([\d.]+)x", out)
+    assert ratio and float(ratio.group(1)) > 0
