@@ -497,3 +497,15 @@ def test_save_and_load_classifier(tokenizer, tmp_path):
     (tmp_path / "run" / "config.json").unlink()  # what an interrupted save leaves
     with pytest.raises(SentibenchError, match="no config.json"):
         load_classifier(tmp_path / "run")
+
+
+def test_random_weights_are_reproducible_from_the_seed(tiny_gpt2_dir):
+    from sentibench.models.registry import GPTArgs, build_gpt2
+
+    args = GPTArgs(model_size=str(tiny_gpt2_dir), weights="random")
+    first, second = build_gpt2(args, seed=7).model, build_gpt2(args, seed=7).model
+    other = build_gpt2(args, seed=8).model
+    for (name, a), b in zip(first.state_dict().items(), second.state_dict().values(),
+                            strict=True):
+        assert torch.equal(a, b), name
+    assert not torch.equal(first.gpt.wte.weight, other.gpt.wte.weight)

@@ -1,8 +1,8 @@
-"""Argument dataclasses shared by every command (data selection and run output)."""
+"""Argument dataclasses shared by every command: data selection, run output, training."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import SentibenchError
@@ -37,3 +37,51 @@ class RunArgs:
     def __post_init__(self) -> None:
         if self.out is not None:
             self.out = Path(self.out)
+
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+FEATURE_CACHE = ("auto", "on", "off")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and evaluation settings; defaults are the reference's."""
+
+    num_epochs: int = 1
+    batch_size: int = 8
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.1
+    eval_freq: int = 50
+    eval_iter: int = 20
+    eval_batch_size: int | None = None  # None: 64 on CUDA, the training batch size on CPU
+    seed: int = 123
+    device: str = "auto"
+    precision: str = "auto"
+    compile: bool = False
+    max_steps: int | None = None
+    feature_cache: str = "auto"
+    feature_cache_gb: float | None = None  # None: half of the memory available at start
+    save_every: int | None = None
+    group_by_length: bool = False
+    num_workers: int | None = None  # collate in worker processes; None: 2 on CUDA, else 0
+
+    def __post_init__(self) -> None:
+        for name in ("num_epochs", "batch_size", "eval_freq", "eval_iter", "eval_batch_size"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise SentibenchError(f"--{name.replace('_', '-')} must be positive")
+        if not self.learning_rate > 0:
+            raise SentibenchError(f"--learning-rate must be positive, got {self.learning_rate}")
+        if self.num_workers is not None and self.num_workers < 0:
+            raise SentibenchError("--num-workers must be zero or more")
+        if self.feature_cache_gb is not None and not self.feature_cache_gb >= 0:
+            raise SentibenchError("--feature-cache-gb must be zero or more")
+        if self.feature_cache not in FEATURE_CACHE:
+            raise SentibenchError(f"--feature-cache must be one of {', '.join(FEATURE_CACHE)}")
+        if self.precision not in PRECISIONS:
+            raise SentibenchError(f"--precision must be one of {', '.join(PRECISIONS)}")
+        if self.device not in DEVICES and not self.device.startswith("cuda:"):
+            raise SentibenchError(f"--device must be one of {', '.join(DEVICES)} or cuda:N")
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..errors import SentibenchError
@@ -169,6 +170,7 @@ def build_gpt2(args: GPTArgs, seed: int) -> BuiltModel:
     from . import gpt2, gpt2_classifier
 
     source = gpt_checkpoint(args.model_size)
+    torch.manual_seed(seed)  # --weights random: the same backbone on every run
     backbone = gpt2.from_pretrained(source, weights=args.weights)
     tokenizer = gpt2.load_tokenizer(source)
     model = gpt2_classifier.GPT2Classifier(
