@@ -117,25 +117,28 @@ class FeatureCache:
     def cached(self) -> list[CachedRows | None]:
         return [rows for _, rows in self._splits.values()]
 
-    def rows(self, split: object, token_lengths: Sequence[int],
-             outputs: Iterator[tuple[list[int], torch.Tensor]]) -> CachedRows | None:
-        """``split``'s cached rows, filled from ``outputs`` on first use; None if over budget.
+    def rows(self, split: object, token_lengths: Callable[[], Sequence[int]],
+             outputs: Callable[[], Iterator[tuple[list[int], torch.Tensor]]]
+             ) -> CachedRows | None:
+        """``split``'s cached rows, filled from ``outputs()`` on first use; None if over budget.
 
-        ``token_lengths``: each row's length as the model sees it (used at ``"tokens"``).
+        ``token_lengths()``: each row's length as the model sees it. Both are called only on
+        the first use of a split, so a lookup (once per step) costs a dict access.
         """
-        if id(split) in self._splits:
-            outputs.close()
-            return self._splits[id(split)][1]
+        entry = self._splits.get(id(split))
+        if entry is not None:
+            return entry[1]
         store: RowStore | None = None
+        stream = outputs()
         try:
-            for batch, out in outputs:
+            for batch, out in stream:
                 if store is None:
-                    store = self._store(token_lengths, out.shape[-1])
+                    store = self._store(token_lengths(), out.shape[-1])
                     if store is None:
                         break
                 store.put(batch, out)
         finally:
-            outputs.close()
+            stream.close()
         rows = store.done() if store is not None else None
         self._splits[id(split)] = (split, rows)  # keeps the split alive, so its id stays unique
         return rows

@@ -121,10 +121,11 @@ class Engine:
         self.checkpointer: Checkpointer | None = None
         self.stop_requested = False  # set by a signal handler: stop cleanly after this step
         self.cache_level = feature_cache.plan(model, cfg.feature_cache, self.log)
-        budget = int(cfg.feature_cache_gb * 1024**3) if cfg.feature_cache_gb is not None \
-            else feature_cache.default_budget_bytes()
-        self.cache = feature_cache.FeatureCache(self.cache_level, budget, self.log) \
-            if self.cache_level else None
+        self.cache: feature_cache.FeatureCache | None = None
+        if self.cache_level is not None:
+            budget = int(cfg.feature_cache_gb * 1024**3) if cfg.feature_cache_gb is not None \
+                else feature_cache.default_budget_bytes()
+            self.cache = feature_cache.FeatureCache(self.cache_level, budget, self.log)
 
     @property
     def use_feature_cache(self) -> bool:
@@ -149,8 +150,8 @@ class Engine:
     def _cached_rows(self, split: EncodedSplit) -> feature_cache.CachedRows | None:
         if self.cache is None:
             return None
-        lengths = [self.pad_to or len(ids) for ids in split.ids]
-        return self.cache.rows(split, lengths, self._frozen_outputs(split))
+        return self.cache.rows(split, lambda: [self.pad_to or len(ids) for ids in split.ids],
+                               lambda: self._frozen_outputs(split))
 
     def _split_logits(self, split: EncodedSplit, indices: Sequence[int],
                       tensors: tuple[torch.Tensor, ...] | None = None
@@ -195,7 +196,7 @@ class Engine:
 
     def _eval_batches(self, split: EncodedSplit, indices: Sequence[int]) -> Iterator[list[int]]:
         """Length-sorted, large batches: padding waste and Python overhead stay small."""
-        lengths = split.lengths()[list(indices)]
+        lengths = torch.tensor([len(split.ids[i]) for i in indices], dtype=torch.long)
         order = [indices[i] for i in torch.argsort(lengths, stable=True).tolist()]
         size = self.cfg.eval_batch_size or (64 if self.device.type == "cuda" else
                                             self.cfg.batch_size)  # big batches are slower on CPU
@@ -314,7 +315,8 @@ class Engine:
                    train: EncodedSplit, val: EncodedSplit,
                    monitor: tuple[list[int], list[int]], total: int, bar: tqdm) -> None:
         cfg = self.cfg
-        order = self._epoch_order(len(train), state.epoch, train.lengths())
+        lengths = train.lengths() if cfg.group_by_length else None  # O(rows): only if used
+        order = self._epoch_order(len(train), state.epoch, lengths)
         size = cfg.batch_size
         todo = range(state.next_batch, len(order) // size)
         local = [distributed.local_slice(order[b * size:(b + 1) * size], self.dist, size)
