@@ -149,17 +149,20 @@ class HFClassifier(nn.Module):
         return self.hf_model(input_ids=input_ids).logits
 
     # -- feature cache (opt-in: the frozen backbone has dropout in train mode) -------------
-    def _backbone_name(self) -> str:
-        prefix = getattr(self.hf_model, "base_model_prefix", "")
-        if not prefix or not isinstance(getattr(self.hf_model, prefix, None), nn.Module):
-            raise SentibenchError(f"cannot tell the head of {type(self.hf_model).__name__} "
-                                  "from its backbone")
+    def backbone_name(self) -> str:
+        """The attribute holding the backbone (``base_model_prefix``); the rest is the head."""
+        hf = self.hf_model
+        prefix = getattr(hf, "base_model_prefix", "")
+        backbone = getattr(hf, prefix, None) if prefix else None
+        if not isinstance(backbone, nn.Module) or backbone is hf:
+            raise SentibenchError(f"cannot tell the head of {type(hf).__name__} from its "
+                                  "backbone; use --trainable_layers all")
         return prefix
 
     def cache_level(self) -> str | None:
         """``"tokens"`` (the backbone's last hidden states) when only the head trains."""
         try:
-            prefix = self._backbone_name() + "."
+            prefix = self.backbone_name() + "."
         except SentibenchError:
             return None
         trains = [n for n, p in self.hf_model.named_parameters() if p.requires_grad]
@@ -171,7 +174,7 @@ class HFClassifier(nn.Module):
     def features(self, input_ids: torch.Tensor,
                  attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """The backbone's last hidden states [B,T,E]."""
-        backbone = getattr(self.hf_model, self._backbone_name())
+        backbone = getattr(self.hf_model, self.backbone_name())
         if self.use_attention_mask and attention_mask is not None:
             return backbone(input_ids=input_ids, attention_mask=attention_mask)[0]
         return backbone(input_ids=input_ids)[0]
@@ -180,7 +183,7 @@ class HFClassifier(nn.Module):
                  attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """The model's own head on cached hidden states: its forward runs with the backbone
         swapped for a stand-in that returns them (plus the backbone's pooler, if it has one)."""
-        name = self._backbone_name()
+        name = self.backbone_name()
         backbone = self.hf_model._modules[name]
         self.hf_model._modules[name] = _CachedBackbone(features, getattr(backbone, "pooler", None))
         try:
@@ -315,11 +318,8 @@ def trainable_parameter_names(model: nn.Module, mode: str) -> set[str]:
     names = [name for name, _ in hf.named_parameters()]
     chosen = set(names)
     if mode != "all":
-        prefix = getattr(hf, "base_model_prefix", "")
-        backbone = getattr(hf, prefix, None) if prefix else None
-        if not isinstance(backbone, nn.Module) or backbone is hf:
-            raise SentibenchError(f"cannot tell the head of {type(hf).__name__} from its "
-                                  "backbone; use --trainable_layers all")
+        prefix = model.backbone_name()
+        backbone = getattr(hf, prefix)
         chosen = {name for name in names if not name.startswith(prefix + ".")}
         if mode == "last_block":
             blocks = _block_list(backbone)
