@@ -44,6 +44,7 @@ def _gpt2_run(trainable: str, pooling: str, average: bool, mode: str, **cfg):
     model = GPT2Classifier(GPT2(tiny_config()), num_classes=2, pooling=pooling,
                            average=average, pad_id=63, seed=0)
     model.set_trainable(trainable)
+    cfg.setdefault("split_batches", "off")  # same batch shapes on both sides: same float noise
     engine, lines = quiet_engine(model, num_epochs=2, feature_cache=mode, **cfg)
     engine.fit(train, val)
     trained = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}

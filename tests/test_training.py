@@ -6,7 +6,15 @@ import pytest
 import torch
 from torch import nn
 
-from sentibench.batching import EncodedSplit, collate, encode_split, iter_batches
+from sentibench import training
+from sentibench.batching import (
+    EncodedSplit,
+    collate,
+    encode_split,
+    epoch_order,
+    iter_batches,
+    length_groups,
+)
 from sentibench.errors import SentibenchError
 from sentibench.training import Engine, TrainConfig, count_parameters
 
@@ -21,9 +29,12 @@ class MeanPoolClassifier(nn.Module):
         self.pad_id = 0
         self.fixed_padding = fixed_padding
         self.seen_widths: list[int] = []
+        self.train_shapes: list[tuple[int, int]] = []  # [rows, width] of training forwards
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         self.seen_widths.append(input_ids.shape[1])
+        if self.training:
+            self.train_shapes.append(tuple(input_ids.shape))
         h = self.embed(input_ids) * attention_mask.unsqueeze(-1)
         return self.head(h.sum(1) / attention_mask.sum(1, keepdim=True))
 
@@ -219,12 +230,10 @@ def test_feature_cache_on_requires_the_protocol():
 def test_group_by_length_keeps_the_rows_and_cuts_padding():
     split = synthetic_split(200, 5)
     lengths = split.lengths()
-    plain, _ = quiet_engine(nn.Linear(1, 1), batch_size=4)
-    grouped, _ = quiet_engine(nn.Linear(1, 1), batch_size=4, group_by_length=True)
-    a, b = plain._epoch_order(200, 0, lengths), grouped._epoch_order(200, 0, lengths)
+    a, b = epoch_order(200, 4, 123), epoch_order(200, 4, 123, lengths)
     assert sorted(a) == sorted(b) and len(b) == 200
-    assert b == grouped._epoch_order(200, 0, lengths)  # deterministic
-    assert b != grouped._epoch_order(200, 1, lengths)
+    assert b == epoch_order(200, 4, 123, lengths)  # deterministic
+    assert b != epoch_order(200, 4, 124, lengths)
 
     def padded_tokens(order: list[int]) -> int:
         return sum(4 * int(lengths[order[i:i + 4]].max()) for i in range(0, len(order), 4))
@@ -256,3 +265,90 @@ def test_training_with_loader_workers_equals_training_without():
     assert torch.equal(outcome[0][0], outcome[1][0])
     assert torch.equal(outcome[0][1], outcome[1][1])
     assert outcome[0][2] == outcome[1][2]
+
+
+def _brute_force_cost(lengths: list[int], overhead: int) -> int:
+    """Cheapest contiguous cut of the sorted lengths, by trying every cut."""
+    ordered = sorted(lengths)
+    best = None
+    for mask in range(2 ** (len(ordered) - 1)):
+        cost, start = 0, 0
+        for end in range(1, len(ordered) + 1):
+            if end == len(ordered) or mask >> (end - 1) & 1:
+                cost += (end - start) * ordered[end - 1] + overhead
+                start = end
+        best = cost if best is None else min(best, cost)
+    return best
+
+
+@pytest.mark.parametrize("overhead", [0, 8, 64, 10_000])
+def test_length_groups_partition_the_batch_at_least_cost(overhead):
+    g = torch.Generator().manual_seed(overhead)
+    for _ in range(20):
+        lengths = torch.randint(1, 257, (8,), generator=g).tolist()
+        groups = length_groups(lengths, overhead)
+        assert sorted(p for group in groups for p in group) == list(range(8))
+        flat = [lengths[p] for group in groups for p in group]
+        assert flat == sorted(lengths)  # contiguous runs of the length order
+        cost = sum(len(group) * max(lengths[p] for p in group) + overhead for group in groups)
+        assert cost == _brute_force_cost(lengths, overhead)
+    assert len(length_groups([5, 200, 7, 256], 10_000)) == 1
+    assert length_groups([256, 3, 256, 3], 0) == [[1, 3], [0, 2]]
+
+
+def _run(split_batches: str, **cfg):
+    train, val, test = synthetic_split(64, 1), synthetic_split(16, 2), synthetic_split(30, 3)
+    torch.manual_seed(0)
+    model = MeanPoolClassifier()
+    engine, lines = quiet_engine(model, num_epochs=2, split_batches=split_batches, **cfg)
+    engine.fit(train, val)
+    params = {n: p.detach().clone() for n, p in model.named_parameters()}
+    return engine, engine.predict_logits(test), params, lines, model.train_shapes
+
+
+def test_split_batches_trains_to_the_same_weights_with_less_padding(monkeypatch):
+    monkeypatch.setattr(training, "SPLIT_OVERHEAD_TOKENS", 2)  # rows here are 3-12 tokens
+    off, on = _run("off"), _run("on")
+    assert off[0].split_batches is False and on[0].split_batches is True
+    torch.testing.assert_close(on[1], off[1], rtol=1e-5, atol=1e-6)
+    for name, value in off[2].items():
+        torch.testing.assert_close(on[2][name], value, rtol=1e-5, atol=1e-6)
+    assert on[0].history.train_loss == pytest.approx(off[0].history.train_loss, rel=1e-5)
+    assert len(off[4]) == 16 and len(on[4]) > 16  # 2 epochs of 8 batches of 8 rows
+    assert sum(rows for rows, _ in on[4]) == sum(rows for rows, _ in off[4]) == 128
+    padded = {name: sum(r * w for r, w in run[4]) for name, run in (("off", off), ("on", on))}
+    assert padded["on"] < 0.9 * padded["off"]
+
+
+def test_split_batches_policy():
+    cpu_auto, _ = quiet_engine(MeanPoolClassifier())
+    assert cpu_auto.split_batches is True  # auto: on CPU
+    fixed, lines = quiet_engine(MeanPoolClassifier(fixed_padding=True), split_batches="on")
+    assert fixed.split_batches is False and "no effect" in lines[0]
+    assert quiet_engine(MeanPoolClassifier(), split_batches="off")[0].split_batches is False
+    with pytest.raises(SentibenchError, match="--split-batches"):
+        TrainConfig(split_batches="yes")
+
+
+def test_cpu_training_uses_the_fused_adamw():
+    engine, _ = quiet_engine(MeanPoolClassifier())
+    assert engine._optimizer().defaults["fused"] is True
+
+
+def test_evaluation_scores_each_row_once_per_set_of_weights():
+    model = MeanPoolClassifier()
+    engine, _ = quiet_engine(model, split_batches="off")
+    split = synthetic_split(30, 3)
+    first = engine.predict_logits(split, [4, 2, 4, 9])
+    calls = len(model.seen_widths)
+    again = engine.predict_logits(split, [9, 4])
+    assert len(model.seen_widths) == calls  # served from the memo
+    assert torch.equal(again, first[[3, 0]]) and torch.equal(first[0], first[2])
+    whole = engine.predict_logits(split)
+    assert torch.equal(whole[[4, 2, 9]], first[[0, 1, 3]])
+    model.load_state_dict({k: v + 0.5 for k, v in model.state_dict().items()})
+    moved = engine.predict_logits(split, [4])
+    assert len(model.seen_widths) > calls and not torch.equal(moved[0], first[0])
+    engine.fit(synthetic_split(16, 1), synthetic_split(8, 2))  # fused steps: no version bump
+    fresh, _ = quiet_engine(model)
+    assert torch.equal(engine.predict_logits(split), fresh.predict_logits(split))

@@ -63,6 +63,50 @@ def collate(
     return input_ids, mask, split.labels[list(indices)]
 
 
+def epoch_order(n: int, batch_size: int, seed: int,
+                lengths: torch.Tensor | None = None) -> list[int]:
+    """One epoch's rows, shuffled by a generator of our own (evaluation never shifts it),
+    whole batches only (``drop_last``, as the reference).
+
+    With ``lengths`` (``--group-by-length``), each window of 50 batches is sorted by length
+    before it is cut into batches, and the batches are shuffled: less padding, other mixes.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(n, generator=generator).tolist()
+    usable = (n // batch_size) * batch_size
+    order = order[:usable]
+    if lengths is None:
+        return order
+    window = 50 * batch_size
+    grouped = [sorted(order[i:i + window], key=lambda row: -int(lengths[row]))
+               for i in range(0, usable, window)]
+    flat = [row for chunk in grouped for row in chunk]
+    batches = [flat[i:i + batch_size] for i in range(0, usable, batch_size)]
+    perm = torch.randperm(len(batches), generator=generator).tolist()
+    return [row for b in perm for row in batches[b]]
+
+
+def length_groups(lengths: Sequence[int], overhead: int) -> list[list[int]]:
+    """Cut a batch, sorted by length, into contiguous groups that minimise padded tokens
+    plus ``overhead`` tokens per group (the fixed cost of one more forward/backward).
+
+    Returns positions into ``lengths``. Each group is padded only to its own longest row,
+    so short rows stop paying for long ones; dynamic programming over the sorted rows.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    best = [0] + [0] * len(order)  # best[j]: cheapest cost of the j shortest rows
+    cut = [0] * (len(order) + 1)
+    for j in range(1, len(order) + 1):
+        longest = lengths[order[j - 1]]
+        best[j], cut[j] = min((best[i] + (j - i) * longest + overhead, i) for i in range(j))
+    groups: list[list[int]] = []
+    j = len(order)
+    while j > 0:
+        groups.append(order[cut[j] : j])
+        j = cut[j]
+    return groups[::-1]
+
+
 class _CollatedBatches(torch.utils.data.Dataset):
     """Item i is batch i, collated (what each loader worker runs)."""
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from .errors import SentibenchError
 from .fileio import atomic_write_json
-from .training import History, Resume, TrainState
+from .state import History, Resume, TrainState
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.json"

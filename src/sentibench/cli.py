@@ -173,6 +173,10 @@ def _add_training_options(parser: argparse.ArgumentParser, learning_rate: float)
     add_option(group, "--group-by-length", action="store_true",
                help="batch training examples of similar length (less padding; changes batch "
                     "composition, so off by default)")
+    add_option(group, "--split-batches", choices=["auto", "on", "off"], default="auto",
+               help="cut each training batch into length-sorted micro-batches and add up "
+                    "their gradients: the same batch, loss and gradient with less padding "
+                    "(auto = on CPU, where padding costs time; never with fixed padding)")
     add_option(group, "--save-every", type=positive_int, default=None,
                help="checkpoint every N steps (also saved on Ctrl-C / SIGTERM)")
     add_option(group, "--resume", type=Path, default=None, metavar="RUN_DIR",
@@ -186,7 +190,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
                        compile=args.compile, max_steps=args.max_steps,
                        feature_cache=args.feature_cache,
                        feature_cache_gb=args.feature_cache_gb, save_every=args.save_every,
-                       group_by_length=args.group_by_length, num_workers=args.num_workers)
+                       group_by_length=args.group_by_length, num_workers=args.num_workers,
+                       split_batches=args.split_batches)
 
 
 def _add_train_gpt(sub: argparse._SubParsersAction) -> None:

@@ -42,6 +42,7 @@ class RunArgs:
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 FEATURE_CACHE = ("auto", "on", "off")
+SPLIT_BATCHES = ("auto", "on", "off")
 
 
 @dataclass
@@ -64,6 +65,7 @@ class TrainConfig:
     feature_cache_gb: float | None = None  # None: half of the memory available at start
     save_every: int | None = None
     group_by_length: bool = False
+    split_batches: str = "auto"  # length-sorted micro-batches per step; auto: on CPU only
     num_workers: int | None = None  # collate in worker processes; None: 2 on CUDA, else 0
 
     def __post_init__(self) -> None:
@@ -78,6 +80,8 @@ class TrainConfig:
             raise SentibenchError("--feature-cache-gb must be zero or more")
         if self.feature_cache not in FEATURE_CACHE:
             raise SentibenchError(f"--feature-cache must be one of {', '.join(FEATURE_CACHE)}")
+        if self.split_batches not in SPLIT_BATCHES:
+            raise SentibenchError(f"--split-batches must be one of {', '.join(SPLIT_BATCHES)}")
         if self.precision not in PRECISIONS:
             raise SentibenchError(f"--precision must be one of {', '.join(PRECISIONS)}")
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
