@@ -15,7 +15,8 @@ from typing import Any
 
 import torch
 
-from sentibench.models.encoders import HFClassifier, count_parameters, set_trainable
+from sentibench.models import count_parameters
+from sentibench.models.encoders import HFClassifier, set_trainable
 from sentibench.models.registry import MODELS
 
 

@@ -19,7 +19,7 @@ import torch
 
 from sentibench.batching import EncodedSplit, collate
 from sentibench.errors import SentibenchError
-from sentibench.models import encoders, hf_errors
+from sentibench.models import count_parameters, encoders, hf_errors
 from sentibench.models.encoders import (
     HFClassifier,
     build_hf_classifier,
@@ -29,7 +29,7 @@ from sentibench.models.encoders import (
     trainable_parameter_names,
 )
 from sentibench.models.registry import MODELS
-from sentibench.training import Engine, TrainConfig, count_parameters
+from sentibench.training import Engine, TrainConfig
 
 MODES = ("all", "last_block", "last_layer")
 VOCAB = 100

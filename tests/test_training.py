@@ -16,7 +16,8 @@ from sentibench.batching import (
     length_groups,
 )
 from sentibench.errors import SentibenchError
-from sentibench.training import Engine, TrainConfig, count_parameters
+from sentibench.models import count_parameters
+from sentibench.training import Engine, TrainConfig
 
 
 class MeanPoolClassifier(nn.Module):

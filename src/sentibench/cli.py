@@ -177,6 +177,10 @@ def _add_training_options(parser: argparse.ArgumentParser, learning_rate: float)
                help="cut each training batch into length-sorted micro-batches and add up "
                     "their gradients: the same batch, loss and gradient with less padding "
                     "(auto = on CPU, where padding costs time; never with fixed padding)")
+    add_option(group, "--fast-dropout", choices=["auto", "off"], default="auto",
+               help="draw CPU dropout masks with numpy's SFC64 generator, seeded from torch's: "
+                    "the same distribution, about 10x faster to sample than torch's CPU "
+                    "bernoulli (auto = on CPU without --compile; off = torch's own masks)")
     add_option(group, "--save-every", type=positive_int, default=None,
                help="checkpoint every N steps (also saved on Ctrl-C / SIGTERM)")
     add_option(group, "--resume", type=Path, default=None, metavar="RUN_DIR",
@@ -191,7 +195,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
                        feature_cache=args.feature_cache,
                        feature_cache_gb=args.feature_cache_gb, save_every=args.save_every,
                        group_by_length=args.group_by_length, num_workers=args.num_workers,
-                       split_batches=args.split_batches)
+                       split_batches=args.split_batches, fast_dropout=args.fast_dropout)
 
 
 def _add_train_gpt(sub: argparse._SubParsersAction) -> None:

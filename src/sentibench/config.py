@@ -43,6 +43,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 FEATURE_CACHE = ("auto", "on", "off")
 SPLIT_BATCHES = ("auto", "on", "off")
+FAST_DROPOUT = ("auto", "off")
 
 
 @dataclass
@@ -66,6 +67,7 @@ class TrainConfig:
     save_every: int | None = None
     group_by_length: bool = False
     split_batches: str = "auto"  # length-sorted micro-batches per step; auto: on CPU only
+    fast_dropout: str = "auto"  # faster CPU dropout masks, same distribution (fast_dropout.py)
     num_workers: int | None = None  # collate in worker processes; None: 2 on CUDA, else 0
 
     def __post_init__(self) -> None:
@@ -82,6 +84,8 @@ class TrainConfig:
             raise SentibenchError(f"--feature-cache must be one of {', '.join(FEATURE_CACHE)}")
         if self.split_batches not in SPLIT_BATCHES:
             raise SentibenchError(f"--split-batches must be one of {', '.join(SPLIT_BATCHES)}")
+        if self.fast_dropout not in FAST_DROPOUT:
+            raise SentibenchError(f"--fast-dropout must be one of {', '.join(FAST_DROPOUT)}")
         if self.precision not in PRECISIONS:
             raise SentibenchError(f"--precision must be one of {', '.join(PRECISIONS)}")
         if self.device not in DEVICES and not self.device.startswith("cuda:"):

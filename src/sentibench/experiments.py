@@ -27,6 +27,7 @@ from .checkpoint import CHECKPOINT_DIR, load_checkpoint, read_run_spec, save_che
 from .config import DataArgs, RunArgs
 from .data import data_checksums, load_splits
 from .fileio import atomic_path
+from .models import count_parameters
 from .models.registry import ARG_TYPES, FAMILIES, BuiltModel
 from .results import (
     RunResult,
@@ -37,7 +38,7 @@ from .results import (
     write_predictions,
     write_results,
 )
-from .training import Engine, TrainConfig, count_parameters
+from .training import Engine, TrainConfig
 
 
 def resolve_max_length(built: BuiltModel, train_texts: list[str]) -> int:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -22,7 +21,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import distributed, feature_cache
+from . import distributed, fast_dropout, feature_cache
 from .batching import EncodedSplit, collate, epoch_order, iter_batches, length_groups
 from .config import TrainConfig
 from .devices import autocast_dtype, resolve_device
@@ -277,8 +276,9 @@ class Engine:
         total = min(total, cfg.max_steps) if cfg.max_steps is not None else total
         self.model.train()
         try:
-            with tqdm(total=total, initial=state.global_step + 1, desc="training", unit="step",
-                      dynamic_ncols=True, disable=not self.dist.is_main) as bar:
+            with self._fast_dropout(), tqdm(
+                    total=total, initial=state.global_step + 1, desc="training", unit="step",
+                    dynamic_ncols=True, disable=not self.dist.is_main) as bar:
                 while state.epoch < cfg.num_epochs and state.global_step + 1 < total:
                     self._run_epoch(optimizer, state, train, val, monitor, total, bar)
         except KeyboardInterrupt:
@@ -287,6 +287,13 @@ class Engine:
                 self.log(f"Interrupted at step {state.global_step}; checkpoint saved.")
             raise
         return self.history
+
+    def _fast_dropout(self) -> contextlib.AbstractContextManager:
+        """CPU dropout masks from a faster sampler while training (not under torch.compile,
+        which draws its own)."""
+        if self.cfg.fast_dropout == "off" or self.device.type != "cpu" or self.cfg.compile:
+            return contextlib.nullcontext()
+        return fast_dropout.installed(self.model)
 
     def _run_epoch(self, optimizer: torch.optim.Optimizer, state: TrainState,
                    train: EncodedSplit, val: EncodedSplit,
@@ -380,22 +387,3 @@ class Engine:
         """Full-split accuracy, as the reference prints after training."""
         return {name: self.accuracy(split, progress=f"eval {name}")
                 for name, split in splits.items()}
-
-
-def count_parameters(module: nn.Module) -> tuple[int, int]:
-    """(total, trainable), counting tied parameters once."""
-    seen: set[int] = set()
-    total = trainable = 0
-    for p in module.parameters():
-        if id(p) in seen:
-            continue
-        seen.add(id(p))
-        total += p.numel()
-        trainable += p.numel() if p.requires_grad else 0
-    return total, trainable
-
-
-def timed(fn: Callable[[], object]) -> tuple[object, float]:
-    start = time.perf_counter()
-    value = fn()
-    return value, time.perf_counter() - start

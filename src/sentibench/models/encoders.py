@@ -338,12 +338,6 @@ def set_trainable(model: nn.Module, mode: str) -> None:
         param.requires_grad_(name in chosen)
 
 
-def count_parameters(module: nn.Module) -> tuple[int, int]:
-    """(total, trainable) parameter counts; shared tensors count once."""
-    params = list(module.parameters())
-    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
-
-
 def save_hf_classifier(model: nn.Module, tokenizer: HFTokenizer,
                        directory: str | os.PathLike[str]) -> None:
     """Write the model (safetensors), tokenizer and a small sidecar into ``directory``.

@@ -123,12 +123,6 @@ class GPT2Classifier(nn.Module):
         self.head.requires_grad_(True)
 
 
-def count_parameters(module: nn.Module) -> tuple[int, int]:
-    """(total, trainable) parameter counts; a tied Parameter counts once."""
-    params = list(module.parameters())
-    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
-
-
 def save_classifier(model: GPT2Classifier, tokenizer: GPT2BPETokenizer,
                     directory: str | os.PathLike[str]) -> None:
     """Write model.safetensors, tokenizer files and, last, config.json (each atomically).

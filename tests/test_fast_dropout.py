@@ -1,0 +1,124 @@
+"""Faster CPU dropout masks: the same distribution, reproducible, and swapped in only while
+the engine trains."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from sentibench import fast_dropout
+from sentibench.training import Engine, TrainConfig
+from tests.test_encoders import random_split, snapshot, tiny_classifier
+
+
+def test_keep_mask_is_bernoulli_with_the_asked_probability():
+    torch.manual_seed(0)
+    mask = fast_dropout.keep_mask((1000, 1000), 0.9)
+    assert mask.dtype == torch.bool and mask.shape == (1000, 1000)
+    assert abs(mask.float().mean().item() - 0.9) < 5 * (0.9 * 0.1 / 1e6) ** 0.5
+    # no structure: neighbouring elements are independent
+    both = (mask[:, 1:] & mask[:, :-1]).float().mean().item()
+    assert abs(both - 0.81) < 5 * (0.81 * 0.19 / 999_000) ** 0.5
+    assert not torch.equal(mask, fast_dropout.keep_mask((1000, 1000), 0.9))  # fresh each call
+    torch.manual_seed(0)
+    assert torch.equal(mask, fast_dropout.keep_mask((1000, 1000), 0.9))  # torch's seed rules
+
+
+def test_fast_dropout_module_matches_nn_dropout_semantics():
+    x = torch.randn(64, 100)
+    layer = fast_dropout.FastDropout(0.25)
+    y = layer(x)
+    kept = y != 0
+    torch.testing.assert_close(y[kept], x[kept] / 0.75)
+    assert 0.6 < kept.float().mean().item() < 0.9
+    assert torch.equal(layer.eval()(x), x)
+    grad = torch.ones_like(x, requires_grad=True)
+    torch.manual_seed(3)
+    (layer.train()(x * grad)).sum().backward()
+    torch.manual_seed(3)
+    expected = fast_dropout.keep_mask(x.shape, 0.75) / 0.75 * x
+    torch.testing.assert_close(grad.grad, expected)
+
+
+def _qkv(padded: bool):
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(2, 3, 6, 4, generator=g) for _ in range(3))
+    mask = torch.ones(2, 1, 6, 6, dtype=torch.bool)
+    if padded:
+        mask[1, :, :, 4:] = False  # row 1: the last two keys are padding
+    return q, k, v, mask
+
+
+def test_hf_attention_is_softmax_attention_with_the_drawn_mask():
+    q, k, v, mask = _qkv(padded=True)
+    module = nn.Module()
+    torch.manual_seed(5)
+    out, _ = fast_dropout.hf_attention(module, q, k, v, mask, dropout=0.2, scaling=0.5)
+    torch.manual_seed(5)
+    keep = fast_dropout.keep_mask((2, 3, 6, 6), 0.8)
+    scores = (q @ k.transpose(-1, -2) * 0.5).masked_fill(~mask, float("-inf"))
+    expected = (scores.softmax(-1) * keep / 0.8) @ v
+    torch.testing.assert_close(out, expected.transpose(1, 2))
+    # padding keys carry no weight: changing their values changes nothing
+    v2 = v.clone()
+    v2[1, :, 4:] += 100.0
+    torch.manual_seed(5)
+    out2, _ = fast_dropout.hf_attention(module, q, k, v2, mask, dropout=0.2, scaling=0.5)
+    torch.testing.assert_close(out2, out)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_hf_attention_without_dropout_is_sdpa(padded):
+    q, k, v, mask = _qkv(padded)
+    out, _ = fast_dropout.hf_attention(nn.Module(), q, k, v, mask, dropout=0.0)
+    expected = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    torch.testing.assert_close(out, expected.transpose(1, 2))
+
+
+@pytest.mark.parametrize("arch", ["bert", "roberta", "distilbert", "modernbert", "deberta-v2"])
+def test_installed_swaps_for_the_block_only_and_keeps_eval_logits(arch):
+    model = tiny_classifier(arch)
+    ids = torch.randint(5, 60, (3, 10))
+    mask = torch.ones_like(ids)
+    mask[0, 7:] = 0
+    before = model.eval()(ids, mask)
+    kinds = {name: type(m) for name, m in model.named_modules()}
+    impl = model.hf_model.config._attn_implementation
+    with fast_dropout.installed(model) as switched:
+        assert switched > 0
+        assert not any(type(m) is nn.Dropout and m.p > 0 for m in model.modules())
+        torch.testing.assert_close(model(ids, mask), before)  # eval: no dropout either way
+        model.train()
+        assert all(m.training for m in model.modules())
+        model(ids, mask).sum().backward()  # the training path runs and has gradients
+    assert {name: type(m) for name, m in model.named_modules()} == kinds
+    assert model.hf_model.config._attn_implementation == impl
+    assert model.training  # the mode set inside the block is kept
+    torch.testing.assert_close(model.eval()(ids, mask), before)
+
+
+def _train_bert(fast: str, seed: int = 0):
+    model = tiny_classifier("bert", seed=seed)
+    cfg = TrainConfig(learning_rate=1e-2, batch_size=4, eval_freq=3, eval_iter=2, device="cpu",
+                      fast_dropout=fast, num_epochs=2)
+    engine = Engine(model, cfg, max_length=16, log=lambda line: None)
+    engine.fit(random_split(48, 1), random_split(8, 2))
+    return engine.predict_logits(random_split(10, 3)), snapshot(model), engine.history
+
+
+def test_engine_training_with_fast_dropout_is_reproducible_and_learns():
+    first, again, plain = _train_bert("auto"), _train_bert("auto"), _train_bert("off")
+    torch.testing.assert_close(first[0], again[0], rtol=0, atol=0)
+    for name, value in first[1].items():
+        assert torch.equal(again[1][name], value)
+    assert not torch.equal(first[0], plain[0])  # other masks, so other (equally valid) weights
+    for run in (first, plain):
+        assert run[2].train_loss[-1] < run[2].train_loss[0]
+    # after training the model is the plain Hugging Face model again
+    model = tiny_classifier("bert")
+    engine = Engine(model, TrainConfig(device="cpu", batch_size=4), max_length=16,
+                    log=lambda line: None)
+    engine.fit(random_split(8, 1), random_split(4, 2))
+    assert model.hf_model.config._attn_implementation == "sdpa"
+    assert any(type(m) is nn.Dropout for m in model.modules())
