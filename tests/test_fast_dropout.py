@@ -12,17 +12,19 @@ from sentibench.training import Engine, TrainConfig
 from tests.test_encoders import random_split, snapshot, tiny_classifier
 
 
-def test_keep_mask_is_bernoulli_with_the_asked_probability():
+def test_multiplier_is_bernoulli_with_the_asked_probability():
     torch.manual_seed(0)
-    mask = fast_dropout.keep_mask((1000, 1000), 0.9)
-    assert mask.dtype == torch.bool and mask.shape == (1000, 1000)
+    mask = (fast_dropout.multiplier((1000, 1000), 0.1) > 0)
+    assert mask.shape == (1000, 1000)
+    values = fast_dropout.multiplier((100,), 0.1).unique().tolist()
+    assert values == pytest.approx([0.0, 1 / 0.9])
     assert abs(mask.float().mean().item() - 0.9) < 5 * (0.9 * 0.1 / 1e6) ** 0.5
     # no structure: neighbouring elements are independent
     both = (mask[:, 1:] & mask[:, :-1]).float().mean().item()
     assert abs(both - 0.81) < 5 * (0.81 * 0.19 / 999_000) ** 0.5
-    assert not torch.equal(mask, fast_dropout.keep_mask((1000, 1000), 0.9))  # fresh each call
+    assert not torch.equal(mask, fast_dropout.multiplier((1000, 1000), 0.1) > 0)  # fresh draws
     torch.manual_seed(0)
-    assert torch.equal(mask, fast_dropout.keep_mask((1000, 1000), 0.9))  # torch's seed rules
+    assert torch.equal(mask, fast_dropout.multiplier((1000, 1000), 0.1) > 0)  # torch's seed
 
 
 def test_fast_dropout_module_matches_nn_dropout_semantics():
@@ -37,7 +39,7 @@ def test_fast_dropout_module_matches_nn_dropout_semantics():
     torch.manual_seed(3)
     (layer.train()(x * grad)).sum().backward()
     torch.manual_seed(3)
-    expected = fast_dropout.keep_mask(x.shape, 0.75) / 0.75 * x
+    expected = fast_dropout.multiplier(x.shape, 0.25) * x
     torch.testing.assert_close(grad.grad, expected)
 
 
@@ -56,7 +58,7 @@ def test_hf_attention_is_softmax_attention_with_the_drawn_mask():
     torch.manual_seed(5)
     out, _ = fast_dropout.hf_attention(module, q, k, v, mask, dropout=0.2, scaling=0.5)
     torch.manual_seed(5)
-    keep = fast_dropout.keep_mask((2, 3, 6, 6), 0.8)
+    keep = fast_dropout.multiplier((2, 3, 6, 6), 0.2) * 0.8
     scores = (q @ k.transpose(-1, -2) * 0.5).masked_fill(~mask, float("-inf"))
     expected = (scores.softmax(-1) * keep / 0.8) @ v
     torch.testing.assert_close(out, expected.transpose(1, 2))

@@ -3,7 +3,7 @@
 torch's CPU ``bernoulli_`` costs about 8 ns per element. An encoder's attention-probability
 dropout draws B x heads x T x T of them per layer, which made it a fifth of a MiniLM training
 step on CPU, and it also pushes SDPA off its fused kernel. Here a keep-mask is numpy's SFC64
-stream read as 32-bit words and compared with round(keep x 2**32): the keep probability is
+stream read as 32-bit words and compared with round((1 - p) x 2**32): the probability is
 exact to 2**-32 and a 5.5M-element mask takes about 5 ms instead of 41 ms. Each mask's seed
 is drawn from torch's global generator, so ``torch.manual_seed`` and the RNG state that a
 checkpoint saves keep runs reproducible and resumable. The masks differ from torch's; their
@@ -25,22 +25,22 @@ HF_ATTENTION = "sentibench_sdpa"  # registered with transformers' AttentionInter
 _UNSUPPORTED = ("position_bias", "softcap", "s_aux", "sinks")  # left to SDPA itself
 
 
-def keep_mask(shape: torch.Size | tuple[int, ...], keep: float) -> torch.Tensor:
-    """A bool tensor of ``shape``, each element True with probability ``keep``."""
+def multiplier(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
+    """float32 of ``shape``: 0 with probability ``p``, else 1 / (1 - p), independently.
+
+    Multiplying by it is dropout; a float mask keeps both the forward and the backward a
+    single elementwise product (a bool mask would be converted on every use).
+    """
     n = int(np.prod(shape))
     seed = int(torch.randint(0, 2**62, ()).item())
     words = np.random.Generator(np.random.SFC64(seed)).bit_generator.random_raw((n + 1) // 2)
-    bits = words.view(np.uint32)[:n] < np.uint32(min(round(keep * 2**32), 2**32 - 1))
-    return torch.from_numpy(bits).view(shape)
-
-
-def dropout(x: torch.Tensor, p: float) -> torch.Tensor:
-    """Training-mode dropout of a CPU tensor with :func:`keep_mask`."""
-    return x * keep_mask(x.shape, 1.0 - p) * (1.0 / (1.0 - p))
+    keep = words.view(np.uint32)[:n] < np.uint32(min(round((1.0 - p) * 2**32), 2**32 - 1))
+    return torch.from_numpy(np.multiply(keep, np.float32(1.0 / (1.0 - p)),
+                                        dtype=np.float32)).view(shape)
 
 
 class FastDropout(nn.Module):
-    """``nn.Dropout`` with :func:`keep_mask` on CPU (torch's own elsewhere)."""
+    """``nn.Dropout`` with :func:`multiplier` on CPU (torch's own elsewhere)."""
 
     def __init__(self, p: float) -> None:
         super().__init__()
@@ -49,7 +49,7 @@ class FastDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0 or x.device.type != "cpu":
             return F.dropout(x, self.p, self.training)
-        return dropout(x, self.p)
+        return x * multiplier(x.shape, self.p)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -60,7 +60,7 @@ def hf_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, valu
                  scaling: float | None = None, is_causal: bool | None = None,
                  **kwargs: Any) -> tuple[torch.Tensor, None]:
     """transformers' SDPA attention, except that training-mode dropout on CPU (the math
-    path anyway) takes its mask from :func:`keep_mask`. ``query`` etc. are [B, H, T, D]."""
+    path anyway) takes its mask from :func:`multiplier`. ``query`` etc. are [B, H, T, D]."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     plain = (dropout == 0.0 or bool(is_causal) or query.device.type != "cpu"
@@ -76,8 +76,7 @@ def hf_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, valu
     elif attention_mask is not None:
         scores = scores + attention_mask
     probs = torch.softmax(scores, dim=-1)
-    kept = probs * keep_mask(probs.shape, 1.0 - dropout)
-    out = torch.matmul(kept, value) * (1.0 / (1.0 - dropout))  # scale the smaller tensor
+    out = torch.matmul(probs * multiplier(probs.shape, dropout), value)
     return out.transpose(1, 2).contiguous(), None
 
 
