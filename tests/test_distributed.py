@@ -71,3 +71,49 @@ def test_sigint_then_resume_equals_an_uninterrupted_run(imdb_data, tiny_gpt2_dir
     assert read_results(cut).accuracy == read_results(whole).accuracy
     assert read_results(cut).history == read_results(whole).history
     assert not (cut / "checkpoint").exists()
+
+
+def _ddp_micro_batch_worker(rank: int, world: int, port: int, out: Path) -> None:
+    import torch
+    import torch.distributed as dist
+
+    from sentibench import training
+    from tests.test_training import MeanPoolClassifier, quiet_engine, synthetic_split
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    training.SPLIT_OVERHEAD_TOKENS = 2  # rows here are 3-12 tokens: split every batch
+    torch.manual_seed(0)
+    model = MeanPoolClassifier()
+    engine, _ = quiet_engine(model, split_batches="on", num_epochs=2)
+    assert engine.dist.world_size == world and engine.split_batches
+    engine.fit(synthetic_split(64, 1), synthetic_split(16, 2))
+    if rank == 0:
+        torch.save({n: p.detach().clone() for n, p in model.named_parameters()}, out)
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def test_two_process_micro_batches_equal_one_process_training(tmp_path, monkeypatch):
+    """Micro-batches under DDP sync gradients once per step (no_sync before the last)."""
+    import socket
+
+    import torch
+    import torch.multiprocessing as mp
+
+    from sentibench import training
+    from tests.test_training import MeanPoolClassifier, quiet_engine, synthetic_split
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_micro_batch_worker, args=(2, port, tmp_path / "ddp.pt"), nprocs=2)
+    ddp = torch.load(tmp_path / "ddp.pt")
+    monkeypatch.setattr(training, "SPLIT_OVERHEAD_TOKENS", 2)
+    torch.manual_seed(0)
+    model = MeanPoolClassifier()
+    engine, _ = quiet_engine(model, split_batches="on", num_epochs=2)
+    engine.fit(synthetic_split(64, 1), synthetic_split(16, 2))
+    for name, value in model.named_parameters():
+        torch.testing.assert_close(ddp[name], value.detach(), rtol=1e-5, atol=1e-6)
