@@ -179,7 +179,7 @@ def _add_training_options(parser: argparse.ArgumentParser, learning_rate: float)
                     "(auto = on CPU, where padding costs time; never with fixed padding)")
     add_option(group, "--fast-dropout", choices=["auto", "off"], default="auto",
                help="draw CPU dropout masks with numpy's SFC64 generator, seeded from torch's: "
-                    "the same distribution, about 10x faster to sample than torch's CPU "
+                    "the same distribution, about 3x faster than torch's CPU "
                     "bernoulli (auto = on CPU without --compile; off = torch's own masks)")
     add_option(group, "--save-every", type=positive_int, default=None,
                help="checkpoint every N steps (also saved on Ctrl-C / SIGTERM)")
