@@ -100,6 +100,21 @@ def test_installed_swaps_for_the_block_only_and_keeps_eval_logits(arch):
     torch.testing.assert_close(model.eval()(ids, mask), before)
 
 
+def test_installed_switches_everything_back_when_its_set_up_fails(monkeypatch):
+    model = tiny_classifier("bert")
+    kinds = {name: type(m) for name, m in model.named_modules()}
+
+    def broken() -> None:
+        raise RuntimeError("registration failed")
+
+    monkeypatch.setattr(fast_dropout, "_register_hf_attention", broken)
+    with pytest.raises(RuntimeError, match="registration failed"):
+        with fast_dropout.installed(model):
+            pass
+    assert {name: type(m) for name, m in model.named_modules()} == kinds
+    assert model.hf_model.config._attn_implementation == "sdpa"
+
+
 def _train_bert(fast: str, seed: int = 0):
     model = tiny_classifier("bert", seed=seed)
     cfg = TrainConfig(learning_rate=1e-2, batch_size=4, eval_freq=3, eval_iter=2, device="cpu",

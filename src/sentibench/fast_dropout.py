@@ -110,17 +110,17 @@ def installed(model: nn.Module) -> Iterator[int]:
     swaps = [(parent, name, child) for parent in model.modules()
              for name, child in parent.named_children()
              if type(child) is nn.Dropout and child.p > 0]
-    for parent, name, child in swaps:
-        setattr(parent, name, FastDropout(child.p).train(child.training))
-    hf_models = _hf_sdpa_models(model)
-    if hf_models:
-        _register_hf_attention()
-    switched = []
-    for hf_model in hf_models:
-        if hf_model.config._attn_implementation == "sdpa":  # a parent may have set it
-            hf_model.set_attn_implementation(HF_ATTENTION)
-            switched.append(hf_model)
-    try:
+    switched: list[nn.Module] = []
+    try:  # the set-up too: whatever was switched before a failure is switched back
+        for parent, name, child in swaps:
+            setattr(parent, name, FastDropout(child.p).train(child.training))
+        hf_models = _hf_sdpa_models(model)
+        if hf_models:
+            _register_hf_attention()
+        for hf_model in hf_models:
+            if hf_model.config._attn_implementation == "sdpa":  # a parent may have set it
+                hf_model.set_attn_implementation(HF_ATTENTION)
+                switched.append(hf_model)
         yield len(swaps) + len(switched)
     finally:
         for parent, name, child in swaps:
