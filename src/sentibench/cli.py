@@ -14,7 +14,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
-from .config import DEFAULT_DATA_DIR, DataArgs, RunArgs
+from .config import (
+    DEFAULT_DATA_DIR,
+    FAST_DROPOUT,
+    FEATURE_CACHE,
+    PRECISIONS,
+    SPLIT_BATCHES,
+    DataArgs,
+    RunArgs,
+)
 from .errors import SentibenchError
 from .models.registry import MODELS, TOKEN_POSITIONS, TRAINABLE_LAYERS, GPTArgs, HFArgs
 from .training import TrainConfig
@@ -155,12 +163,12 @@ def _add_training_options(parser: argparse.ArgumentParser, learning_rate: float)
     add_option(group, "--seed", type=int, default=123, help="random seed (default: %(default)s)")
     add_option(group, "--device", default="auto",
                help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
-    add_option(group, "--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+    add_option(group, "--precision", choices=PRECISIONS, default="auto",
                help="autocast dtype; auto = bf16 on CUDA, fp32 elsewhere")
     add_option(group, "--compile", action="store_true", help="wrap the model in torch.compile")
     add_option(group, "--max-steps", type=positive_int, default=None,
                help="stop after N optimizer steps (debugging)")
-    add_option(group, "--feature-cache", choices=["auto", "on", "off"], default="auto",
+    add_option(group, "--feature-cache", choices=FEATURE_CACHE, default="auto",
                help="run the frozen part of the model once per example and train the rest "
                     "on its cached output (pooled features for last_layer, the last block's "
                     "input for last_block); auto = only where exact (GPT-2; default)")
@@ -173,11 +181,11 @@ def _add_training_options(parser: argparse.ArgumentParser, learning_rate: float)
     add_option(group, "--group-by-length", action="store_true",
                help="batch training examples of similar length (less padding; changes batch "
                     "composition, so off by default)")
-    add_option(group, "--split-batches", choices=["auto", "on", "off"], default="auto",
+    add_option(group, "--split-batches", choices=SPLIT_BATCHES, default="auto",
                help="cut each training batch into length-sorted micro-batches and add up "
                     "their gradients: the same batch, loss and gradient with less padding "
                     "(auto = on CPU, where padding costs time; never with fixed padding)")
-    add_option(group, "--fast-dropout", choices=["auto", "off"], default="auto",
+    add_option(group, "--fast-dropout", choices=FAST_DROPOUT, default="auto",
                help="draw CPU dropout masks with numpy's SFC64 generator, seeded from torch's: "
                     "the same distribution, about 3x faster than torch's CPU "
                     "bernoulli (auto = on CPU without --compile; off = torch's own masks)")
