@@ -254,18 +254,23 @@ def test_worker_processes_collate_the_same_batches_in_order():
     assert plain[1][0].shape[1] % 4 == 0
 
 
-def test_training_with_loader_workers_equals_training_without():
+def trained_run(**cfg):
+    """Two epochs on 64 synthetic rows from seed 0: (engine, test logits, weights, log lines,
+    [rows, width] of every training forward)."""
     train, val, test = synthetic_split(64, 1), synthetic_split(16, 2), synthetic_split(30, 3)
-    outcome = []
-    for workers in (0, 2):
-        torch.manual_seed(0)
-        model = MeanPoolClassifier()
-        engine, lines = quiet_engine(model, num_workers=workers, num_epochs=2)
-        engine.fit(train, val)
-        outcome.append((engine.predict_logits(test), model.head.weight.detach().clone(), lines))
-    assert torch.equal(outcome[0][0], outcome[1][0])
-    assert torch.equal(outcome[0][1], outcome[1][1])
-    assert outcome[0][2] == outcome[1][2]
+    torch.manual_seed(0)
+    model = MeanPoolClassifier()
+    engine, lines = quiet_engine(model, **{"num_epochs": 2, **cfg})
+    engine.fit(train, val)
+    params = {n: p.detach().clone() for n, p in model.named_parameters()}
+    return engine, engine.predict_logits(test), params, lines, model.train_shapes
+
+
+def test_training_with_loader_workers_equals_training_without():
+    plain, workers = trained_run(num_workers=0), trained_run(num_workers=2)
+    assert torch.equal(plain[1], workers[1])
+    assert torch.equal(plain[2]["head.weight"], workers[2]["head.weight"])
+    assert plain[3] == workers[3]
 
 
 def _brute_force_cost(lengths: list[int], overhead: int) -> int:
@@ -297,19 +302,9 @@ def test_length_groups_partition_the_batch_at_least_cost(overhead):
     assert length_groups([256, 3, 256, 3], 0) == [[1, 3], [0, 2]]
 
 
-def _run(split_batches: str, **cfg):
-    train, val, test = synthetic_split(64, 1), synthetic_split(16, 2), synthetic_split(30, 3)
-    torch.manual_seed(0)
-    model = MeanPoolClassifier()
-    engine, lines = quiet_engine(model, num_epochs=2, split_batches=split_batches, **cfg)
-    engine.fit(train, val)
-    params = {n: p.detach().clone() for n, p in model.named_parameters()}
-    return engine, engine.predict_logits(test), params, lines, model.train_shapes
-
-
 def test_split_batches_trains_to_the_same_weights_with_less_padding(monkeypatch):
     monkeypatch.setattr(training, "SPLIT_OVERHEAD_TOKENS", 2)  # rows here are 3-12 tokens
-    off, on = _run("off"), _run("on")
+    off, on = trained_run(split_batches="off"), trained_run(split_batches="on")
     assert off[0].split_batches is False and on[0].split_batches is True
     torch.testing.assert_close(on[1], off[1], rtol=1e-5, atol=1e-6)
     for name, value in off[2].items():
