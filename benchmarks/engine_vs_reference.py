@@ -40,11 +40,13 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from sentibench.config import DataArgs
-from sentibench.data import PrepareConfig, load_splits, prepare
+from sentibench.data.config import DataArgs, PrepareConfig
+from sentibench.data.imdb import prepare
+from sentibench.data.splits import load_splits
+from sentibench.engine import Engine, TrainConfig
+from sentibench.engine.plan import resolve_device
 from sentibench.experiments import encode_splits
 from sentibench.models.registry import FAMILIES, GPTArgs, HFArgs
-from sentibench.training import Engine, TrainConfig, resolve_device
 
 SHARED = Path(os.environ.get("SENTIBENCH_SHARED_DATA",
                              Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -205,10 +207,10 @@ def _build(args: argparse.Namespace):
         model_args = GPTArgs(model_size=source, weights="random",
                              trainable_layers=args.trainable_layers,
                              trainable_token_pos="last_padded", context_length=str(args.max_length))
-        return lambda: FAMILIES["gpt2"](model_args, args.seed), False
+        return lambda: FAMILIES["gpt2"].build(model_args, args.seed), False
     model_args = HFArgs(model=args.model, trainable_layers=args.trainable_layers,
                         max_length=args.max_length)
-    return lambda: FAMILIES["hf"](model_args, args.seed), True
+    return lambda: FAMILIES["hf"].build(model_args, args.seed), True
 
 
 def _data(args: argparse.Namespace) -> DataArgs:

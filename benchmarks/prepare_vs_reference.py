@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from sentibench.data import PrepareConfig, prepare
+from sentibench.data.config import PrepareConfig
+from sentibench.data.imdb import prepare
 
 SPLITS = ("train.csv", "validation.csv", "test.csv")
 

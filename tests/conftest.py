@@ -49,7 +49,8 @@ def gpt2_bpe_dir() -> Path:
 @pytest.fixture(scope="session")
 def imdb_data(imdb_archive, tmp_path_factory) -> Path:
     """The reference split of the real archive, prepared once per test session."""
-    from sentibench.data import PrepareConfig, prepare
+    from sentibench.data.config import PrepareConfig
+    from sentibench.data.imdb import prepare
 
     data_dir = tmp_path_factory.mktemp("imdb")
     prepare(PrepareConfig(source=str(imdb_archive), data_dir=data_dir))

@@ -19,8 +19,13 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from sentibench import baselines
-from sentibench.baselines import (
+from sentibench import cli
+from sentibench.cli import main
+from sentibench.data.config import DataArgs
+from sentibench.data.splits import data_checksums, load_split
+from sentibench.errors import SentibenchError
+from sentibench.models import baselines
+from sentibench.models.baselines import (
     NBWeighting,
     build_pipeline,
     class_probabilities,
@@ -29,11 +34,7 @@ from sentibench.baselines import (
     predict_proba,
     save_pipeline,
 )
-from sentibench.cli import main
-from sentibench.config import DataArgs, RunArgs
-from sentibench.data import data_checksums, load_split
-from sentibench.errors import SentibenchError
-from sentibench.results import read_results
+from sentibench.results import RunArgs, read_results
 
 ACCURACY_LINES = re.compile(r"Training accuracy: (\d+\.\d\d)%\nValidation accuracy: "
                             r"(\d+\.\d\d)%\nTest accuracy: (\d+\.\d\d)%")
@@ -73,7 +74,7 @@ def test_registry_and_the_reference_recipe():
     assert isinstance(clf, LogisticRegression)
     assert clf.get_params() == LogisticRegression(max_iter=1000).get_params()
     assert build_pipeline("dummy").named_steps["clf"].strategy == "most_frequent"
-    assert baselines.FEATURES == {"count": "logreg", "tfidf": "logreg-tfidf"}
+    assert cli.FEATURES == {"count": "logreg", "tfidf": "logreg-tfidf"}
     with pytest.raises(SentibenchError, match="unknown baseline 'svm'; known: dummy, logreg"):
         build_pipeline("svm")
 

@@ -12,11 +12,11 @@ from sentibench.bench import (
     load_rerun,
     parse_overrides,
     plan,
-    run_dir_name,
 )
 from sentibench.cli import main
 from sentibench.errors import SentibenchError
 from sentibench.models.registry import MODELS
+from sentibench.results import safe_name
 
 REQUIRED_NAMES = ["dummy", "logreg", "logreg-tfidf", "gpt2-small", "gpt2-medium", "gpt2-large",
                   "gpt2-xl", "distilbert", "bert", "bert-large", "roberta", "deberta-v3-base",
@@ -116,8 +116,8 @@ def test_rerun_reads_the_plan_of_an_earlier_bench(tmp_path):
 
 
 def test_run_dir_names_are_safe():
-    assert run_dir_name("gpt2-small") == "gpt2-small"
-    assert "/" not in run_dir_name("/tmp/models/tiny gpt")
+    assert safe_name("gpt2-small") == "gpt2-small"
+    assert "/" not in safe_name("/tmp/models/tiny gpt")
 
 
 def test_cli_reports_unknown_model_in_one_line(capsys, tmp_path):

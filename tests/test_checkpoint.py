@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from sentibench.checkpoint import load_checkpoint, read_run_spec, save_checkpoint
+from sentibench.engine.checkpoint import load_checkpoint, read_run_spec, save_checkpoint
+from sentibench.engine.training import Engine, TrainConfig
 from sentibench.errors import SentibenchError
-from sentibench.training import Engine, TrainConfig
 from tests.test_training import synthetic_split
 
 

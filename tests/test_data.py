@@ -20,8 +20,10 @@ import pytest
 
 from sentibench import fileio
 from sentibench.cli import main
-from sentibench.data import SPLIT_FILES, PrepareConfig, load_split, prepare
-from sentibench.download import cached_download_path, fetch, partial_path
+from sentibench.data.config import PrepareConfig
+from sentibench.data.download import cached_download_path, fetch, file_digests, partial_path
+from sentibench.data.imdb import prepare
+from sentibench.data.splits import SPLIT_FILES, load_split
 from sentibench.errors import SentibenchError
 from tests.conftest import ARCHIVE_SHA256, fake_reviews, write_archive
 
@@ -120,7 +122,7 @@ def test_real_manifest_records_checksums_and_rerun_is_a_noop(imdb_archive, imdb_
     manifest = json.loads((imdb_data / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["input"] == {"sha256": ARCHIVE_SHA256}
     assert manifest["archive"]["sha256"] == ARCHIVE_SHA256
-    assert manifest["archive"]["md5"] == fileio.md5_file(imdb_archive)
+    assert manifest["archive"]["md5"] == file_digests(imdb_archive)["md5"]
     assert manifest["outputs"] == {n: fileio.sha256_file(imdb_data / n) for n in CSVS}
     assert manifest["rows"] == {"train": 35_000, "validation": 5_000, "test": 10_000}
     assert manifest["reviews"] == 50_000 and manifest["duplicates_dropped"] == 0
@@ -317,7 +319,7 @@ def test_missing_source_and_bad_options(tmp_path):
     for kwargs, message in [({"md5": "xyz"}, "--md5 must be 32 hex digits, got 'xyz'"),
                             ({"md5": "a" * 31}, "--md5 must be 32 hex digits"),
                             ({"sha256": "g" * 64}, "--sha256 must be 64 hex digits"),
-                            ({"split": "random"}, "--split must be reference or official"),
+                            ({"split": "random"}, "--split must be one of reference, official"),
                             ({"train_size": 0}, "must be positive")]:
         with pytest.raises(SentibenchError, match=message.replace("(", r"\(")):
             PrepareConfig(source="x.tar.gz", **kwargs)

@@ -37,7 +37,7 @@ def test_torchrun_two_processes_count_every_example_once(imdb_data, tiny_gpt2_di
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("Test accuracy:") == 1  # only rank 0 prints
     result = read_results(out)
-    assert result.config["world_size"] == 2
+    assert result.config["resolved"]["world_size"] == 2
     predictions = pd.read_csv(out / "test_predictions.csv")
     assert predictions["row"].tolist() == list(range(37))  # every example exactly once
     expected = pd.read_csv(imdb_data / "test.csv", nrows=37)["label"].tolist()
@@ -77,7 +77,7 @@ def _ddp_micro_batch_worker(rank: int, world: int, port: int, out: Path) -> None
     import torch
     import torch.distributed as dist
 
-    from sentibench import training
+    from sentibench.engine import training
     from tests.test_training import trained_run
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
@@ -85,7 +85,7 @@ def _ddp_micro_batch_worker(rank: int, world: int, port: int, out: Path) -> None
     torch.set_num_threads(1)
     training.SPLIT_OVERHEAD_TOKENS = 2  # rows here are 3-12 tokens: split every batch
     engine, _, params, _, _ = trained_run(split_batches="on")
-    assert engine.dist.world_size == world and engine.split_batches
+    assert engine.dist.world_size == world and engine.plan.split_batches
     if rank == 0:
         torch.save(params, out)
     if dist.is_initialized():
@@ -99,7 +99,7 @@ def test_two_process_micro_batches_equal_one_process_training(tmp_path, monkeypa
     import torch
     import torch.multiprocessing as mp
 
-    from sentibench import training
+    from sentibench.engine import training
     from tests.test_training import trained_run
 
     with socket.socket() as s:

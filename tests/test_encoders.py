@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 import torch
 
-from sentibench.batching import EncodedSplit, collate
+from sentibench.engine.batching import EncodedSplit, collate
+from sentibench.engine.training import Engine, TrainConfig
 from sentibench.errors import SentibenchError
 from sentibench.models import count_parameters, encoders, hf_errors
 from sentibench.models.encoders import (
@@ -29,7 +30,6 @@ from sentibench.models.encoders import (
     trainable_parameter_names,
 )
 from sentibench.models.registry import MODELS
-from sentibench.training import Engine, TrainConfig
 
 MODES = ("all", "last_block", "last_layer")
 VOCAB = 100
@@ -306,7 +306,7 @@ def write_tiny_bert_checkpoint(directory: Path) -> Path:
 def test_saved_run_loads_in_transformers_pipeline_with_the_runs_predictions(tmp_path):
     from transformers import pipeline
 
-    from sentibench.batching import encode_split
+    from sentibench.engine.batching import encode_split
 
     model, tokenizer = build_hf_classifier(write_tiny_bert_checkpoint(tmp_path / "pretrained"))
     assert model.config.id2label == {0: "negative", 1: "positive"}

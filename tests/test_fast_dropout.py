@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from sentibench import fast_dropout
-from sentibench.training import Engine, TrainConfig
+from sentibench.engine import fast_dropout
+from sentibench.engine.training import Engine, TrainConfig
 from tests.test_encoders import random_split, snapshot, tiny_classifier
 
 

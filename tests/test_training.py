@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from sentibench import training
-from sentibench.batching import (
+from sentibench.engine import training
+from sentibench.engine.batching import (
     EncodedSplit,
     collate,
     encode_split,
@@ -15,9 +15,9 @@ from sentibench.batching import (
     iter_batches,
     length_groups,
 )
+from sentibench.engine.training import Engine, TrainConfig
 from sentibench.errors import SentibenchError
 from sentibench.models import count_parameters
-from sentibench.training import Engine, TrainConfig
 
 
 class MeanPoolClassifier(nn.Module):
@@ -305,7 +305,7 @@ def test_length_groups_partition_the_batch_at_least_cost(overhead):
 def test_split_batches_trains_to_the_same_weights_with_less_padding(monkeypatch):
     monkeypatch.setattr(training, "SPLIT_OVERHEAD_TOKENS", 2)  # rows here are 3-12 tokens
     off, on = trained_run(split_batches="off"), trained_run(split_batches="on")
-    assert off[0].split_batches is False and on[0].split_batches is True
+    assert off[0].plan.split_batches is False and on[0].plan.split_batches is True
     torch.testing.assert_close(on[1], off[1], rtol=1e-5, atol=1e-6)
     for name, value in off[2].items():
         torch.testing.assert_close(on[2][name], value, rtol=1e-5, atol=1e-6)
@@ -318,10 +318,10 @@ def test_split_batches_trains_to_the_same_weights_with_less_padding(monkeypatch)
 
 def test_split_batches_policy():
     cpu_auto, _ = quiet_engine(MeanPoolClassifier())
-    assert cpu_auto.split_batches is True  # auto: on CPU
+    assert cpu_auto.plan.split_batches is True  # auto: on CPU
     fixed, lines = quiet_engine(MeanPoolClassifier(fixed_padding=True), split_batches="on")
-    assert fixed.split_batches is False and "no effect" in lines[0]
-    assert quiet_engine(MeanPoolClassifier(), split_batches="off")[0].split_batches is False
+    assert fixed.plan.split_batches is False and "no effect" in lines[0]
+    assert quiet_engine(MeanPoolClassifier(), split_batches="off")[0].plan.split_batches is False
     with pytest.raises(SentibenchError, match="--split-batches"):
         TrainConfig(split_batches="yes")
 

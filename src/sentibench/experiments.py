@@ -22,15 +22,20 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .batching import EncodedSplit, TextEncoder, encode_split
-from .checkpoint import CHECKPOINT_DIR, load_checkpoint, read_run_spec, save_checkpoint
-from .config import DataArgs, RunArgs
-from .data import data_checksums, load_splits
+from .data.config import DataArgs
+from .data.splits import data_checksums, load_splits
+from .engine.batching import EncodedSplit, TextEncoder, encode_split
+from .engine.checkpoint import CHECKPOINT_DIR, load_checkpoint, read_run_spec, save_checkpoint
+from .engine.config import TrainConfig
+from .engine.training import Engine
 from .fileio import atomic_path
 from .models import count_parameters
-from .models.registry import ARG_TYPES, FAMILIES, BuiltModel
+from .models.registry import BuiltModel, get_family
+from .options import to_dict
 from .results import (
+    RunArgs,
     RunResult,
+    data_record,
     default_run_dir,
     environment,
     format_accuracy_lines,
@@ -38,7 +43,6 @@ from .results import (
     write_predictions,
     write_results,
 )
-from .training import Engine, TrainConfig
 
 
 def resolve_max_length(built: BuiltModel, train_texts: list[str]) -> int:
@@ -98,36 +102,32 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
     run_dir = Path(resume_from or run.out or default_run_dir(name))
     run_dir.mkdir(parents=True, exist_ok=True)
     frames = load_splits(data)
-    built = FAMILIES[family](model_args, train_cfg.seed)
+    built = get_family(family).build(model_args, train_cfg.seed)
     max_length = resolve_max_length(built, frames["train"]["text"].tolist())
     splits = encode_splits(built, frames, max_length, data.data_dir)
     engine = Engine(built.model, train_cfg, max_length)
+    engine.log(engine.plan.describe())
     spec = {"name": name, "family": family, "model_args": asdict(model_args),
-            "train": train_cfg.to_dict(), "command": run.command,
-            "data": {"data_dir": str(data.data_dir), "max_train_samples": data.max_train_samples,
-                     "max_eval_samples": data.max_eval_samples}}
+            "train": train_cfg.to_dict(), "command": run.command, "data": to_dict(data)}
     engine.checkpointer = functools.partial(save_checkpoint, run_dir, spec)
     resume = load_checkpoint(run_dir, built.model) if resume_from else None
     t_train = time.perf_counter()
     with _stop_between_steps(engine):
         history = engine.fit(splits["train"], splits["validation"], resume)
     train_seconds = time.perf_counter() - t_train
-    say = print if engine.dist.is_main else (lambda *a, **k: None)
-    say(f"Training completed in {train_seconds / 60:.2f} minutes.")
-    say("\nEvaluating on the full datasets ...\n")
+    engine.log(f"Training completed in {train_seconds / 60:.2f} minutes.")
+    engine.log("\nEvaluating on the full datasets ...\n")
     logits = {k: engine.predict_logits(v, progress=f"eval {k}") for k, v in splits.items()}
     accuracy = {k: (logits[k].argmax(-1) == v.labels).float().mean().item()
                 for k, v in splits.items()}
-    say(format_accuracy_lines(accuracy))
+    engine.log(format_accuracy_lines(accuracy))
     total, trainable = count_parameters(built.model)
     result = RunResult(
         model=name, kind=family, command=run.command, accuracy=accuracy,
         train_seconds=train_seconds, total_seconds=time.perf_counter() - t0,
         config={**built.config, "max_length": max_length, "train": train_cfg.to_dict(),
-                "data": spec["data"], "feature_cache": engine.cache_level or "off",
-                "world_size": engine.dist.world_size},
-        data={"data_dir": str(data.data_dir), "sha256": data_checksums(data.data_dir),
-              "rows": {k: len(v) for k, v in splits.items()}},
+                "resolved": engine.plan.to_dict(), "data": spec["data"]},
+        data=data_record(data, {k: len(v) for k, v in splits.items()}),
         environment=environment(str(engine.device)), params=total,
         trainable_params=trainable, history=history.to_dict(), started_at=started)
     if engine.dist.is_main:
@@ -136,20 +136,20 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
                           torch.softmax(logits["test"].float(), dim=-1).numpy())
         path = write_results(run_dir, result)
         shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
-        say(f"Saved the model and {path}")
+        engine.log(f"Saved the model and {path}")
     return result
 
 
 def resume_neural(run_dir: Path) -> RunResult:
     """Continue an interrupted run from its checkpoint, with its original settings."""
     spec = read_run_spec(run_dir)
-    family = spec["family"]
-    model_args = ARG_TYPES[family](**spec["model_args"])
-    data = DataArgs(Path(spec["data"]["data_dir"]), spec["data"]["max_train_samples"],
-                    spec["data"]["max_eval_samples"])
+    family = get_family(spec["family"])
+    model_args = family.args(**spec["model_args"])
     print(f"Resuming {spec['name']} from {run_dir}")
-    return run_neural(spec["name"], family, model_args, TrainConfig(**spec["train"]), data,
-                      RunArgs(out=Path(run_dir), command=spec["command"]), resume_from=run_dir)
+    return run_neural(spec["name"], family.name, model_args, TrainConfig(**spec["train"]),
+                      DataArgs(**spec["data"]), RunArgs(out=Path(run_dir),
+                                                        command=spec["command"]),
+                      resume_from=run_dir)
 
 
 @contextlib.contextmanager

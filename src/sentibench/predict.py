@@ -1,4 +1,4 @@
-"""``sentibench predict``: label new text with any saved run (GPT-2, encoder, sklearn)."""
+"""``sentibench predict``: label new text with any saved run (GPT-2, encoder, scikit-learn)."""
 
 from __future__ import annotations
 
@@ -7,35 +7,23 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
-from .batching import encode_split
 from .errors import SentibenchError
-from .models.registry import LOADERS
+from .models import LABEL_NAMES
+from .models.registry import get_family
 from .results import read_results
-from .training import Engine, TrainConfig
 
-LABELS = ("negative", "positive")
+DEFAULT_MAX_LENGTH = 256
 
 
-def predict_proba(run_dir: Path, texts: Sequence[str], device: str = "cpu",
-                  batch_size: int = 64) -> np.ndarray:
-    """``[n, 2]`` class probabilities from the model saved in ``run_dir``."""
+def predict_proba(run_dir: Path, texts: Sequence[str], device: str = "cpu") -> np.ndarray:
+    """``[n, C]`` class probabilities from the model saved in ``run_dir``."""
     result = read_results(run_dir)
     if not texts:
-        return np.zeros((0, 2))
-    if result.kind == "sklearn":
-        from .baselines import predict_proba as sklearn_proba
-
-        return np.asarray(sklearn_proba(run_dir, list(texts)))
-    if result.kind not in LOADERS:
-        raise SentibenchError(f"{run_dir}: unknown run kind {result.kind!r}")
-    model, tokenizer = LOADERS[result.kind](Path(run_dir))
-    max_length = int(result.config.get("max_length", 256))
-    split = encode_split(tokenizer, list(texts), [0] * len(texts), max_length)
-    cfg = TrainConfig(device=device, eval_batch_size=batch_size, precision="fp32")
-    logits = Engine(model, cfg, max_length).predict_logits(split)
-    return torch.softmax(logits, dim=-1).numpy()
+        return np.zeros((0, len(LABEL_NAMES)))
+    family = get_family(result.kind)
+    max_length = int(result.config.get("max_length", DEFAULT_MAX_LENGTH))
+    return np.asarray(family.predict_proba(Path(run_dir), list(texts), device, max_length))
 
 
 def read_inputs(texts: Sequence[str], file: Path | None, csv: Path | None,
@@ -71,8 +59,8 @@ def run_predict(run_dir: Path, texts: list[str], device: str = "cpu") -> list[tu
     rows = []
     for text, p in zip(texts, probs, strict=True):
         label = int(np.argmax(p))
-        rows.append((LABELS[label], float(p[label])))
+        rows.append((LABEL_NAMES[label], float(p[label])))
         snippet = " ".join(text.split())
         snippet = snippet if len(snippet) <= 70 else snippet[:67] + "..."
-        print(f"{LABELS[label]}\t{p[label]:.4f}\t{snippet}")
+        print(f"{LABEL_NAMES[label]}\t{p[label]:.4f}\t{snippet}")
     return rows

@@ -24,9 +24,8 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 from .errors import SentibenchError
 from .fileio import atomic_path, atomic_write_text
 from .models.registry import MODELS, ReferenceRow
-from .results import RESULTS_FILE, RunResult, read_results
+from .results import FAILURES_FILE, RESULTS_FILE, RunResult, read_results
 
-FAILURES_FILE = "failures.json"
 MARKDOWN_FILE = "results.md"
 CSV_FILE = "results.csv"
 ACCURACY_PLOT = "accuracy_vs_time.png"

@@ -17,9 +17,11 @@ from typing import Any
 
 from .errors import SentibenchError
 from .fileio import atomic_path, atomic_write_json
+from .options import option, to_dict, validate
 
 SCHEMA = "sentibench.run/1"
 RESULTS_FILE = "results.json"
+FAILURES_FILE = "failures.json"  # a bench's {row: error} for rows that did not finish
 SPLITS = ("train", "validation", "test")
 _PACKAGES = ("sentibench", "torch", "transformers", "scikit-learn", "pandas", "numpy", "tiktoken")
 
@@ -33,9 +35,32 @@ def utc_now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def safe_name(name: str) -> str:
+    """A file-system-safe directory name: 'gpt2-small (124M)' -> 'gpt2-small-124M'."""
+    kept = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+    return "-".join(part for part in kept.split("-") if part).strip(".") or "run"
+
+
+def short_name(model: str) -> str:
+    """A model's name for run directories and bench rows: a registered name stays as is;
+    'gpt2-small (124M)' -> 'gpt2-small'; a path or Hub id -> its last component."""
+    last = model.split(" (")[0].rstrip("/\\").replace("\\", "/").split("/")[-1]
+    return safe_name(last or model)
+
+
 def default_run_dir(model: str, root: str | Path = "runs") -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in model).strip("-") or "run"
-    return Path(root) / f"{safe}-{utc_stamp()}"
+    return Path(root) / f"{short_name(model)}-{utc_stamp()}"
+
+
+@dataclass
+class RunArgs:
+    """Where a run writes its artefacts and how it was invoked."""
+
+    out: Path | None = option(None, "run directory (default: runs/<model>-<UTC timestamp>)")
+    command: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 def environment(device: str = "cpu") -> dict[str, Any]:
@@ -107,6 +132,19 @@ def write_predictions(run_dir: str | Path, labels: Any, probs: Any) -> Path:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.6f")
     return path
+
+
+def data_record(data: Any, rows: dict[str, int]) -> dict[str, Any]:
+    """What a run read: the data directory, its CSV checksums and the rows of each split."""
+    from .data.splits import data_checksums
+
+    return {"data_dir": str(data.data_dir), "sha256": data_checksums(data.data_dir),
+            "rows": rows}
+
+
+def data_settings(data: Any) -> dict[str, Any]:
+    """The data options a run was given (recorded under ``config.data``)."""
+    return to_dict(data)
 
 
 def write_results(run_dir: str | Path, result: RunResult) -> Path:

@@ -1,8 +1,21 @@
-"""Model code: our own GPT-2 (weights, tokenizer, classifier) in :mod:`sentibench.models.gpt2`."""
+"""Every model the comparison runs: our own GPT-2 (``gpt2``, ``gpt2_tokenizer``,
+``gpt2_classifier``), Hugging Face encoders (``encoders``), scikit-learn baselines
+(``baselines``), and the one ``registry`` that names them all.
+
+The constants below are shared by every family, defined once. This module stays light
+(no torch), so the command line can read them for ``--help``.
+"""
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import nn
+
+TRAINABLE_LAYERS = ("all", "last_block", "last_layer")
+TOKEN_POSITIONS = ("first", "last", "last_padded")
+LABEL_NAMES = ("negative", "positive")  # label 0 and label 1 of the IMDb data
 
 
 def count_parameters(module: nn.Module) -> tuple[int, int]:

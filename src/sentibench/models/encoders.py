@@ -37,11 +37,11 @@ from torch import nn
 
 from ..errors import SentibenchError
 from ..fileio import atomic_write_json
+from . import LABEL_NAMES, TRAINABLE_LAYERS
 from .hf_errors import hf_errors
 
-ID2LABEL = {0: "negative", 1: "positive"}
+ID2LABEL = dict(enumerate(LABEL_NAMES))
 LABEL2ID = {label: index for index, label in ID2LABEL.items()}
-TRAINABLE_MODES = ("all", "last_block", "last_layer")
 META_FILE = "sentibench_encoder.json"
 _UNLIMITED = 1_000_000  # tokenizers without a length limit report about 1e30
 
@@ -310,9 +310,9 @@ def _block_list(backbone: nn.Module) -> str:
 
 def trainable_parameter_names(model: nn.Module, mode: str) -> set[str]:
     """Names (as in ``model.hf_model.named_parameters()``) that ``mode`` trains."""
-    if mode not in TRAINABLE_MODES:
-        raise SentibenchError(f"--trainable_layers must be one of {', '.join(TRAINABLE_MODES)}, "
-                              f"got {mode!r}")
+    if mode not in TRAINABLE_LAYERS:
+        raise SentibenchError(f"--trainable_layers must be one of "
+                              f"{', '.join(TRAINABLE_LAYERS)}, got {mode!r}")
     model = _unwrap(model)
     hf = model.hf_model
     names = [name for name, _ in hf.named_parameters()]

@@ -9,7 +9,6 @@ Shapes: B batch, T sequence length, E embedding size, H heads, D = E // H, V voc
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -24,31 +23,9 @@ from torch import nn
 
 from ..errors import SentibenchError
 from .gpt2_tokenizer import load_tokenizer
+from .hub import PRESETS, hub_repo_id, model_file, preset_name, read_json
 
-__all__ = ["GPT2", "GPTConfig", "from_pretrained", "load_tokenizer"]
-
-# Reference name -> (emb_dim, n_layers, n_heads, Hugging Face Hub repo).
-PRESETS: dict[str, tuple[int, int, int, str]] = {
-    "gpt2-small (124M)": (768, 12, 12, "openai-community/gpt2"),
-    "gpt2-medium (355M)": (1024, 24, 16, "openai-community/gpt2-medium"),
-    "gpt2-large (774M)": (1280, 36, 20, "openai-community/gpt2-large"),
-    "gpt2-xl (1558M)": (1600, 48, 25, "openai-community/gpt2-xl"),
-}
-_ALIASES = {"gpt2": "gpt2-small (124M)"}
-for _name, (_e, _l, _h, _repo) in PRESETS.items():
-    _ALIASES.update({k.lower(): _name for k in (_name, _name.split(" ")[0], _repo)})
-
-
-def preset_name(name: str) -> str | None:
-    """The reference name for any accepted spelling of a preset, or None."""
-    return _ALIASES.get(name.strip().lower())
-
-
-def hub_repo_id(name: str) -> str:
-    """The Hub repo of a preset name; any other string is taken as a repo id itself."""
-    preset = preset_name(name)
-    return PRESETS[preset][3] if preset else name
-
+__all__ = ["GPT2", "GPTConfig", "from_pretrained", "hub_repo_id", "load_tokenizer"]
 
 @dataclass
 class GPTConfig:
@@ -280,36 +257,6 @@ def _meta_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def download_hub_file(repo_id: str, filename: str) -> Path:
-    """A Hub file through the standard HF cache (so ``HF_HUB_OFFLINE=1`` works)."""
-    from huggingface_hub import hf_hub_download
-
-    try:
-        return Path(hf_hub_download(repo_id, filename))
-    except Exception as exc:  # hub, network, cache and validation errors share no base class
-        raise SentibenchError(
-            f"cannot get {filename} of {repo_id!r} from the HF Hub ({type(exc).__name__}):"
-            " the Hub is unreachable or has no such file; pass a local directory with config.json"
-            " and model.safetensors instead"
-        ) from exc
-
-
-def _model_file(name_or_path: str, filename: str) -> Path:
-    local = Path(name_or_path)
-    if local.is_dir():
-        if not (local / filename).is_file():
-            raise SentibenchError(f"{local}: no {filename} (need config.json + model.safetensors)")
-        return local / filename
-    return download_hub_file(hub_repo_id(name_or_path), filename)
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SentibenchError(f"{path}: cannot read JSON ({exc})") from exc
-
-
 def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(path)
@@ -332,10 +279,10 @@ def from_pretrained(name_or_path: str | os.PathLike[str], weights: str = "pretra
     is_dir = Path(name_or_path).is_dir()
     if weights == "random" and not is_dir and preset_name(name_or_path):
         return GPT2(GPTConfig.from_name(name_or_path))
-    cfg = GPTConfig.from_hf_config(read_json(_model_file(name_or_path, "config.json")))
+    cfg = GPTConfig.from_hf_config(read_json(model_file(name_or_path, "config.json")))
     if weights == "random":
         return GPT2(cfg)
-    path = _model_file(name_or_path, "model.safetensors")
+    path = model_file(name_or_path, "model.safetensors")
     state = convert_hf_state_dict(load_safetensors(path), cfg, source=str(path))
     with torch.device("meta"):  # no init work or memory for weights about to be replaced
         model = GPT2(cfg)

@@ -15,11 +15,11 @@ from torch import nn
 
 from ..errors import SentibenchError
 from ..fileio import atomic_path, atomic_write_json
-from .gpt2 import GPT2, GPTConfig, check_state_dict, load_safetensors, read_json
+from . import TOKEN_POSITIONS, TRAINABLE_LAYERS
+from .gpt2 import GPT2, GPTConfig, check_state_dict, load_safetensors
 from .gpt2_tokenizer import GPT2BPETokenizer, tokenizer_from_dir
+from .hub import read_json
 
-POOLINGS = ("last", "first", "last_padded")
-TRAINABLE_MODES = ("all", "last_block", "last_layer")
 CLASSIFIER_KIND = "gpt2-classifier"
 
 
@@ -37,8 +37,9 @@ class GPT2Classifier(nn.Module):
     def __init__(self, gpt: GPT2, num_classes: int = 2, pooling: str = "last",
                  average: bool = False, pad_id: int = 50256, seed: int | None = None) -> None:
         super().__init__()
-        if pooling not in POOLINGS:
-            raise SentibenchError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+        if pooling not in TOKEN_POSITIONS:
+            raise SentibenchError(f"pooling (--trainable_token_pos) must be one of "
+                                  f"{', '.join(TOKEN_POSITIONS)}, got {pooling!r}")
         if num_classes < 2:
             raise SentibenchError(f"num_classes must be at least 2, got {num_classes}")
         self.gpt = gpt
@@ -112,9 +113,9 @@ class GPT2Classifier(nn.Module):
 
     def set_trainable(self, mode: str) -> None:
         """Freeze all, then unfreeze as the reference: head / last block+final norm+head / all."""
-        if mode not in TRAINABLE_MODES:
+        if mode not in TRAINABLE_LAYERS:
             raise SentibenchError(
-                f"trainable layers must be one of {', '.join(TRAINABLE_MODES)}, got {mode!r}"
+                f"--trainable_layers must be one of {', '.join(TRAINABLE_LAYERS)}, got {mode!r}"
             )
         self.requires_grad_(mode == "all")
         if mode == "last_block":

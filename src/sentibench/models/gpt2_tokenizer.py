@@ -26,6 +26,7 @@ from tiktoken_ext.openai_public import r50k_pat_str
 
 from ..errors import SentibenchError
 from ..fileio import atomic_write_text
+from .hub import download_hub_file, hub_repo_id
 
 ENDOFTEXT = "<|endoftext|>"
 TOKENIZER_DIR_ENV = "SENTIBENCH_GPT2_TOKENIZER_DIR"
@@ -173,8 +174,6 @@ def tokenizer_from_dir(directory: str | os.PathLike[str], what: str = "") -> GPT
 
 def _tokenizer_from_hub(name: str) -> GPT2BPETokenizer | None:
     """The tokenizer files of a Hub repo, from the HF cache or a download; None if unavailable."""
-    from .gpt2 import download_hub_file, hub_repo_id  # lazy: gpt2 re-exports this module
-
     try:
         repo = hub_repo_id(name)
         vocab, merges = (download_hub_file(repo, f) for f in BPE_FILE_PAIRS[0])

@@ -1,8 +1,11 @@
-"""One entry per model name: how to build it, its tokenizer, pooling and defaults.
+"""One entry per model name, one per family: how each is built, trained, saved and used.
 
-Adding a model is adding a :class:`ModelSpec` to :data:`MODELS`; nothing else branches on
-model names. Families (``sklearn``, ``gpt2``, ``hf``) say *how* a model is built and
-trained; each family's builder is looked up in :data:`FAMILIES`, never chosen by if/elif.
+Adding a model is adding a :class:`ModelSpec` to :data:`MODELS`. A spec names its family
+(``sklearn``, ``gpt2``, ``hf``), and everything that differs between families (the
+model options, how a run trains, how a saved run predicts) is a field of its
+:class:`Family` in :data:`FAMILIES`: callers look the family up, and no code outside this
+module branches on a family or model name. Light: torch and the model code are imported
+only when a model is built or loaded.
 """
 
 from __future__ import annotations
@@ -10,17 +13,73 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SentibenchError
+from ..options import option, validate
+from . import TOKEN_POSITIONS, TRAINABLE_LAYERS
 
-TRAINABLE_LAYERS = ("all", "last_block", "last_layer")
-TOKEN_POSITIONS = ("first", "last", "last_padded")
+if TYPE_CHECKING:
+    import numpy as np
+    from torch import nn
+
+    from ..data.config import DataArgs
+    from ..engine.config import TrainConfig
+    from ..results import RunArgs, RunResult
+
 CONTEXT_KEYWORDS = ("longest_training_example", "model_context_length")
 
+
+@dataclass
+class GPTArgs:
+    """The reference's train_gpt.py model flags, with its defaults."""
+
+    model_size: str = option(
+        "gpt2-small (124M)", "'gpt2-small (124M)', 'gpt2-medium (355M)', 'gpt2-large (774M)', "
+        "'gpt2-xl (1558M)', a Hub repo id or a local directory", snake=True)
+    weights: str = option("pretrained", "OpenAI's weights, or a random initialisation",
+                          choices=("pretrained", "random"))
+    trainable_layers: str = option(
+        "last_block", "all; last_block (last block + final norm + head); last_layer (head)",
+        choices=TRAINABLE_LAYERS, snake=True)
+    trainable_token_pos: str = option(
+        "last", "last: each review's true last token; first: position 0; last_padded: "
+        "position -1 of a sequence padded to the context length (the reference)",
+        choices=TOKEN_POSITIONS, snake=True)
+    average_embeddings: bool = option(
+        False, "classify the mean of the token outputs instead of one position", snake=True)
+    context_length: str = option(
+        "256", "N, longest_training_example or model_context_length", snake=True)
+
+    def __post_init__(self) -> None:
+        self.context_length = str(self.context_length)
+        validate(self)
+        if self.context_length not in CONTEXT_KEYWORDS:
+            if not self.context_length.isdigit() or int(self.context_length) <= 0:
+                raise SentibenchError(
+                    f"--context_length must be a positive integer or one of "
+                    f"{', '.join(CONTEXT_KEYWORDS)}, got {self.context_length!r}")
+
+
+@dataclass
+class HFArgs:
+    """The reference's train_bert_hf.py model flags, with its defaults."""
+
+    model: str = option("distilbert", "a registered encoder (listed above), a Hub id or a "
+                                      "local directory")
+    trainable_layers: str = option(
+        "all", "all; last_block (last encoder layer + pooler + head); last_layer (head)",
+        choices=TRAINABLE_LAYERS, snake=True)
+    use_attention_mask: bool = option(True, "pass the attention mask", snake=True)
+    max_length: int = option(256, "truncate reviews to N tokens", above=0)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+@dataclass
+class BaselineArgs:
+    """scikit-learn baselines take no model options: the registry name is the recipe."""
 
 @dataclass(frozen=True)
 class ReferenceRow:
@@ -45,49 +104,6 @@ class ModelSpec:
 
 
 @dataclass
-class GPTArgs:
-    """The reference's train_gpt.py model flags, with its defaults."""
-
-    model_size: str = "gpt2-small (124M)"
-    weights: str = "pretrained"
-    trainable_layers: str = "last_block"
-    trainable_token_pos: str = "last"
-    average_embeddings: bool = False
-    context_length: str = "256"
-
-    def __post_init__(self) -> None:
-        _check_choice("--weights", self.weights, ("pretrained", "random"))
-        _check_choice("--trainable_layers", self.trainable_layers, TRAINABLE_LAYERS)
-        _check_choice("--trainable_token_pos", self.trainable_token_pos, TOKEN_POSITIONS)
-        self.context_length = str(self.context_length)
-        if self.context_length not in CONTEXT_KEYWORDS:
-            if not self.context_length.isdigit() or int(self.context_length) <= 0:
-                raise SentibenchError(
-                    f"--context_length must be a positive integer or one of "
-                    f"{', '.join(CONTEXT_KEYWORDS)}, got {self.context_length!r}")
-
-
-@dataclass
-class HFArgs:
-    """The reference's train_bert_hf.py model flags, with its defaults."""
-
-    model: str = "distilbert"
-    trainable_layers: str = "all"
-    use_attention_mask: bool = True
-    max_length: int = 256
-
-    def __post_init__(self) -> None:
-        _check_choice("--trainable_layers", self.trainable_layers, TRAINABLE_LAYERS)
-        if self.max_length <= 0:
-            raise SentibenchError(f"--max-length must be positive, got {self.max_length}")
-
-
-def _check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise SentibenchError(f"{flag} must be one of {', '.join(choices)}, got {value!r}")
-
-
-@dataclass
 class BuiltModel:
     """A classifier ready for the engine, and how to save it for ``predict``."""
 
@@ -103,8 +119,12 @@ def _ref(row: int, params: str, acc: float, minutes: float | None = None) -> Ref
     return ReferenceRow(row, params, acc, minutes)
 
 
-_GPT = {"learning_rate": 5e-5, "trainable_layers": "all", "num_epochs": 1}
-_HF = {"learning_rate": 5e-6, "trainable_layers": "all", "num_epochs": 1}
+# The reference's learning rate per script (train_gpt.py, train_bert_hf.py): the default
+# of train-gpt / train-hf, and of every registered model of the family.
+GPT_TRAIN_DEFAULTS = {"learning_rate": 5e-5}
+HF_TRAIN_DEFAULTS = {"learning_rate": 5e-6}
+_GPT = {**GPT_TRAIN_DEFAULTS, "trainable_layers": "all", "num_epochs": 1}
+_HF = {**HF_TRAIN_DEFAULTS, "trainable_layers": "all", "num_epochs": 1}
 
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("dummy", "sklearn", None, "DummyClassifier(most_frequent)",
@@ -167,6 +187,8 @@ def gpt_checkpoint(model_size: str) -> str:
 
 def build_gpt2(args: GPTArgs, seed: int) -> BuiltModel:
     """The reference's GPT-2 classifier: new 2-way head, reference freezing."""
+    import torch
+
     from . import gpt2, gpt2_classifier
 
     source = gpt_checkpoint(args.model_size)
@@ -205,8 +227,18 @@ def build_hf(args: HFArgs, seed: int) -> BuiltModel:
                       {"checkpoint": source, **vars(args)})
 
 
-FAMILIES: dict[str, Callable[[Any, int], BuiltModel]] = {"gpt2": build_gpt2, "hf": build_hf}
-ARG_TYPES: dict[str, type] = {"gpt2": GPTArgs, "hf": HFArgs}
+def _run_neural(name: str, family: str, model_args: Any, train: TrainConfig | None,
+                data: DataArgs, run: RunArgs) -> RunResult:
+    from ..experiments import run_neural
+
+    return run_neural(name, family, model_args, train, data, run)
+
+
+def _run_baseline(name: str, family: str, model_args: Any, train: TrainConfig | None,
+                  data: DataArgs, run: RunArgs) -> RunResult:
+    from .baselines import run_baseline
+
+    return run_baseline(name, data, run)
 
 
 def _load_gpt2(run_dir: Path) -> tuple[nn.Module, Any]:
@@ -221,5 +253,73 @@ def _load_hf(run_dir: Path) -> tuple[nn.Module, Any]:
     return encoders.load_hf_classifier(run_dir)
 
 
-LOADERS: dict[str, Callable[[Path], tuple[nn.Module, Any]]] = {
-    "gpt2": _load_gpt2, "hf": _load_hf}
+def _baseline_proba(run_dir: Path, texts: list[str], device: str, max_length: int
+                    ) -> np.ndarray:
+    from .baselines import predict_proba
+
+    return predict_proba(run_dir, texts)
+
+
+def _neural_proba(load: Callable[[Path], tuple[nn.Module, Any]]) -> Callable[..., np.ndarray]:
+    def proba(run_dir: Path, texts: list[str], device: str, max_length: int) -> np.ndarray:
+        from ..engine.inference import class_probabilities
+
+        model, tokenizer = load(run_dir)
+        return class_probabilities(model, tokenizer, texts, max_length, device)
+
+    return proba
+
+
+@dataclass(frozen=True)
+class Family:
+    """How one kind of model is configured, trained and used once saved.
+
+    ``args``: its model-option dataclass; ``model_field``: which of those options names the
+    model (set from the bench row); ``engine``: whether the training options of
+    :class:`~sentibench.engine.config.TrainConfig` apply; ``run``: train, evaluate and save
+    one run; ``predict_proba``: class probabilities from a saved run directory;
+    ``train_defaults``: training options whose default differs for this family.
+    """
+
+    name: str
+    args: type
+    model_field: str | None
+    engine: bool
+    run: Callable[..., RunResult]
+    predict_proba: Callable[[Path, list[str], str, int], np.ndarray]
+    build: Callable[[Any, int], BuiltModel] | None = None
+    train_defaults: dict[str, Any] = field(default_factory=dict)
+
+
+FAMILIES: dict[str, Family] = {family.name: family for family in (
+    Family("sklearn", BaselineArgs, None, False, _run_baseline, _baseline_proba),
+    Family("gpt2", GPTArgs, "model_size", True, _run_neural, _neural_proba(_load_gpt2),
+           build_gpt2, GPT_TRAIN_DEFAULTS),
+    Family("hf", HFArgs, "model", True, _run_neural, _neural_proba(_load_hf), build_hf,
+           HF_TRAIN_DEFAULTS),
+)}
+
+
+def get_family(name: str) -> Family:
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise SentibenchError(f"unknown model family {name!r}; known: "
+                              f"{', '.join(FAMILIES)}") from None
+
+
+def spec_for(model: str) -> ModelSpec:
+    """A registered name, or a path / Hub id: GPT-2 when its config says so, else an encoder."""
+    if model in MODELS:
+        return MODELS[model]
+    path = Path(model)
+    config = path / "config.json"
+    if path.is_dir() and config.is_file():
+        from .hub import read_json
+
+        model_type = read_json(config).get("model_type")
+        family = "gpt2" if model_type == "gpt2" else "hf"
+        return ModelSpec(model, family, model, f"local {model_type or 'model'}")
+    if "/" in model and not path.exists():
+        return ModelSpec(model, "hf", model, "Hugging Face Hub model")
+    return get_spec(model)  # raises with the list of known names

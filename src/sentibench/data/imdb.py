@@ -13,35 +13,23 @@ import contextlib
 import gzip
 import hashlib
 import json
-import os
 import re
 import tarfile
 import time
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from . import __version__
-from .config import DEFAULT_DATA_DIR, DataArgs
-from .download import (
-    HEX_DIGITS,
-    OFFICIAL_MD5,
-    OFFICIAL_URL,
-    check_digests,
-    fetch,
-    file_digests,
-    is_url,
-    normalize_digest,
-)
-from .errors import SentibenchError
-from .fileio import atomic_path, sha256_file
+from .. import __version__
+from ..errors import SentibenchError
+from ..fileio import atomic_path, sha256_file
+from .config import PrepareConfig
+from .download import check_digests, fetch, file_digests, is_url
+from .splits import MANIFEST, SPLIT_FILES
 
-SPLIT_FILES = {"train": "train.csv", "validation": "validation.csv", "test": "test.csv"}
-MANIFEST = "manifest.json"
 SEED = 123
 # The reference's reading order: folders in this order, files sorted as plain strings.
 FOLDER_ORDER = (("test", "pos"), ("test", "neg"), ("train", "pos"), ("train", "neg"))
@@ -50,37 +38,10 @@ _WANTED = re.compile(r"aclImdb/(train|test)/(pos|neg)/([^/]+\.txt)")
 _ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError)
 
 
-@dataclass
-class PrepareConfig:
-    """What ``sentibench prepare`` does; the sizes are the reference's 35k/5k(/10k)."""
-
-    source: str | None = None
-    data_dir: Path = DEFAULT_DATA_DIR
-    md5: str | None = None
-    sha256: str | None = None
-    split: str = "reference"
-    dedupe: bool = False
-    force: bool = False
-    train_size: int = 35_000
-    validation_size: int = 5_000
-
-    def __post_init__(self) -> None:
-        self.data_dir = Path(self.data_dir)
-        if self.split not in ("reference", "official"):
-            raise SentibenchError(f"--split must be reference or official, got {self.split!r}")
-        for algo in HEX_DIGITS:
-            setattr(self, algo, normalize_digest(algo, getattr(self, algo)))
-        if not self.source:
-            self.source = OFFICIAL_URL
-        if self.source == OFFICIAL_URL and self.md5 is None and self.sha256 is None:
-            self.md5 = OFFICIAL_MD5
-        if self.train_size <= 0 or self.validation_size <= 0:
-            raise SentibenchError("train_size and validation_size must be positive")
-
-    def options(self) -> dict:
-        """The settings that change the CSVs (recorded in, and compared with, the manifest)."""
-        return {"split": self.split, "dedupe": self.dedupe, "seed": SEED,
-                "train_size": self.train_size, "validation_size": self.validation_size}
+def manifest_options(cfg: PrepareConfig) -> dict:
+    """The settings that change the CSVs (recorded in, and compared with, the manifest)."""
+    return {"split": cfg.split, "dedupe": cfg.dedupe, "seed": SEED,
+            "train_size": cfg.train_size, "validation_size": cfg.validation_size}
 
 
 # --- reading the archive -------------------------------------------------------------
@@ -214,8 +175,8 @@ def _up_to_date(cfg: PrepareConfig, source_id: dict) -> bool:
     manifest = _read_manifest(cfg.data_dir)
     if not manifest or manifest.get("input") != source_id:
         return False
-    if manifest.get("options") != cfg.options() or manifest.get("outputs", {}).keys() != set(
-            SPLIT_FILES.values()):
+    outputs = manifest.get("outputs", {}).keys()
+    if manifest.get("options") != manifest_options(cfg) or outputs != set(SPLIT_FILES.values()):
         return False
     return all((cfg.data_dir / name).is_file() and sha256_file(cfg.data_dir / name) == digest
                for name, digest in manifest["outputs"].items())
@@ -293,7 +254,8 @@ def prepare(cfg: PrepareConfig) -> dict:
         "schema": "sentibench.prepare/1", "sentibench_version": __version__,
         "source": cfg.source, "input": source_id,
         "archive": {"path": str(archive), "bytes": archive.stat().st_size, **(digests or {})},
-        "options": cfg.options(), "reviews": reviews, "duplicates_dropped": reviews - len(frame),
+        "options": manifest_options(cfg), "reviews": reviews,
+        "duplicates_dropped": reviews - len(frame),
         "rows": {split: len(part) for split, part in parts.items()},
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -313,53 +275,5 @@ def ensure_prepared(data_dir: str | Path, source: str | None = None) -> Path:
     """Prepare the reference split if a CSV is missing (used by ``bench``)."""
     data_dir = Path(data_dir)
     if not all((data_dir / name).is_file() for name in SPLIT_FILES.values()):
-        prepare(PrepareConfig(source=source or os.environ.get("SENTIBENCH_IMDB_SOURCE"),
-                              data_dir=data_dir))
+        prepare(PrepareConfig(source=source, data_dir=data_dir))
     return data_dir
-
-
-# --- reading the prepared splits -----------------------------------------------------
-
-def load_split(data_dir: Path, split: str, max_rows: int | None = None) -> pd.DataFrame:
-    """One prepared split as ``text`` (str) and ``label`` (0/1 int), validated row by row."""
-    if split not in SPLIT_FILES:
-        raise SentibenchError(f"unknown split {split!r}; expected train, validation or test")
-    path = Path(data_dir) / SPLIT_FILES[split]
-    if not path.is_file():
-        raise SentibenchError(f"{path}: not found; run `sentibench prepare` first")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
-                            nrows=max_rows, encoding="utf-8")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SentibenchError(f"{path}: not a valid split CSV ({reason})") from None
-    missing = [col for col in ("text", "label") if col not in frame.columns]
-    if missing:
-        raise SentibenchError(f"{path}: missing column(s) {', '.join(missing)}")
-    bad = np.flatnonzero(~frame["label"].isin(["0", "1"]).to_numpy())
-    if bad.size:
-        raise SentibenchError(f"{path}: row {bad[0] + 1}: label "
-                              f"{frame['label'].iat[bad[0]]!r} is not 0 or 1")
-    empty = np.flatnonzero((frame["text"].str.strip() == "").to_numpy())
-    if empty.size:
-        raise SentibenchError(f"{path}: row {empty[0] + 1}: empty text")
-    return pd.DataFrame({"text": frame["text"], "label": frame["label"].astype("int64")})
-
-
-def load_splits(data: DataArgs) -> dict[str, pd.DataFrame]:
-    """train/validation/test, truncated to the first N rows as the --max-* flags ask."""
-    return {"train": load_split(data.data_dir, "train", data.max_train_samples),
-            "validation": load_split(data.data_dir, "validation", data.max_eval_samples),
-            "test": load_split(data.data_dir, "test", data.max_eval_samples)}
-
-
-def data_checksums(data_dir: str | Path) -> dict[str, str]:
-    """sha256 of each split CSV by file name, recorded in every run's results."""
-    sums = {}
-    for name in SPLIT_FILES.values():
-        path = Path(data_dir) / name
-        if not path.is_file():
-            raise SentibenchError(f"{path}: not found; run `sentibench prepare` first")
-        sums[name] = sha256_file(path)
-    return sums
-

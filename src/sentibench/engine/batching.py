@@ -9,7 +9,7 @@ from typing import Protocol
 
 import torch
 
-from .errors import SentibenchError
+from ..errors import SentibenchError
 
 
 class TextEncoder(Protocol):
@@ -61,6 +61,16 @@ def collate(
         input_ids[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
         mask[row, : len(ids)] = 1
     return input_ids, mask, split.labels[list(indices)]
+
+
+def sorted_batches(split: EncodedSplit, indices: Sequence[int],
+                   size: int) -> Iterator[list[int]]:
+    """``indices`` sorted by length and cut into batches of ``size``: evaluation pads each
+    batch to its own longest row, so similar lengths waste little padding."""
+    lengths = torch.tensor([len(split.ids[i]) for i in indices], dtype=torch.long)
+    order = [indices[i] for i in torch.argsort(lengths, stable=True).tolist()]
+    for start in range(0, len(order), size):
+        yield order[start : start + size]
 
 
 def epoch_order(n: int, batch_size: int, seed: int,

@@ -17,8 +17,8 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
-from .errors import SentibenchError
-from .fileio import atomic_write_json
+from ..errors import SentibenchError
+from ..fileio import atomic_write_json
 from .state import History, Resume, TrainState
 
 CHECKPOINT_DIR = "checkpoint"

@@ -21,12 +21,15 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from .config import DataArgs, RunArgs
-from .data import data_checksums, load_splits
-from .errors import SentibenchError
-from .fileio import atomic_path
-from .results import (
+from ..data.config import DataArgs
+from ..data.splits import load_splits
+from ..errors import SentibenchError
+from ..fileio import atomic_path
+from ..results import (
+    RunArgs,
     RunResult,
+    data_record,
+    data_settings,
     default_run_dir,
     environment,
     format_accuracy_lines,
@@ -49,7 +52,7 @@ class NBWeighting(BaseEstimator, TransformerMixin):
     def __init__(self, alpha: float = 1.0) -> None:
         self.alpha = alpha
 
-    def fit(self, X, y):  # noqa: N803 - scikit-learn's argument names
+    def fit(self, X, y):
         y = np.asarray(y)
         if set(np.unique(y)) - {0, 1}:
             raise SentibenchError("NBWeighting expects binary 0/1 labels")
@@ -58,7 +61,7 @@ class NBWeighting(BaseEstimator, TransformerMixin):
         self.ratio_ = np.log((pos / pos.sum()) / (neg / neg.sum()))
         return self
 
-    def transform(self, X):  # noqa: N803
+    def transform(self, X):
         return sp.csr_matrix(X).multiply(self.ratio_).tocsr()
 
 
@@ -120,9 +123,8 @@ BASELINES: dict[str, Callable[[], Pipeline]] = {
     "logreg": _count_logreg,
     "logreg-tfidf": _tfidf_logreg,
 }
-FEATURES = {"count": "logreg", "tfidf": "logreg-tfidf"}
-TRUSTED = ["sentibench.baselines.NBWeighting", "sentibench.baselines.CompactCountVectorizer",
-           "sentibench.baselines.CompactTfidfVectorizer"]
+TRUSTED = [f"{cls.__module__}.{cls.__qualname__}"
+           for cls in (NBWeighting, CompactCountVectorizer, CompactTfidfVectorizer)]
 
 
 def build_pipeline(name: str) -> Pipeline:
@@ -241,12 +243,8 @@ def run_baseline(name: str, data: DataArgs, run: RunArgs,
     result = RunResult(
         model=name, kind=KIND, command=run.command, accuracy=accuracy,
         train_seconds=train_seconds, total_seconds=time.perf_counter() - t0,
-        config={"pipeline": _describe(pipeline),
-                "data": {"data_dir": str(data.data_dir),
-                         "max_train_samples": data.max_train_samples,
-                         "max_eval_samples": data.max_eval_samples}},
-        data={"data_dir": str(data.data_dir), "sha256": data_checksums(data.data_dir),
-              "rows": {split: len(frame) for split, frame in frames.items()}},
+        config={"pipeline": _describe(pipeline), "data": data_settings(data)},
+        data=data_record(data, {split: len(frame) for split, frame in frames.items()}),
         environment=environment("cpu"), params=params, trainable_params=params,
         started_at=started)
     write_predictions(run_dir, frames["test"]["label"].to_numpy(), test_probs)
@@ -254,13 +252,12 @@ def run_baseline(name: str, data: DataArgs, run: RunArgs,
     return result
 
 
-def run_logreg_command(features: str, data: DataArgs, run: RunArgs) -> RunResult:
-    """``sentibench train-logreg``: the dummy line, then the chosen logistic regression."""
+def run_logreg_command(name: str, data: DataArgs, run: RunArgs) -> RunResult:
+    """``sentibench train-logreg``: the dummy line, then the logistic regression ``name``."""
     frames = load_splits(data)
     _, dummy_acc, _ = fit_and_score("dummy", frames)
     print("Dummy classifier:")
     print(format_accuracy_lines(dummy_acc))
-    name = FEATURES[features]
     run_dir = Path(run.out or default_run_dir(name))
     result = run_baseline(name, data, RunArgs(run_dir, run.command), frames)
     print("\nLogistic regression classifier:")

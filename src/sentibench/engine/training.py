@@ -21,11 +21,18 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..errors import SentibenchError
 from . import distributed, fast_dropout, feature_cache
-from .batching import EncodedSplit, collate, epoch_order, iter_batches, length_groups
+from .batching import (
+    EncodedSplit,
+    collate,
+    epoch_order,
+    iter_batches,
+    length_groups,
+    sorted_batches,
+)
 from .config import TrainConfig
-from .devices import autocast_dtype, resolve_device
-from .errors import SentibenchError
+from .plan import AMP_DTYPES, resolve_device, resolve_plan
 from .state import History, Resume, TrainState
 
 
@@ -57,48 +64,38 @@ class Engine:
     def __init__(self, model: nn.Module, cfg: TrainConfig, max_length: int,
                  log: Callable[[str], None] = tqdm.write) -> None:
         self.cfg = cfg
-        self.device = resolve_device(cfg.device)
-        self.dist = distributed.init_from_env(self.device.type)
-        if self.dist.enabled and self.device.type == "cuda":
-            self.device = torch.device("cuda", self.dist.local_rank)
-        self.model = model.to(self.device)
+        device = resolve_device(cfg.device)
+        self.dist = distributed.init_from_env(device.type)
+        if self.dist.enabled and device.type == "cuda":
+            device = torch.device("cuda", self.dist.local_rank)
+        self.log = log if self.dist.is_main else (lambda line: None)
+        self.plan = resolve_plan(cfg, model, device, self.dist.world_size, self.log)
+        self.device = device
+        self.model = model.to(device)
         self.eval_forward: nn.Module = torch.compile(model) if cfg.compile else model
         self.forward = self.eval_forward
         if self.dist.enabled and any(p.requires_grad for p in model.parameters()):
-            ids = [self.device.index] if self.device.type == "cuda" else None
+            ids = [device.index] if device.type == "cuda" else None
             self.forward = nn.parallel.DistributedDataParallel(self.eval_forward, device_ids=ids)
         self.max_length = max_length
         self.pad_id = int(getattr(model, "pad_id", 0))
         self.pad_to = max_length if getattr(model, "fixed_padding", False) else None
-        self.multiple_of = 8 if self.device.type == "cuda" else 1
-        self.workers = cfg.num_workers if cfg.num_workers is not None \
-            else (2 if self.device.type == "cuda" else 0)  # spare cores are rare on CPU runs
-        self.amp_dtype = autocast_dtype(self.device, cfg.precision)
-        self.log = log if self.dist.is_main else (lambda line: None)
+        self.multiple_of = 8 if device.type == "cuda" else 1
+        self.amp_dtype = AMP_DTYPES[self.plan.precision]
         self.history = History()
         self.checkpointer: Checkpointer | None = None
         self.stop_requested = False  # set by a signal handler: stop cleanly after this step
-        self.cache_level = feature_cache.plan(model, cfg.feature_cache, self.log)
         self.cache: feature_cache.FeatureCache | None = None
         if self.cache_level is not None:
             budget = int(cfg.feature_cache_gb * 1024**3) if cfg.feature_cache_gb is not None \
                 else feature_cache.default_budget_bytes()
             self.cache = feature_cache.FeatureCache(self.cache_level, budget, self.log)
-        self.split_batches = self._plan_split(cfg.split_batches)
         self._memo: tuple[tuple, dict[int, LogitsMemo]] = ((), {})
         self._steps_taken = 0
 
-    def _plan_split(self, setting: str) -> bool:
-        """Micro-batches pay only where each batch is padded to its own longest row and
-        the full model runs; on a GPU one large kernel beats several smaller ones."""
-        if setting == "off" or self.cache is not None:
-            return False
-        if self.pad_to is not None:
-            if setting == "on":
-                self.log("--split-batches on: no effect, this model pads every row to "
-                         f"{self.pad_to} tokens")
-            return False
-        return setting == "on" or self.device.type == "cpu"
+    @property
+    def cache_level(self) -> str | None:
+        return None if self.plan.feature_cache == "off" else self.plan.feature_cache
 
     @property
     def use_feature_cache(self) -> bool:
@@ -155,7 +152,7 @@ class Engine:
         if self._cached_rows(split) is not None:
             return itertools.repeat(None, len(batches))
         return iter_batches(split, batches, self.pad_id, self.pad_to, self.multiple_of,
-                            self.workers, pin_memory=self.device.type == "cuda")
+                            self.plan.num_workers, pin_memory=self.plan.pin_memory)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
@@ -168,13 +165,7 @@ class Engine:
             return forward(input_ids, mask).float()
 
     def _eval_batches(self, split: EncodedSplit, indices: Sequence[int]) -> Iterator[list[int]]:
-        """Length-sorted, large batches: padding waste and Python overhead stay small."""
-        lengths = torch.tensor([len(split.ids[i]) for i in indices], dtype=torch.long)
-        order = [indices[i] for i in torch.argsort(lengths, stable=True).tolist()]
-        size = self.cfg.eval_batch_size or (64 if self.device.type == "cuda" else
-                                            self.cfg.batch_size)  # big batches are slower on CPU
-        for start in range(0, len(order), size):
-            yield order[start : start + size]
+        return sorted_batches(split, indices, self.plan.eval_batch_size)
 
     # -- evaluation ------------------------------------------------------------------
     def _memo_for(self, split: EncodedSplit) -> LogitsMemo | None:
@@ -218,13 +209,15 @@ class Engine:
         batches = list(self._eval_batches(split, local))
         hide = progress is None or not self.dist.is_main
         stream = zip(batches, self._collated(split, batches), strict=True)
-        for batch, tensors in tqdm(stream, total=len(batches), desc=progress, disable=hide,
-                                   leave=False):
-            logits = self._split_logits(split, batch, tensors)[0].cpu()
-            if out.shape[1] == 0:
-                out = torch.empty((len(local), logits.shape[1]))
-            out[[where[i] for i in batch]] = logits
-        self.model.train(was_training)
+        try:
+            for batch, tensors in tqdm(stream, total=len(batches), desc=progress, disable=hide,
+                                       leave=False):
+                logits = self._split_logits(split, batch, tensors)[0].cpu()
+                if out.shape[1] == 0:
+                    out = torch.empty((len(local), logits.shape[1]))
+                out[[where[i] for i in batch]] = logits
+        finally:
+            self.model.train(was_training)
         return distributed.gather_rows(out, positions, len(indices), self.dist)
 
     def loss_and_accuracy(self, split: EncodedSplit, indices: Sequence[int]) -> tuple[float, float]:
@@ -291,7 +284,7 @@ class Engine:
     def _fast_dropout(self) -> contextlib.AbstractContextManager:
         """CPU dropout masks from a faster sampler while training (not under torch.compile,
         which draws its own)."""
-        if self.cfg.fast_dropout == "off" or self.device.type != "cpu" or self.cfg.compile:
+        if not self.plan.fast_dropout:
             return contextlib.nullcontext()
         return fast_dropout.installed(self.model)
 
@@ -332,7 +325,7 @@ class Engine:
             yield [(group, next(collated)) for group in plan]
 
     def _micro_batches(self, split: EncodedSplit, rows: Sequence[int]) -> list[list[int]]:
-        if not self.split_batches:
+        if not self.plan.split_batches:
             return [list(rows)]
         groups = length_groups([len(split.ids[i]) for i in rows], SPLIT_OVERHEAD_TOKENS)
         return [[rows[p] for p in group] for group in groups]

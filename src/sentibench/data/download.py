@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
-from . import __version__
-from .errors import SentibenchError
+from .. import __version__
+from ..errors import SentibenchError
 
 OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 OFFICIAL_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"

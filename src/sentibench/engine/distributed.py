@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .errors import SentibenchError
+from ..errors import SentibenchError
 
 
 @dataclass(frozen=True)
@@ -45,13 +45,6 @@ def init_from_env(device_type: str) -> DistInfo:
             torch.cuda.set_device(local_rank)
         dist.init_process_group(backend=backend)
     return DistInfo(rank, world, local_rank)
-
-
-def current() -> DistInfo:
-    if dist.is_available() and dist.is_initialized():
-        return DistInfo(dist.get_rank(), dist.get_world_size(),
-                        int(os.environ.get("LOCAL_RANK", "0")))
-    return DistInfo()
 
 
 def local_slice(indices: Sequence[int], info: DistInfo, batch_size: int) -> list[int]:

@@ -1,0 +1,79 @@
+"""The training options, declared once (flags, bench overrides, results and resume derive
+from these fields). Defaults are the reference's; ``auto`` values are resolved by
+:mod:`sentibench.engine.plan` into what actually runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import SentibenchError
+from ..options import option, to_dict, validate
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+FEATURE_CACHE = ("auto", "on", "off")
+SPLIT_BATCHES = ("auto", "on", "off")
+FAST_DROPOUT = ("auto", "off")
+DEVICE_HELP = "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps"
+
+
+def check_device(name: str) -> None:
+    if name not in DEVICES and not (name.startswith("cuda:") and name[5:].isdigit()):
+        raise SentibenchError(f"--device must be one of {', '.join(DEVICES)} or cuda:N, "
+                              f"got {name!r}")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and evaluation settings of every neural run."""
+
+    num_epochs: int = option(1, "passes over the training set", above=0, snake=True)
+    learning_rate: float = option(5e-5, "AdamW learning rate, weight decay 0.1", above=0,
+                                  snake=True)
+    batch_size: int = option(8, "training batch size (the reference's: 8)", above=0)
+    weight_decay: float = option(0.1, "AdamW weight decay", minimum=0, cli=False)
+    eval_freq: int = option(50, "log train/validation loss every N optimizer steps", above=0,
+                            cli=False)
+    eval_iter: int = option(20, "batches of each split in those losses", above=0, cli=False)
+    eval_batch_size: int | None = option(
+        None, "batch size of length-sorted evaluation batches (default: 64 on CUDA, the "
+              "training batch size on CPU, where larger batches are slower)", above=0)
+    seed: int = option(123, "random seed")
+    device: str = option("auto", DEVICE_HELP)
+    precision: str = option("auto", "autocast dtype; auto = bf16 on CUDA, fp32 elsewhere",
+                            choices=PRECISIONS)
+    compile: bool = option(False, "wrap the model in torch.compile")
+    max_steps: int | None = option(None, "stop after N optimizer steps (debugging)", above=0)
+    feature_cache: str = option(
+        "auto", "run the frozen part of the model once per example and train the rest on "
+                "its cached output (GPT-2: the pooled vector for last_layer, the last block's "
+                "input for last_block; encoders: the backbone's per-token hidden states for "
+                "last_layer); auto = only where exact (GPT-2)",
+        choices=FEATURE_CACHE)
+    feature_cache_gb: float | None = option(
+        None, "memory the feature cache may use, in GiB (default: half of the memory "
+              "available); a split that does not fit runs through the whole model", minimum=0)
+    save_every: int | None = option(
+        None, "checkpoint every N steps (also saved on Ctrl-C / SIGTERM)", above=0)
+    group_by_length: bool = option(
+        False, "batch training examples of similar length (less padding; changes batch "
+               "composition, so off by default)")
+    split_batches: str = option(
+        "auto", "cut each training batch into length-sorted micro-batches and add up their "
+                "gradients: the same batch, loss and gradient with less padding (auto = on "
+                "CPU, where padding costs time; never with fixed padding)",
+        choices=SPLIT_BATCHES)
+    fast_dropout: str = option(
+        "auto", "draw CPU dropout masks with numpy's SFC64 generator, seeded from torch's: "
+                "the same distribution, about 3x faster than torch's CPU bernoulli (auto = on "
+                "CPU without --compile; off = torch's own masks)", choices=FAST_DROPOUT)
+    num_workers: int | None = option(
+        None, "worker processes that collate batches ahead of the model (default: 2 on CUDA, "
+              "where batches are also pinned for faster copies; 0 elsewhere)", minimum=0)
+
+    def __post_init__(self) -> None:
+        validate(self)
+        check_device(self.device)
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
