@@ -7,6 +7,8 @@ pretrained all-MiniLM-L6-v2 from PyPI).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -46,7 +48,10 @@ def bench_run(imdb_data, tiny_gpt2_dir, minilm_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("bench")
     bench = root / "bench"
     args = _bench_args(bench, imdb_data, tiny_gpt2_dir, _broken_encoder_dir(root))
-    assert main(args) == 2  # one row failed on purpose
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(args) == 2  # one row failed on purpose
+    (root / "printed.txt").write_text(printed.getvalue())
     return bench, args
 
 
@@ -69,6 +74,30 @@ def test_bench_writes_every_row_table_and_plots_despite_a_failed_row(bench_run):
     frame = pd.read_csv(bench / "results.csv")
     assert len(frame) == 5
     assert json.loads((bench / "bench.json").read_text())["data_sha256"]
+
+
+def test_printed_table_is_the_table_of_results_md(bench_run):
+    """The terminal shows every row (failed ones too) named as in results.md."""
+    bench, _ = bench_run
+    printed = (bench.parent / "printed.txt").read_text()
+    table = [line for line in (bench / "results.md").read_text().splitlines()
+             if line.startswith("|")]
+    assert len(table) == 2 + 5
+    start = printed.index(table[0])
+    assert printed[start:].splitlines()[: len(table)] == table
+
+
+def test_neural_runs_record_the_plan_that_ran(bench_run):
+    for name, run_dir in _run_dirs(bench_run[0]).items():
+        result = read_results(run_dir)
+        if result.kind == "sklearn":
+            continue
+        resolved = result.config["resolved"]
+        assert resolved["device"] == "cpu" and resolved["precision"] == "fp32", name
+        assert "auto" not in resolved.values() and None not in resolved.values(), name
+        assert resolved["eval_batch_size"] == result.config["train"]["batch_size"], name
+        # on CPU, micro-batches wherever the full model runs (no cache, no fixed padding)
+        assert resolved["split_batches"] is (resolved["feature_cache"] == "off"), name
 
 
 def test_plots_are_real_images(bench_run):

@@ -168,9 +168,9 @@ def _argparse_type(opt: Opt):
         try:
             value = convert(opt, text)
             check(opt, value)
-        except SentibenchError as exc:
-            raise argparse.ArgumentTypeError(str(exc).removeprefix(opt.flag + ": ")
-                                             ) from None
+        except SentibenchError as exc:  # argparse names the flag itself
+            message = str(exc).removeprefix(opt.flag + ": ").removeprefix(opt.flag + " ")
+            raise argparse.ArgumentTypeError(message) from None
         return value
 
     parse.__name__ = _type_word(opt)  # argparse names the type in its error message

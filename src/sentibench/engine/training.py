@@ -226,10 +226,6 @@ class Engine:
         loss = nn.functional.cross_entropy(logits, labels).item()
         return loss, (logits.argmax(-1) == labels).float().mean().item()
 
-    def accuracy(self, split: EncodedSplit, progress: str | None = None) -> float:
-        logits = self.predict_logits(split, progress=progress)
-        return (logits.argmax(-1) == split.labels).float().mean().item()
-
     # -- training --------------------------------------------------------------------
     def _optimizer(self) -> torch.optim.Optimizer:
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -375,8 +371,3 @@ class Engine:
         self.history.epoch_val_accuracy.append(val_acc)
         self.log(f"Training accuracy: {train_acc * 100:.2f}% | "
                  f"Validation accuracy: {val_acc * 100:.2f}%")
-
-    def evaluate(self, splits: dict[str, EncodedSplit]) -> dict[str, float]:
-        """Full-split accuracy, as the reference prints after training."""
-        return {name: self.accuracy(split, progress=f"eval {name}")
-                for name, split in splits.items()}

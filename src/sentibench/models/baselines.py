@@ -7,6 +7,8 @@ skops is used instead of pickle: loading trusts only the types listed in ``TRUST
 
 from __future__ import annotations
 
+import importlib.abc
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -133,8 +135,39 @@ def build_pipeline(name: str) -> Pipeline:
     return BASELINES[name]()
 
 
+class _NoTorch(importlib.abc.MetaPathFinder):
+    """Makes ``import torch`` fail (ImportError) while it is on ``sys.meta_path``."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError(f"{name} is not needed to save or load a scikit-learn model")
+        return None
+
+
+def _skops_io() -> Any:
+    """``skops.io``, imported without importing torch.
+
+    On import skops lists scikit-learn's estimators with ``sklearn.utils.all_estimators``,
+    which imports every sklearn package, including an array-API shim that imports torch
+    when torch is installed: 1-2 s of a ``train-logreg`` that never uses it. The package
+    walk skips packages that raise ImportError, so torch is refused for that one import
+    (where it is not loaded already); the list of estimators is the same.
+    """
+    if "skops.io" in sys.modules or "torch" in sys.modules:
+        import skops.io
+
+        return skops.io
+    blocker = _NoTorch()
+    sys.meta_path.insert(0, blocker)
+    try:
+        import skops.io
+    finally:
+        sys.meta_path.remove(blocker)
+    return skops.io
+
+
 def save_pipeline(pipeline: Pipeline, run_dir: Path) -> Path:
-    import skops.io as sio
+    sio = _skops_io()
 
     path = Path(run_dir) / MODEL_FILE
     with atomic_path(path) as tmp:
@@ -144,7 +177,7 @@ def save_pipeline(pipeline: Pipeline, run_dir: Path) -> Path:
 
 def load_pipeline(run_dir: str | Path) -> Pipeline:
     """Load a pipeline this package saved; any type outside scikit-learn's and ours is refused."""
-    import skops.io as sio
+    sio = _skops_io()
 
     path = Path(run_dir) / MODEL_FILE
     if not path.is_file():

@@ -1,4 +1,7 @@
-"""Our own GPT-2 (nanoGPT-style), OpenAI/Hugging Face weights, and a sequence classifier on top.
+"""Our own GPT-2 (nanoGPT-style) and a checked loader for OpenAI's weights in the Hub layout.
+
+The classifier built on it is in ``gpt2_classifier``, the BPE tokenizer in ``gpt2_tokenizer``
+(re-exported here as ``load_tokenizer``), and where model files come from in ``hub``.
 
 The model is written out rather than taken from ``transformers`` so that the architecture the
 benchmark measures is readable in one file, matches the reference's own implementation, and
