@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import gc
 import json
+import shutil
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .data.config import DEFAULT_DATA_DIR, DataArgs
-from .engine.config import TrainConfig
+from .engine.config import TrainConfig, check_device
 from .errors import SentibenchError
 from .fileio import atomic_write_json
 from .models.registry import MODELS, get_family, spec_for
 from .options import Opt, build, check, convert, option_map
 from .results import (
+    CHECKPOINT_DIR,
     FAILURES_FILE,
     RESULTS_FILE,
     RunArgs,
@@ -30,6 +32,7 @@ from .results import (
     short_name,
     utc_stamp,
 )
+from .rundir import check_target, lock
 
 PLAN_FILE = "bench.json"
 GLOBAL_KEYS = ("device", "data_dir")  # one value for the whole bench, not per row
@@ -181,9 +184,26 @@ def _run_one(exp: Experiment, run_dir: Path, bench: BenchArgs) -> None:
     model_args = build(family.args, exp.settings, **model)
     train = build(TrainConfig, exp.settings, device=bench.device) if family.engine else None
     result = family.run(exp.model, family.name, model_args, train, data,
-                        RunArgs(out=run_dir, command=bench.command))
+                        RunArgs(out=run_dir, overwrite=True, command=bench.command))
     if not family.engine:  # the engine prints these lines itself
         print(format_accuracy_lines(result.accuracy))
+
+
+def _accept_plan(bench_dir: Path, old: list[dict], wanted: list[dict]) -> None:
+    """An existing bench directory takes a changed plan only where no row has finished:
+    a fix to a row that failed or has not run yet is fine; a finished row is kept as it
+    ran. A changed row's stale partial work (an old checkpoint) is cleared."""
+    before = {e["name"]: e for e in old}
+    now = {e["name"]: e for e in wanted}
+    done = [name for name in before if (bench_dir / safe_name(name) / RESULTS_FILE).is_file()]
+    changed = [name for name in done if before[name] != now.get(name)]
+    if changed:
+        raise SentibenchError(f"{bench_dir} holds a different bench plan (finished rows "
+                              f"{', '.join(changed)} differ); choose another --out, or "
+                              "--rerun it")
+    for name, exp in now.items():
+        if before.get(name) not in (None, exp):
+            shutil.rmtree(bench_dir / safe_name(name), ignore_errors=True)
 
 
 def _write_plan(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]) -> None:
@@ -192,11 +212,10 @@ def _write_plan(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]
     plan_path = bench_dir / PLAN_FILE
     wanted = [asdict(e) for e in experiments]
     if plan_path.is_file():
-        old = json.loads(plan_path.read_text(encoding="utf-8"))
-        if old.get("experiments") != wanted:
-            raise SentibenchError(f"{bench_dir} holds a different bench plan; choose another "
-                                  "--out, or --rerun it")
-        return
+        old = json.loads(plan_path.read_text(encoding="utf-8")).get("experiments", [])
+        if old == wanted:
+            return
+        _accept_plan(bench_dir, old, wanted)
     atomic_write_json(plan_path, {
         "schema": "sentibench.bench/1", "command": bench.command, "preset": bench.preset,
         "models": bench.models, "overrides": bench.overrides, "data_dir": str(bench.data_dir),
@@ -205,16 +224,44 @@ def _write_plan(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]
     })
 
 
+def _check_device(bench: BenchArgs, experiments: list[Experiment]) -> None:
+    """A device the machine lacks fails now, not when the first neural row starts."""
+    check_device(bench.device)
+    if any(get_family(e.family).engine for e in experiments):
+        from .engine.plan import resolve_device
+
+        resolve_device(bench.device)
+
+
+def _run_row(exp: Experiment, run_dir: Path, bench: BenchArgs) -> None:
+    """Continue a row from its checkpoint, or run it afresh (clearing a failed attempt)."""
+    family = get_family(exp.family)
+    if family.resume is not None and (run_dir / CHECKPOINT_DIR).is_dir():
+        print(f"continuing from the checkpoint in {run_dir}")
+        family.resume(run_dir)
+        return
+    _run_one(exp, run_dir, bench)
+
+
 def run_bench(bench: BenchArgs) -> Path:
     """Plan, prepare data, run every experiment not yet completed, report."""
     experiments = plan(bench.preset, bench.models, bench.overrides)
+    _check_device(bench, experiments)
     from .data.imdb import ensure_prepared
-    from .report import build_report, format_table, load_rows
 
     bench_dir = bench.out or Path("runs") / f"bench-{utc_stamp()}"
+    check_target(bench_dir)
     ensure_prepared(bench.data_dir, bench.source)
     bench_dir.mkdir(parents=True, exist_ok=True)
-    _write_plan(bench_dir, bench, experiments)
+    with lock(bench_dir):
+        _write_plan(bench_dir, bench, experiments)
+        failures = _run_rows(bench_dir, bench, experiments)
+        _finish(bench_dir, failures, len(experiments))
+    return bench_dir
+
+
+def _run_rows(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]
+              ) -> dict[str, str]:
     failures: dict[str, str] = {}
     for index, exp in enumerate(experiments, 1):
         run_dir = bench_dir / safe_name(exp.name)
@@ -224,20 +271,25 @@ def run_bench(bench: BenchArgs) -> Path:
             continue
         print(f"\n{header} {exp.settings or ''}".rstrip())
         try:
-            _run_one(exp, run_dir, bench)
+            _run_row(exp, run_dir, bench)
         except Exception as exc:  # one failed row must not lose the others
             message = " ".join(str(exc).split()) or type(exc).__name__
             failures[exp.name] = f"{type(exc).__name__}: {message}"
             print(f"{header} FAILED: {failures[exp.name]}", file=sys.stderr)
         gc.collect()
+    return failures
+
+
+def _finish(bench_dir: Path, failures: dict[str, str], total: int) -> None:
+    from .report import build_report, format_table, load_rows
+
     atomic_write_json(bench_dir / FAILURES_FILE, failures)
     paths = build_report(bench_dir)
     print("\n" + format_table(load_rows(bench_dir)))
     print(f"\nWrote {', '.join(str(p) for p in paths)}")
     if failures:
-        raise SentibenchError(f"{len(failures)} of {len(experiments)} experiments failed: "
+        raise SentibenchError(f"{len(failures)} of {total} experiments failed: "
                               f"{', '.join(failures)} (see {bench_dir / FAILURES_FILE})")
-    return bench_dir
 
 
 def load_rerun(bench_dir: Path, out: Path | None, command: list[str]) -> BenchArgs:

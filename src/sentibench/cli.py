@@ -13,13 +13,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__
 from .bench import PRESETS
 from .data.config import DEFAULT_DATA_DIR, SOURCE_ENV, DataArgs, PrepareConfig
 from .engine.config import DEVICE_HELP, TrainConfig
 from .errors import SentibenchError
-from .models.registry import FAMILIES, MODELS
+from .models.registry import FAMILIES, MODELS, Family
 from .options import add_flag, add_options, from_namespace
 from .results import RunArgs, short_name
 
@@ -59,7 +60,7 @@ FEATURES = {"count": "logreg", "tfidf": "logreg-tfidf"}  # --features -> registr
 
 
 def _add_train_logreg(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train-logreg", help="bag-of-words baselines (dummy, logistic regression)",
+    p = sub.add_parser(FAMILIES["sklearn"].command, help=FAMILIES["sklearn"].summary,
                        description="The reference's train_sklearn_logreg.py: DummyClassifier "
                                    "and CountVectorizer + LogisticRegression(max_iter=1000); "
                                    "--features tfidf for a stronger, still fast, recipe.")
@@ -78,26 +79,19 @@ def _run_train_logreg(args: argparse.Namespace, argv: list[str]) -> None:
 
 # --- neural training: one sub-command per engine family ---------------------------------
 
-_NEURAL = {  # sub-command -> (family, description)
-    "train-gpt": ("gpt2", "fine-tune the from-scratch GPT-2 as a classifier",
-                  "The reference's train_gpt.py, flag for flag."),
-    "train-hf": ("hf", "fine-tune a Hugging Face encoder (BERT family)",
-                 "The reference's train_bert_hf.py, flag for flag. Registered encoders: "
-                 + ", ".join(n for n, s in MODELS.items() if s.family == "hf") + "."),
-}
-
-
-def _add_neural(sub: argparse._SubParsersAction, command: str) -> None:
-    family_name, summary, description = _NEURAL[command]
-    family = FAMILIES[family_name]
-    p = sub.add_parser(command, help=summary, description=description)
+def _add_neural(sub: argparse._SubParsersAction, family: Family) -> None:
+    summary = family.summary[0].upper() + family.summary[1:]
+    names = [n for n, s in MODELS.items() if s.family == family.name]
+    p = sub.add_parser(family.command, help=family.summary.split(" (")[0],
+                       description=f"{summary}, flag for flag. Registered models: "
+                                   f"{', '.join(names)}.")
     add_options(p.add_argument_group("model"), family.args)
     training = p.add_argument_group("training")
     add_options(training, TrainConfig, defaults=family.train_defaults)
     add_flag(training, "--resume", type=Path, default=None, metavar="RUN_DIR",
              help="continue an interrupted run from its checkpoint (other flags ignored)")
     _add_data_and_output(p)
-    p.set_defaults(handler=_run_neural, family=family_name)
+    p.set_defaults(handler=_run_neural, family=family.name)
 
 
 def _run_neural(args: argparse.Namespace, argv: list[str]) -> None:
@@ -165,7 +159,11 @@ def _run_bench(args: argparse.Namespace, argv: list[str]) -> None:
     overrides = load_override_file(args.config) if args.config else {}
     for row, values in parse_overrides(args.overrides).items():
         overrides.setdefault(row, {}).update(values)
-    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    models = None if args.models is None else [m.strip() for m in args.models.split(",")
+                                               if m.strip()]
+    if models == []:
+        raise SentibenchError("--models lists no model; name at least one, or leave "
+                              "--models out to run the preset's rows")
     run_bench(BenchArgs(preset=args.preset, models=models, overrides=overrides, out=args.out,
                         data_dir=args.data_dir, source=args.source, device=args.device,
                         command=command))
@@ -212,20 +210,29 @@ def _run_predict(args: argparse.Namespace, argv: list[str]) -> None:
 def _add_commands(sub: argparse._SubParsersAction) -> None:
     _add_prepare(sub)
     _add_train_logreg(sub)
-    for command in _NEURAL:
-        _add_neural(sub, command)
+    for family in FAMILIES.values():
+        if family.engine:
+            _add_neural(sub, family)
     _add_bench(sub)
     _add_report(sub)
     _add_predict(sub)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with mistakes reported on one line (the usage block only with --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sentibench",
         description="Fine-tuned GPT-2 vs encoder LLMs vs bag-of-words on IMDb sentiment.",
     )
     parser.add_argument("--version", action="version", version=f"sentibench {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                parser_class=_Parser)
     _add_commands(sub)
     return parser
 
@@ -233,13 +240,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    prog = f"sentibench {args.command}"
     try:
         args.handler(args, argv)
     except SentibenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        print(f"{prog}: error: interrupted", file=sys.stderr)
         return 130
     return 0
 

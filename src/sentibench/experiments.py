@@ -11,6 +11,7 @@ import functools
 import hashlib
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,16 +24,18 @@ import pandas as pd
 import torch
 
 from .data.config import DataArgs
-from .data.splits import data_checksums, load_splits
+from .data.splits import check_trainable, data_checksums, load_splits
 from .engine.batching import EncodedSplit, TextEncoder, encode_split
-from .engine.checkpoint import CHECKPOINT_DIR, load_checkpoint, read_run_spec, save_checkpoint
+from .engine.checkpoint import load_checkpoint, read_run_spec, save_checkpoint
 from .engine.config import TrainConfig
+from .engine.plan import resolve_device
 from .engine.training import Engine
-from .fileio import atomic_path
+from .fileio import atomic_path, cache_dir
 from .models import count_parameters
 from .models.registry import BuiltModel, get_family
 from .options import to_dict
 from .results import (
+    CHECKPOINT_DIR,
     RunArgs,
     RunResult,
     data_record,
@@ -43,6 +46,7 @@ from .results import (
     write_predictions,
     write_results,
 )
+from .rundir import run_directory
 
 
 def resolve_max_length(built: BuiltModel, train_texts: list[str]) -> int:
@@ -87,57 +91,72 @@ def cached_encode(tokenizer: TextEncoder, frame: pd.DataFrame, max_length: int |
 
 def encode_splits(built: BuiltModel, frames: dict[str, pd.DataFrame], max_length: int,
                   data_dir: Path | None = None) -> dict[str, EncodedSplit]:
-    """Token ids of every split, cached under ``<data_dir>/.cache/tokens``."""
+    """Token ids of every split, cached in ``<cache>/tokens`` by the CSVs' checksums."""
     sums = data_checksums(data_dir) if data_dir is not None else {}
-    cache_dir = data_dir / ".cache" / "tokens" if data_dir is not None else None
+    tokens = cache_dir() / "tokens" if data_dir is not None else None
     return {name: cached_encode(built.tokenizer, frame, max_length, sums.get(f"{name}.csv"),
-                                cache_dir)
+                                tokens)
             for name, frame in frames.items()}
 
 
 def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
                data: DataArgs, run: RunArgs, resume_from: Path | None = None) -> RunResult:
-    """Train, evaluate and save one neural model; return (and write) its results."""
+    """Train, evaluate and save one neural model; return (and write) its results.
+
+    Everything that can be checked (data, device, the run directory) is checked before
+    the directory is created or the model loaded. Training's end is a checkpoint, so an
+    interruption during the final evaluation loses nothing: ``--resume`` finishes it.
+    """
     started, t0 = utc_now_iso(), time.perf_counter()
     run_dir = Path(resume_from or run.out or default_run_dir(name))
-    run_dir.mkdir(parents=True, exist_ok=True)
     frames = load_splits(data)
-    built = get_family(family).build(model_args, train_cfg.seed)
-    max_length = resolve_max_length(built, frames["train"]["text"].tolist())
-    splits = encode_splits(built, frames, max_length, data.data_dir)
-    engine = Engine(built.model, train_cfg, max_length)
-    engine.log(engine.plan.describe())
-    spec = {"name": name, "family": family, "model_args": asdict(model_args),
-            "train": train_cfg.to_dict(), "command": run.command, "data": to_dict(data)}
-    engine.checkpointer = functools.partial(save_checkpoint, run_dir, spec)
-    resume = load_checkpoint(run_dir, built.model) if resume_from else None
-    t_train = time.perf_counter()
-    with _stop_between_steps(engine):
-        history = engine.fit(splits["train"], splits["validation"], resume)
-    train_seconds = time.perf_counter() - t_train
-    engine.log(f"Training completed in {train_seconds / 60:.2f} minutes.")
-    engine.log("\nEvaluating on the full datasets ...\n")
-    logits = {k: engine.predict_logits(v, progress=f"eval {k}") for k, v in splits.items()}
-    accuracy = {k: (logits[k].argmax(-1) == v.labels).float().mean().item()
-                for k, v in splits.items()}
-    engine.log(format_accuracy_lines(accuracy))
-    total, trainable = count_parameters(built.model)
-    result = RunResult(
-        model=name, kind=family, command=run.command, accuracy=accuracy,
-        train_seconds=train_seconds, total_seconds=time.perf_counter() - t0,
-        config={**built.config, "max_length": max_length, "train": train_cfg.to_dict(),
-                "resolved": engine.plan.to_dict(), "data": spec["data"]},
-        data=data_record(data, {k: len(v) for k, v in splits.items()}),
-        environment=environment(str(engine.device)), params=total,
-        trainable_params=trainable, history=history.to_dict(), started_at=started)
-    if engine.dist.is_main:
-        built.save(run_dir)
-        write_predictions(run_dir, splits["test"].labels.numpy(),
-                          torch.softmax(logits["test"].float(), dim=-1).numpy())
-        path = write_results(run_dir, result)
-        shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
-        engine.log(f"Saved the model and {path}")
+    check_trainable(frames, data, train_cfg.batch_size)
+    resolve_device(train_cfg.device)
+    with run_directory(run_dir, overwrite=run.overwrite, resume=resume_from is not None):
+        built = get_family(family).build(model_args, train_cfg.seed)
+        max_length = resolve_max_length(built, frames["train"]["text"].tolist())
+        splits = encode_splits(built, frames, max_length, data.data_dir)
+        engine = Engine(built.model, train_cfg, max_length)
+        engine.log(engine.plan.describe())
+        spec = {"name": name, "family": family, "model_args": asdict(model_args),
+                "train": train_cfg.to_dict(), "command": run.command, "data": to_dict(data)}
+        engine.checkpointer = functools.partial(save_checkpoint, run_dir, spec)
+        resume = load_checkpoint(run_dir, built.model) if resume_from else None
+        t_train = time.perf_counter()
+        with _resume_hint(run_dir, family):
+            with _stop_between_steps(engine):
+                history = engine.fit(splits["train"], splits["validation"], resume)
+            train_seconds = time.perf_counter() - t_train
+            engine.log(f"Training completed in {train_seconds / 60:.2f} minutes.")
+            engine.log("\nEvaluating on the full datasets ...\n")
+            logits = {k: engine.predict_logits(v, progress=f"eval {k}")
+                      for k, v in splits.items()}
+        accuracy = {k: (logits[k].argmax(-1) == v.labels).float().mean().item()
+                    for k, v in splits.items()}
+        engine.log(format_accuracy_lines(accuracy))
+        total, trainable = count_parameters(built.model)
+        result = RunResult(
+            model=name, kind=family, command=run.command, accuracy=accuracy,
+            train_seconds=train_seconds, total_seconds=time.perf_counter() - t0,
+            config={**built.config, "max_length": max_length, "train": train_cfg.to_dict(),
+                    "resolved": engine.plan.to_dict(), "data": spec["data"]},
+            data=data_record(data, {k: len(v) for k, v in splits.items()}),
+            environment=environment(str(engine.device)), params=total,
+            trainable_params=trainable, history=history.to_dict(), started_at=started)
+        if engine.dist.is_main:
+            _save_run(run_dir, built, splits["test"].labels, logits["test"], result, engine)
     return result
+
+
+def _save_run(run_dir: Path, built: BuiltModel, labels: torch.Tensor, logits: torch.Tensor,
+              result: RunResult, engine: Engine) -> None:
+    """Model and predictions first, results.json last (it marks the run finished), then
+    the checkpoint is no longer needed."""
+    built.save(run_dir)
+    write_predictions(run_dir, labels.numpy(), torch.softmax(logits.float(), dim=-1).numpy())
+    path = write_results(run_dir, result)
+    shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
+    engine.log(f"Saved the model and {path}")
 
 
 def resume_neural(run_dir: Path) -> RunResult:
@@ -150,6 +169,19 @@ def resume_neural(run_dir: Path) -> RunResult:
                       DataArgs(**spec["data"]), RunArgs(out=Path(run_dir),
                                                         command=spec["command"]),
                       resume_from=run_dir)
+
+
+@contextlib.contextmanager
+def _resume_hint(run_dir: Path, family: str) -> Iterator[None]:
+    """After an interruption that left a checkpoint, say how to continue."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if (run_dir / CHECKPOINT_DIR).is_dir():
+            command = get_family(family).command
+            print(f"Interrupted; the checkpoint in {run_dir} keeps the work. Continue with: "
+                  f"sentibench {command} --resume {run_dir}", file=sys.stderr)
+        raise
 
 
 @contextlib.contextmanager

@@ -15,11 +15,28 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+CACHE_ENV = "SENTIBENCH_CACHE"
+
+
+def cache_dir() -> Path:
+    """Where downloads and token ids are cached: env SENTIBENCH_CACHE (or the older
+    SENTIBENCH_CACHE_DIR), else ``$XDG_CACHE_HOME/sentibench`` or ``~/.cache/sentibench``.
+    Never the data directory, which may be shared or read-only."""
+    for name in (CACHE_ENV, "SENTIBENCH_CACHE_DIR"):
+        if os.environ.get(name):
+            return Path(os.environ[name])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sentibench"
+
 
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def usual_mode(path: Path) -> None:
+    """Give ``path`` the mode a plain ``open()`` would (some libraries write 0600 files)."""
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_umask())
 
 
 @contextlib.contextmanager
@@ -36,7 +53,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         if tmp.exists():  # mkstemp makes 0600 files; give the usual umask-based mode
-            os.chmod(tmp, 0o666 & ~_umask())
+            usual_mode(tmp)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -32,9 +32,12 @@ def read_inputs(texts: Sequence[str], file: Path | None, csv: Path | None,
     items = list(texts)
     if file is not None:
         try:
-            lines = Path(file).read_text(encoding="utf-8").splitlines()
+            raw = Path(file).read_bytes().decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise SentibenchError(f"{file}: cannot read ({exc})") from None
+        # one line is one text: str.splitlines() would also cut at U+0085, U+2028 and
+        # other separators that occur inside reviews
+        lines = [line.removesuffix("\r") for line in raw.split("\n")]
         items.extend(line for line in lines if line.strip())
     if csv is not None:
         try:

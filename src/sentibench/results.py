@@ -22,6 +22,7 @@ from .options import option, to_dict, validate
 SCHEMA = "sentibench.run/1"
 RESULTS_FILE = "results.json"
 FAILURES_FILE = "failures.json"  # a bench's {row: error} for rows that did not finish
+CHECKPOINT_DIR = "checkpoint"  # a run's resumable state (see engine.checkpoint)
 SPLITS = ("train", "validation", "test")
 _PACKAGES = ("sentibench", "torch", "transformers", "scikit-learn", "pandas", "numpy", "tiktoken")
 
@@ -57,6 +58,7 @@ class RunArgs:
     """Where a run writes its artefacts and how it was invoked."""
 
     out: Path | None = option(None, "run directory (default: runs/<model>-<UTC timestamp>)")
+    overwrite: bool = option(False, "replace what --out already holds (another run's files)")
     command: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -156,6 +158,8 @@ def write_results(run_dir: str | Path, result: RunResult) -> Path:
 def read_results(run_dir: str | Path) -> RunResult:
     """Load a run's results, with a one-line error when the directory is not a run."""
     path = Path(run_dir)
+    if not path.exists():
+        raise SentibenchError(f"{path}: no such run directory")
     if path.is_dir():
         path = path / RESULTS_FILE
     if not path.is_file():

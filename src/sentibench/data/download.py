@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..errors import SentibenchError
+from ..fileio import cache_dir
 
 OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 OFFICIAL_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
@@ -41,13 +42,6 @@ def normalize_digest(algo: str, value: str | None) -> str | None:
 
 def is_url(source: str) -> bool:
     return urlsplit(source).scheme in ("http", "https", "ftp")
-
-
-def cache_dir() -> Path:
-    """Downloads are shared by all data dirs: env SENTIBENCH_CACHE_DIR or ~/.cache/sentibench."""
-    if os.environ.get("SENTIBENCH_CACHE_DIR"):
-        return Path(os.environ["SENTIBENCH_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sentibench"
 
 
 def cached_download_path(url: str) -> Path:

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from .. import __version__
 from ..errors import SentibenchError
 from ..fileio import atomic_path, sha256_file
-from .config import PrepareConfig
+from .config import SOURCE_ENV, PrepareConfig
 from .download import check_digests, fetch, file_digests, is_url
 from .splits import MANIFEST, SPLIT_FILES
 
@@ -234,6 +234,16 @@ def _source_id(cfg: PrepareConfig) -> tuple[dict, Path | None, dict | None]:
     return {"sha256": digests["sha256"]}, archive, digests
 
 
+def _fetch_with_hint(cfg: PrepareConfig) -> tuple[Path, dict]:
+    """Download the archive; a failure says how to use a local copy instead."""
+    try:
+        return fetch(cfg.source, md5=cfg.md5, sha256=cfg.sha256)
+    except SentibenchError as exc:
+        raise SentibenchError(f"{exc}. Without internet, use a local copy of the archive: "
+                              f"--source PATH/aclImdb_v1.tar.gz (or set {SOURCE_ENV})"
+                              ) from None
+
+
 def prepare(cfg: PrepareConfig) -> dict:
     """Write train/validation/test CSVs and manifest.json into ``cfg.data_dir``."""
     started = time.perf_counter()
@@ -243,7 +253,7 @@ def prepare(cfg: PrepareConfig) -> dict:
               "checksums; use --force to rebuild)")
         return _read_manifest(cfg.data_dir) or {}
     if archive is None:
-        archive, digests = fetch(cfg.source, md5=cfg.md5, sha256=cfg.sha256)
+        archive, digests = _fetch_with_hint(cfg)
     frame, subsets = read_archive(archive)
     reviews = len(frame)
     if cfg.dedupe:

@@ -19,9 +19,9 @@ from torch import nn
 
 from ..errors import SentibenchError
 from ..fileio import atomic_write_json
+from ..results import CHECKPOINT_DIR
 from .state import History, Resume, TrainState
 
-CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.json"
 
 

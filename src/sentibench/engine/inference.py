@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from ..progress import progress as progress_bar
 from .batching import EncodedSplit, TextEncoder, collate, encode_split, sorted_batches
 from .plan import resolve_device
 
@@ -33,7 +33,7 @@ def predict_logits(model: nn.Module, split: EncodedSplit, max_length: int,
     out: torch.Tensor | None = None
     batches = list(sorted_batches(split, range(len(split)), batch_size))
     try:
-        for batch in tqdm(batches, desc=progress, disable=progress is None, leave=False):
+        for batch in progress_bar(batches, desc=progress, disable=progress is None, leave=False):
             input_ids, mask, _ = collate(split, batch, pad_id, pad_to)
             logits = model(input_ids.to(target), mask.to(target)).float().cpu()
             if out is None:

@@ -16,12 +16,14 @@ import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import SentibenchError
+from ..progress import progress as progress_bar
 from . import distributed, fast_dropout, feature_cache
 from .batching import (
     EncodedSplit,
@@ -108,7 +110,7 @@ class Engine:
         self.model.eval()
         try:
             batches = list(self._eval_batches(split, range(len(split))))
-            for batch in tqdm(batches, desc="caching features", leave=False,
+            for batch in progress_bar(batches, desc="caching features", leave=False,
                               disable=not self.dist.is_main):
                 input_ids, mask, _ = self._batch(split, batch)
                 with self._autocast():
@@ -210,8 +212,8 @@ class Engine:
         hide = progress is None or not self.dist.is_main
         stream = zip(batches, self._collated(split, batches), strict=True)
         try:
-            for batch, tensors in tqdm(stream, total=len(batches), desc=progress, disable=hide,
-                                       leave=False):
+            for batch, tensors in progress_bar(stream, total=len(batches), desc=progress,
+                                               disable=hide, leave=False):
                 logits = self._split_logits(split, batch, tensors)[0].cpu()
                 if out.shape[1] == 0:
                     out = torch.empty((len(local), logits.shape[1]))
@@ -246,8 +248,9 @@ class Engine:
     def fit(self, train: EncodedSplit, val: EncodedSplit, resume: Resume | None = None) -> History:
         """Train for ``num_epochs`` (continuing ``resume``); print the reference's lines.
 
-        Ctrl-C / SIGTERM saves a checkpoint (when a checkpointer is set) before re-raising;
-        a non-finite loss does not, so the last good checkpoint is kept.
+        With a checkpointer set, the end of training is saved (so an interrupted evaluation
+        loses nothing), and Ctrl-C / SIGTERM save one before re-raising; a non-finite loss
+        does not, so the last good checkpoint is kept.
         """
         cfg = self.cfg
         if len(train) < cfg.batch_size:
@@ -263,19 +266,25 @@ class Engine:
         monitor = self._monitor_indices(train, val)
         total = (len(train) // cfg.batch_size) * cfg.num_epochs
         total = min(total, cfg.max_steps) if cfg.max_steps is not None else total
+        first_step = state.global_step
         self.model.train()
         try:
-            with self._fast_dropout(), tqdm(
+            with self._fast_dropout(), progress_bar(
                     total=total, initial=state.global_step + 1, desc="training", unit="step",
-                    dynamic_ncols=True, disable=not self.dist.is_main) as bar:
+                    disable=not self.dist.is_main) as bar:
                 while state.epoch < cfg.num_epochs and state.global_step + 1 < total:
                     self._run_epoch(optimizer, state, train, val, monitor, total, bar)
         except KeyboardInterrupt:
-            if self.checkpointer is not None and self.dist.is_main:
-                self.checkpointer(self.model, optimizer, state, self.history)
-                self.log(f"Interrupted at step {state.global_step}; checkpoint saved.")
+            self._checkpoint(optimizer, state)
+            self.log(f"Interrupted at step {state.global_step}; checkpoint saved.")
             raise
+        if state.global_step != first_step:  # training's end is a checkpoint too
+            self._checkpoint(optimizer, state)
         return self.history
+
+    def _checkpoint(self, optimizer: torch.optim.Optimizer, state: TrainState) -> None:
+        if self.checkpointer is not None and self.dist.is_main:
+            self.checkpointer(self.model, optimizer, state, self.history)
 
     def _fast_dropout(self) -> contextlib.AbstractContextManager:
         """CPU dropout masks from a faster sampler while training (not under torch.compile,
@@ -286,7 +295,7 @@ class Engine:
 
     def _run_epoch(self, optimizer: torch.optim.Optimizer, state: TrainState,
                    train: EncodedSplit, val: EncodedSplit,
-                   monitor: tuple[list[int], list[int]], total: int, bar: tqdm) -> None:
+                   monitor: tuple[list[int], list[int]], total: int, bar: Any) -> None:
         cfg = self.cfg
         lengths = train.lengths() if cfg.group_by_length else None  # O(rows): only if used
         order = epoch_order(len(train), cfg.batch_size, cfg.seed + state.epoch, lengths)
@@ -304,9 +313,8 @@ class Engine:
             bar.set_postfix(loss=f"{loss:.3f}")
             if state.global_step % cfg.eval_freq == 0:
                 self._log_losses(state, train, val, *monitor)
-            if cfg.save_every and (state.global_step + 1) % cfg.save_every == 0 \
-                    and self.checkpointer is not None and self.dist.is_main:
-                self.checkpointer(self.model, optimizer, state, self.history)
+            if cfg.save_every and (state.global_step + 1) % cfg.save_every == 0:
+                self._checkpoint(optimizer, state)
             if self.stop_requested:
                 raise KeyboardInterrupt  # between steps: the checkpoint is consistent
         self._log_epoch_accuracy(train, val, *monitor)

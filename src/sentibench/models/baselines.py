@@ -24,7 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from ..data.config import DataArgs
-from ..data.splits import load_splits
+from ..data.splits import check_trainable, load_splits
 from ..errors import SentibenchError
 from ..fileio import atomic_path
 from ..results import (
@@ -39,6 +39,7 @@ from ..results import (
     write_predictions,
     write_results,
 )
+from ..rundir import run_directory
 
 MODEL_FILE = "model.skops"
 KIND = "sklearn"
@@ -223,6 +224,11 @@ def _features(pipeline: Pipeline, texts: list[str]) -> Any:
     return features
 
 
+def _progress(message: str, t0: float) -> None:
+    """One line per stage (a long fit on the full split otherwise runs silently)."""
+    print(f"[{time.perf_counter() - t0:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+
 def _fit(name: str, frames: dict[str, pd.DataFrame]
          ) -> tuple[Pipeline, dict[str, float], float, np.ndarray]:
     """Fit on train; accuracy on every split; training seconds; test probabilities.
@@ -235,10 +241,14 @@ def _fit(name: str, frames: dict[str, pd.DataFrame]
     y_train = frames["train"]["label"].to_numpy()
     t0 = time.perf_counter()
     features = frames["train"]["text"].tolist()
-    for _, step in pipeline.steps[:-1]:
+    for step_name, step in pipeline.steps[:-1]:
+        _progress(f"{name}: {step_name} ({type(step).__name__}) on {len(y_train):,} rows", t0)
         features = step.fit_transform(features, y_train)
-    clf = pipeline.steps[-1][1].fit(features, y_train)
+    clf = pipeline.steps[-1][1]
+    _progress(f"{name}: fitting {type(clf).__name__}", t0)
+    clf.fit(features, y_train)
     train_seconds = time.perf_counter() - t0
+    _progress(f"{name}: fitted; scoring the splits", t0)
     accuracy = {"train": float((clf.predict(features) == y_train).mean())}
     test_probs = np.zeros((0, 2))
     for split, frame in frames.items():
@@ -267,32 +277,36 @@ def run_baseline(name: str, data: DataArgs, run: RunArgs,
     """Fit, evaluate, save ``model.skops`` + ``results.json`` for one baseline."""
     started, t0 = utc_now_iso(), time.perf_counter()
     frames = frames if frames is not None else load_splits(data)
-    pipeline, accuracy, train_seconds, test_probs = _fit(name, frames)
-    run_dir = Path(run.out or default_run_dir(name))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_pipeline(pipeline, run_dir)
-    clf = pipeline.steps[-1][1]
-    params = int(np.size(clf.coef_) + np.size(clf.intercept_)) if hasattr(clf, "coef_") else 0
-    result = RunResult(
-        model=name, kind=KIND, command=run.command, accuracy=accuracy,
-        train_seconds=train_seconds, total_seconds=time.perf_counter() - t0,
-        config={"pipeline": _describe(pipeline), "data": data_settings(data)},
-        data=data_record(data, {split: len(frame) for split, frame in frames.items()}),
-        environment=environment("cpu"), params=params, trainable_params=params,
-        started_at=started)
-    write_predictions(run_dir, frames["test"]["label"].to_numpy(), test_probs)
-    write_results(run_dir, result)
+    check_trainable(frames, data)
+    with run_directory(Path(run.out or default_run_dir(name)),
+                       overwrite=run.overwrite) as run_dir:
+        pipeline, accuracy, train_seconds, test_probs = _fit(name, frames)
+        save_pipeline(pipeline, run_dir)
+        clf = pipeline.steps[-1][1]
+        params = int(np.size(clf.coef_) + np.size(clf.intercept_)) \
+            if hasattr(clf, "coef_") else 0
+        result = RunResult(
+            model=name, kind=KIND, command=run.command, accuracy=accuracy,
+            train_seconds=train_seconds, total_seconds=time.perf_counter() - t0,
+            config={"pipeline": _describe(pipeline), "data": data_settings(data)},
+            data=data_record(data, {split: len(frame) for split, frame in frames.items()}),
+            environment=environment("cpu"), params=params, trainable_params=params,
+            started_at=started)
+        write_predictions(run_dir, frames["test"]["label"].to_numpy(), test_probs)
+        write_results(run_dir, result)
     return result
 
 
 def run_logreg_command(name: str, data: DataArgs, run: RunArgs) -> RunResult:
     """``sentibench train-logreg``: the dummy line, then the logistic regression ``name``."""
     frames = load_splits(data)
+    check_trainable(frames, data)
     _, dummy_acc, _ = fit_and_score("dummy", frames)
     print("Dummy classifier:")
     print(format_accuracy_lines(dummy_acc))
     run_dir = Path(run.out or default_run_dir(name))
-    result = run_baseline(name, data, RunArgs(run_dir, run.command), frames)
+    result = run_baseline(name, data, RunArgs(out=run_dir, overwrite=run.overwrite,
+                                              command=run.command), frames)
     print("\nLogistic regression classifier:")
     print(format_accuracy_lines(result.accuracy))
     print(f"\nTrained in {result.train_seconds:.1f} s; saved {run_dir / MODEL_FILE} and "

@@ -36,9 +36,9 @@ import torch
 from torch import nn
 
 from ..errors import SentibenchError
-from ..fileio import atomic_write_json
+from ..fileio import atomic_write_json, usual_mode
 from . import LABEL_NAMES, TRAINABLE_LAYERS
-from .hf_errors import hf_errors
+from .hf_errors import describe_loading, hf_errors, quiet_transformers
 
 ID2LABEL = dict(enumerate(LABEL_NAMES))
 LABEL2ID = {label: index for index, label in ID2LABEL.items()}
@@ -253,10 +253,11 @@ def build_hf_classifier(checkpoint: str | os.PathLike[str], *, use_attention_mas
                               f"model's vocabulary only {vocab_size}")
     if seed is not None:
         torch.manual_seed(seed)
-    with hf_errors(source, "weights"):
-        hf_model = AutoModelForSequenceClassification.from_pretrained(
+    with hf_errors(source, "weights"), quiet_transformers():
+        hf_model, info = AutoModelForSequenceClassification.from_pretrained(
             source, config=config, dtype=torch.float32, ignore_mismatched_sizes=True,
-            trust_remote_code=False)
+            trust_remote_code=False, output_loading_info=True)
+    print(describe_loading(hf_model.base_model_prefix, info))
     return HFClassifier(hf_model, pad_id=tokenizer.pad_id,
                         use_attention_mask=use_attention_mask), tokenizer
 
@@ -360,6 +361,7 @@ def save_hf_classifier(model: nn.Module, tokenizer: HFTokenizer,
             "tokenizer": tokenizer.name})
         files = sorted(staging.iterdir(), key=lambda p: p.name == "config.json")
         for item in files:
+            usual_mode(item)  # save_pretrained writes model.safetensors as 0600
             destination = target / item.name
             if destination.is_dir():
                 shutil.rmtree(destination)

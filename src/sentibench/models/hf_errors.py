@@ -1,4 +1,5 @@
-"""One-line explanations of why a Hugging Face model, tokenizer or config did not load."""
+"""Loading Hugging Face models quietly: one-line explanations of why a model, tokenizer or
+config did not load, and one line (instead of transformers' report) on what did."""
 
 from __future__ import annotations
 
@@ -66,3 +67,38 @@ def missing_packages(text: str) -> list[str]:
     from transformers.utils.import_utils import BACKENDS_MAPPING
 
     return [name for name in ("sentencepiece", "protobuf") if not BACKENDS_MAPPING[name][0]()]
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers' loading bar and its multi-line "LOAD REPORT" (which lists the new head
+    as MISSING, as expected) are replaced by :func:`describe_loading`'s one line."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bar:
+            hf_logging.enable_progress_bar()
+
+
+def describe_loading(backbone: str, info: dict[str, list]) -> str:
+    """One line on what was new or left out when the weights were loaded: the fresh head is
+    expected; weights missing from the backbone, or unused, are worth a warning."""
+    def names(keys: list) -> str:
+        keys = [k if isinstance(k, str) else k[0] for k in keys]
+        return ", ".join(keys[:4]) + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
+
+    missing = list(info.get("missing_keys", []))
+    body = [k for k in missing if k.startswith(backbone + ".")]
+    head = [k for k in missing if k not in body] + list(info.get("mismatched_keys", []))
+    parts = [f"new classification head (randomly initialised): {names(head)}" if head else
+             "classification head loaded from the checkpoint"]
+    if body:
+        parts.append(f"WARNING: {len(body)} backbone weights not in the checkpoint, "
+                     f"randomly initialised: {names(body)}")
+    return "; ".join(parts)

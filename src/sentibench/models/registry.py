@@ -234,6 +234,12 @@ def _run_neural(name: str, family: str, model_args: Any, train: TrainConfig | No
     return run_neural(name, family, model_args, train, data, run)
 
 
+def _resume_neural(run_dir: Path) -> RunResult:
+    from ..experiments import resume_neural
+
+    return resume_neural(run_dir)
+
+
 def _run_baseline(name: str, family: str, model_args: Any, train: TrainConfig | None,
                   data: DataArgs, run: RunArgs) -> RunResult:
     from .baselines import run_baseline
@@ -278,7 +284,8 @@ class Family:
     model (set from the bench row); ``engine``: whether the training options of
     :class:`~sentibench.engine.config.TrainConfig` apply; ``run``: train, evaluate and save
     one run; ``predict_proba``: class probabilities from a saved run directory;
-    ``train_defaults``: training options whose default differs for this family.
+    ``train_defaults``: training options whose default differs for this family;
+    ``command`` / ``summary``: the sub-command that trains it, and its one-line help.
     """
 
     name: str
@@ -289,14 +296,21 @@ class Family:
     predict_proba: Callable[[Path, list[str], str, int], np.ndarray]
     build: Callable[[Any, int], BuiltModel] | None = None
     train_defaults: dict[str, Any] = field(default_factory=dict)
+    command: str = ""
+    summary: str = ""
+    resume: Callable[[Path], RunResult] | None = None
 
 
 FAMILIES: dict[str, Family] = {family.name: family for family in (
-    Family("sklearn", BaselineArgs, None, False, _run_baseline, _baseline_proba),
+    Family("sklearn", BaselineArgs, None, False, _run_baseline, _baseline_proba,
+           command="train-logreg", summary="bag-of-words baselines (dummy, logistic regression)"),
     Family("gpt2", GPTArgs, "model_size", True, _run_neural, _neural_proba(_load_gpt2),
-           build_gpt2, GPT_TRAIN_DEFAULTS),
+           build_gpt2, GPT_TRAIN_DEFAULTS, "train-gpt",
+           "fine-tune the from-scratch GPT-2 as a classifier (the reference's train_gpt.py)",
+           _resume_neural),
     Family("hf", HFArgs, "model", True, _run_neural, _neural_proba(_load_hf), build_hf,
-           HF_TRAIN_DEFAULTS),
+           HF_TRAIN_DEFAULTS, "train-hf", "fine-tune a Hugging Face encoder, BERT family "
+           "(the reference's train_bert_hf.py)", _resume_neural),
 )}
 
 

@@ -1,0 +1,127 @@
+"""Run and bench directories: checked before use, locked while written, cleaned on failure.
+
+* A directory that already holds something (another run's results, model or checkpoint)
+  is refused unless ``--overwrite`` is given, which empties it first; so two runs never
+  mix their files in one directory.
+* While a command writes a directory it holds an exclusive lock on ``.sentibench.lock``
+  inside it (``fcntl.flock``, released by the OS even when the process dies); a second
+  writer gets a one-line error naming the holder's pid.
+* When a start fails before anything worth keeping exists, what the start created is
+  removed: a failed attempt leaves no empty ``runs/<model>-<stamp>`` behind. A checkpoint
+  or a results.json is never removed by this.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import SentibenchError
+from .results import CHECKPOINT_DIR, FAILURES_FILE, RESULTS_FILE
+
+LOCK_FILE = ".sentibench.lock"
+KEEP = (RESULTS_FILE, CHECKPOINT_DIR, FAILURES_FILE)  # finished or resumable work
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no locking
+    fcntl = None  # type: ignore[assignment]
+
+
+def check_target(path: Path, flag: str = "--out") -> None:
+    """One-line errors for a path that can never be a directory we write."""
+    if path.exists() and not path.is_dir():
+        raise SentibenchError(f"{flag} {path}: exists and is not a directory")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise SentibenchError(f"{flag} {path}: cannot be created ({parent} is not a directory)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SentibenchError(f"{flag} {path}: cannot be created or written ({parent} is "
+                              "not writable)")
+
+
+def contents(path: Path) -> list[str]:
+    """What a directory holds, apart from our lock file."""
+    if not path.is_dir():
+        return []
+    return sorted(p.name for p in path.iterdir() if p.name != LOCK_FILE)
+
+
+def refuse_other_run(path: Path, overwrite: bool, flag: str = "--out") -> None:
+    held = contents(path)
+    if held and not overwrite:
+        what = "a finished run" if RESULTS_FILE in held else \
+            "an interrupted run (resume it with --resume)" if CHECKPOINT_DIR in held else \
+            f"other files ({', '.join(held[:3])}{', ...' if len(held) > 3 else ''})"
+        raise SentibenchError(f"{flag} {path} already holds {what}; choose another "
+                              "directory, or pass --overwrite to replace it")
+
+
+def _empty(path: Path) -> None:
+    for name in contents(path):
+        target = path / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            target.unlink()
+
+
+@contextlib.contextmanager
+def lock(path: Path) -> Iterator[None]:
+    """Hold ``path/.sentibench.lock`` exclusively; the pid of a holder is in the file."""
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    lock_path = path / LOCK_FILE
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise SentibenchError(f"{path} is being written by another sentibench process "
+                                  f"(pid {holder}); wait for it or use another directory"
+                                  ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(lock_path)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def run_directory(path: Path, *, overwrite: bool = False, resume: bool = False,
+                  flag: str = "--out") -> Iterator[Path]:
+    """Create (or reuse, when resuming) a run directory, locked while the block runs.
+
+    On an exception, a directory this call created is removed again unless it holds
+    work to keep (a checkpoint or results); a reused directory keeps what it had.
+    """
+    path = Path(path)
+    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 checks, locks and cleans
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    check_target(path, flag)
+    if not resume:
+        refuse_other_run(path, overwrite, flag)
+    created = not path.exists()
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        with lock(path):
+            if overwrite and not resume:
+                _empty(path)
+            yield path
+    except BaseException:
+        if created and not any(name in KEEP for name in contents(path)):
+            shutil.rmtree(path, ignore_errors=True)
+        raise
