@@ -29,8 +29,10 @@ from sentibench.data.imdb import prepare
 SPLITS = ("train.csv", "validation.csv", "test.csv")
 
 
-def reference_prepare(archive: Path, work: Path, out: Path) -> None:
-    """The reference's steps, as its script performs them."""
+def reference_prepare(archive: Path, work: Path, out: Path,
+                      sizes: tuple[int, int] = (35_000, 5_000)) -> None:
+    """The reference's steps, as its script performs them. ``sizes``: the train and
+    validation rows (the reference's; tests pass smaller ones); the rest is test."""
     with tarfile.open(archive, "r:gz") as tar:
         tar.extractall(work, filter="data")
     frames = []
@@ -44,10 +46,11 @@ def reference_prepare(archive: Path, work: Path, out: Path) -> None:
     df = pd.concat(frames, ignore_index=True)
     df = df.sample(frac=1, random_state=123).reset_index(drop=True)
     df = df.sample(frac=1, random_state=123).reset_index(drop=True)
+    end_train, end_val = sizes[0], sizes[0] + sizes[1]
     out.mkdir(parents=True, exist_ok=True)
-    df.iloc[:35000].to_csv(out / "train.csv", index=False)
-    df.iloc[35000:40000].to_csv(out / "validation.csv", index=False)
-    df.iloc[40000:].to_csv(out / "test.csv", index=False)
+    df.iloc[:end_train].to_csv(out / "train.csv", index=False)
+    df.iloc[end_train:end_val].to_csv(out / "validation.csv", index=False)
+    df.iloc[end_val:].to_csv(out / "test.csv", index=False)
 
 
 def main() -> int:

@@ -6,20 +6,31 @@ skipped with the reason, except under CI=true, where their absence is a failure.
 
 from __future__ import annotations
 
-import io
 import os
-import tarfile
 from pathlib import Path
 
 import pytest
 
-ARCHIVE_NAME = "aclImdb_v1_labeled.tar.gz"
-ARCHIVE_SHA256 = "5d353f2ab077a6e69a4c95ec0828b5cd91144664d43fc13139d1a71ed3e6b258"
+from tests.helpers import (
+    ARCHIVE_NAME,
+    shared_data_dir,
+    shuffled,
+    small_members,
+    write_archive,
+)
 
 
-def shared_data_dir() -> Path:
-    default = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    return Path(os.environ.get("SENTIBENCH_SHARED_DATA") or default)
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Downloads and token caches of the tests go to a temporary SENTIBENCH_CACHE, not the
+    user's ~/.cache/sentibench (subprocesses inherit it)."""
+    old = os.environ.get("SENTIBENCH_CACHE")
+    os.environ["SENTIBENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("SENTIBENCH_CACHE", None)
+    else:
+        os.environ["SENTIBENCH_CACHE"] = old
 
 
 def unavailable(message: str) -> None:
@@ -68,27 +79,10 @@ def minilm_dir() -> Path:
     return found
 
 
-def write_archive(path: Path, members: dict[str, str | bytes], gz: bool = True) -> Path:
-    """A tar(.gz) with the given member names and contents, in the given order."""
-    mode = "w:gz" if gz else "w"
-    with tarfile.open(path, mode) as tar:
-        for name, content in members.items():
-            data = content.encode("utf-8") if isinstance(content, str) else content
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
-
-
-def fake_reviews(per_folder: int = 10) -> dict[str, str]:
-    """Members of a small aclImdb-like archive (pos reviews say 'great', neg 'awful')."""
-    members = {"aclImdb/README": "readme"}
-    for subset in ("train", "test"):
-        for label, word in (("pos", "great"), ("neg", "awful")):
-            for i in range(per_folder):
-                members[f"aclImdb/{subset}/{label}/{i}_{7 if label == 'pos' else 2}.txt"] = (
-                    f"{subset} review {i}: a {word} film, truly {word}.<br /><br />The end.")
-    return members
+@pytest.fixture
+def small_archive(tmp_path) -> Path:
+    """A 48-review archive (small_members), its members in shuffled order."""
+    return write_archive(tmp_path / "small.tar.gz", shuffled(small_members()))
 
 
 @pytest.fixture(scope="session")

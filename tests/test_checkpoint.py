@@ -11,7 +11,7 @@ from torch import nn
 from sentibench.engine.checkpoint import load_checkpoint, read_run_spec, save_checkpoint
 from sentibench.engine.training import Engine, TrainConfig
 from sentibench.errors import SentibenchError
-from tests.test_training import synthetic_split
+from tests.helpers import synthetic_split
 
 
 class DropoutClassifier(nn.Module):

@@ -63,7 +63,7 @@ def test_train_logreg_and_report_run_without_torch(tmp_path):
 
 
 def test_prepare_reads_an_archive_without_torch(tmp_path):
-    from tests.conftest import fake_reviews, write_archive
+    from tests.helpers import fake_reviews, write_archive
 
     # the whole archive is read and split before the sizes are found too small for the
     # reference split (the command's own sizes cannot be set from the command line)

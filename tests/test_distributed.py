@@ -78,16 +78,16 @@ def _ddp_micro_batch_worker(rank: int, world: int, port: int, out: Path) -> None
     import torch.distributed as dist
 
     from sentibench.engine import training
-    from tests.test_training import trained_run
+    from tests.helpers import trained_run
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     training.SPLIT_OVERHEAD_TOKENS = 2  # rows here are 3-12 tokens: split every batch
-    engine, _, params, _, _ = trained_run(split_batches="on")
-    assert engine.dist.world_size == world and engine.plan.split_batches
+    run = trained_run(split_batches="on")
+    assert run.engine.dist.world_size == world and run.engine.plan.split_batches
     if rank == 0:
-        torch.save(params, out)
+        torch.save(run.params, out)
     if dist.is_initialized():
         dist.destroy_process_group()
 
@@ -100,7 +100,7 @@ def test_two_process_micro_batches_equal_one_process_training(tmp_path, monkeypa
     import torch.multiprocessing as mp
 
     from sentibench.engine import training
-    from tests.test_training import trained_run
+    from tests.helpers import trained_run
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -108,7 +108,7 @@ def test_two_process_micro_batches_equal_one_process_training(tmp_path, monkeypa
     mp.spawn(_ddp_micro_batch_worker, args=(2, port, tmp_path / "ddp.pt"), nprocs=2)
     ddp = torch.load(tmp_path / "ddp.pt")
     monkeypatch.setattr(training, "SPLIT_OVERHEAD_TOKENS", 2)
-    one_process = trained_run(split_batches="on")[2]
+    one_process = trained_run(split_batches="on").params
     assert ddp.keys() == one_process.keys()
     for name, value in one_process.items():
         torch.testing.assert_close(ddp[name], value, rtol=1e-5, atol=1e-6)

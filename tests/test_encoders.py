@@ -30,47 +30,9 @@ from sentibench.models.encoders import (
     trainable_parameter_names,
 )
 from sentibench.models.registry import MODELS
+from tests.helpers import random_split, snapshot, tiny_classifier, tiny_encoder_config
 
 MODES = ("all", "last_block", "last_layer")
-VOCAB = 100
-LOW_ID = 5  # ids below this are special/padding tokens in every tiny config
-
-
-def tiny_config(arch: str):
-    """hidden 32, 2 layers, 2 heads, FFN 40: small enough to train a step in milliseconds."""
-    import transformers as tf
-
-    common = dict(vocab_size=VOCAB, num_labels=2)
-    if arch == "bert":
-        return tf.BertConfig(**common, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                             intermediate_size=40, max_position_embeddings=64, type_vocab_size=2,
-                             pad_token_id=0)
-    if arch == "distilbert":
-        return tf.DistilBertConfig(**common, dim=32, n_layers=2, n_heads=2, hidden_dim=40,
-                                   max_position_embeddings=64, pad_token_id=0)
-    if arch == "roberta":
-        return tf.RobertaConfig(**common, hidden_size=32, num_hidden_layers=2,
-                                num_attention_heads=2, intermediate_size=40,
-                                max_position_embeddings=66, type_vocab_size=1, pad_token_id=1,
-                                bos_token_id=0, eos_token_id=2)
-    if arch == "deberta-v2":
-        return tf.DebertaV2Config(**common, hidden_size=32, num_hidden_layers=2,
-                                  num_attention_heads=2, intermediate_size=40,
-                                  max_position_embeddings=64, relative_attention=True,
-                                  position_buckets=8, norm_rel_ebd="layer_norm",
-                                  share_att_key=True, pos_att_type=["p2c", "c2p"],
-                                  position_biased_input=False, type_vocab_size=0,
-                                  pooler_hidden_size=32, pad_token_id=0)
-    if arch == "modernbert":
-        return tf.ModernBertConfig(**common, hidden_size=32, intermediate_size=40,
-                                   num_hidden_layers=2, num_attention_heads=2,
-                                   max_position_embeddings=64, global_attn_every_n_layers=2,
-                                   local_attention=8, classifier_pooling="mean", pad_token_id=0,
-                                   bos_token_id=2, eos_token_id=3, cls_token_id=2,
-                                   sep_token_id=3)
-    raise AssertionError(arch)
-
-
 ARCHS = ("bert", "distilbert", "roberta", "deberta-v2", "modernbert")
 
 
@@ -117,28 +79,6 @@ def expected_counts(config) -> dict[str, int]:
         raise AssertionError(kind)
     total = embeddings + shared + first_block + (layers - 1) * block + after + head
     return {"all": total, "last_block": block + after + head, "last_layer": head}
-
-
-def tiny_classifier(arch: str, use_attention_mask: bool = True, seed: int = 0) -> HFClassifier:
-    from transformers import AutoModelForSequenceClassification
-
-    torch.manual_seed(seed)
-    config = tiny_config(arch)
-    hf_model = AutoModelForSequenceClassification.from_config(config)
-    return HFClassifier(hf_model, pad_id=config.pad_token_id,
-                        use_attention_mask=use_attention_mask)
-
-
-def random_split(n: int, seed: int, low: int = 3, high: int = 13) -> EncodedSplit:
-    """Rows of LOW_ID..VOCAB-1 ids, lengths low..high-1; label = parity of the first id."""
-    g = torch.Generator().manual_seed(seed)
-    ids = [torch.randint(LOW_ID, VOCAB, (int(torch.randint(low, high, (1,), generator=g)),),
-                         generator=g).tolist() for _ in range(n)]
-    return EncodedSplit(ids, torch.tensor([row[0] % 2 for row in ids]))
-
-
-def snapshot(model: HFClassifier) -> dict[str, torch.Tensor]:
-    return {name: p.detach().clone() for name, p in model.hf_model.named_parameters()}
 
 
 # --- the contract, per architecture ----------------------------------------------------------
@@ -299,7 +239,7 @@ def write_tiny_bert_checkpoint(directory: Path) -> Path:
     (directory / "tokenizer_config.json").write_text(json.dumps(
         {"tokenizer_class": "BertTokenizer", "do_lower_case": True, "model_max_length": 64}))
     torch.manual_seed(1)
-    AutoModel.from_config(tiny_config("bert")).save_pretrained(directory)
+    AutoModel.from_config(tiny_encoder_config("bert")).save_pretrained(directory)
     return directory
 
 
@@ -395,7 +335,7 @@ def test_a_sentencepiece_checkpoint_loads_or_names_the_missing_package(tmp_path)
     (tmp_path / "spm.model").write_bytes(spm.getvalue())
     (tmp_path / "tokenizer_config.json").write_text(json.dumps(
         {"tokenizer_class": "DebertaV2Tokenizer", "do_lower_case": False}))
-    AutoModel.from_config(tiny_config("deberta-v2")).save_pretrained(tmp_path)
+    AutoModel.from_config(tiny_encoder_config("deberta-v2")).save_pretrained(tmp_path)
     if BACKENDS_MAPPING["protobuf"][0]():
         _, tokenizer = build_hf_classifier(tmp_path)
         assert tokenizer.encode_batch(["a great film"], 16)[0][1:-1]

@@ -9,7 +9,7 @@ from torch import nn
 
 from sentibench.engine import fast_dropout
 from sentibench.engine.training import Engine, TrainConfig
-from tests.test_encoders import random_split, snapshot, tiny_classifier
+from tests.helpers import random_split, snapshot, tiny_classifier
 
 
 def test_multiplier_is_bernoulli_with_the_asked_probability():

@@ -9,8 +9,7 @@ from sentibench.engine.feature_cache import RowStore, row_bytes
 from sentibench.errors import SentibenchError
 from sentibench.models.gpt2 import GPT2
 from sentibench.models.gpt2_classifier import GPT2Classifier
-from tests.test_gpt2 import tiny_config
-from tests.test_training import quiet_engine, synthetic_split
+from tests.helpers import quiet_engine, synthetic_split, tiny_gpt2_config
 
 
 @pytest.mark.parametrize(("mode", "drop_rate", "level", "exact"), [
@@ -18,7 +17,7 @@ from tests.test_training import quiet_engine, synthetic_split
     ("all", 0.0, None, False), ("last_layer", 0.1, "pooled", False),
     ("last_block", 0.1, "tokens", False)])
 def test_gpt2_cache_level_and_exactness(mode, drop_rate, level, exact):
-    model = GPT2Classifier(GPT2(tiny_config(drop_rate=drop_rate)), num_classes=2, seed=0)
+    model = GPT2Classifier(GPT2(tiny_gpt2_config(drop_rate=drop_rate)), num_classes=2, seed=0)
     model.set_trainable(mode)
     assert model.cache_level() == level
     assert model.feature_cache_exact() is exact
@@ -41,7 +40,7 @@ def test_row_store_round_trip_drops_padding():
 def _gpt2_run(trainable: str, pooling: str, average: bool, mode: str, **cfg):
     train, val, test = synthetic_split(48, 1), synthetic_split(16, 2), synthetic_split(20, 3)
     torch.manual_seed(0)
-    model = GPT2Classifier(GPT2(tiny_config()), num_classes=2, pooling=pooling,
+    model = GPT2Classifier(GPT2(tiny_gpt2_config()), num_classes=2, pooling=pooling,
                            average=average, pad_id=63, seed=0)
     model.set_trainable(trainable)
     cfg.setdefault("split_batches", "off")  # same batch shapes on both sides: same float noise
@@ -87,7 +86,7 @@ def test_cache_over_budget_falls_back_to_the_whole_model():
 
 
 def test_cache_on_needs_a_frozen_part():
-    model = GPT2Classifier(GPT2(tiny_config()), num_classes=2, seed=0)
+    model = GPT2Classifier(GPT2(tiny_gpt2_config()), num_classes=2, seed=0)
     model.set_trainable("all")
     with pytest.raises(SentibenchError, match="no frozen part to cache"):
         quiet_engine(model, feature_cache="on")
@@ -96,7 +95,7 @@ def test_cache_on_needs_a_frozen_part():
 
 
 def test_cache_on_with_dropout_says_it_is_not_identical():
-    model = GPT2Classifier(GPT2(tiny_config(drop_rate=0.1)), num_classes=2, seed=0)
+    model = GPT2Classifier(GPT2(tiny_gpt2_config(drop_rate=0.1)), num_classes=2, seed=0)
     model.set_trainable("last_layer")
     assert quiet_engine(model, feature_cache="auto")[0].cache_level is None
     engine, lines = quiet_engine(model, feature_cache="on")

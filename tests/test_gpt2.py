@@ -27,7 +27,7 @@ from sentibench.models.gpt2_classifier import (
     save_classifier,
 )
 from sentibench.models.gpt2_tokenizer import TOKENIZER_DIR_ENV, tokenizer_from_dir
-from tests.conftest import ARCHIVE_NAME, shared_data_dir
+from tests.helpers import ARCHIVE_NAME, shared_data_dir, tiny_gpt2_config
 
 SHAPES = [(2, 4, 64), (3, 2, 48), (1, 1, 32)]  # (n_layer, n_head, n_embd)
 
@@ -63,11 +63,6 @@ def saved_hf(tmp_path: Path, shape=(2, 4, 64)) -> tuple[transformers.GPT2LMHeadM
     model = hf_model(*shape)
     model.save_pretrained(tmp_path / "hf")
     return model, tmp_path / "hf"
-
-
-def tiny_config(**overrides) -> GPTConfig:
-    return GPTConfig(**{"emb_dim": 32, "n_layers": 2, "n_heads": 4, "vocab_size": 64,
-                        "context_length": 32, **overrides})
 
 
 # ---------------------------------------------------------------- parity with transformers
@@ -262,7 +257,7 @@ def param_formula(cfg: GPTConfig) -> int:
 
 
 def test_parameter_count_formula_and_presets():
-    tiny = tiny_config()
+    tiny = tiny_gpt2_config()
     assert count_parameters(GPT2(tiny))[0] == param_formula(tiny)
     assert param_formula(GPTConfig.from_name("gpt2-small (124M)")) == 124_439_808
     assert param_formula(GPTConfig.from_name("gpt2-medium")) == 354_823_168
@@ -271,7 +266,7 @@ def test_parameter_count_formula_and_presets():
 
 
 def test_context_length_is_enforced():
-    model = GPT2(tiny_config(context_length=8))
+    model = GPT2(tiny_gpt2_config(context_length=8))
     with pytest.raises(SentibenchError, match="context length 8"):
         model(torch.zeros(1, 9, dtype=torch.long))
 
@@ -398,7 +393,7 @@ def _no_network(blobpath: str) -> bytes:
 
 def classifier(pooling="last", average=False, seed=123, **cfg) -> GPT2Classifier:
     torch.manual_seed(0)
-    return GPT2Classifier(GPT2(tiny_config(**cfg)), num_classes=3, pooling=pooling,
+    return GPT2Classifier(GPT2(tiny_gpt2_config(**cfg)), num_classes=3, pooling=pooling,
                           average=average, pad_id=63, seed=seed).eval()
 
 
@@ -481,7 +476,7 @@ def test_last_pooling_ignores_right_padding(average):
 
 def test_save_and_load_classifier(tokenizer, tmp_path):
     torch.manual_seed(0)
-    backbone = GPT2(tiny_config(vocab_size=50257, context_length=16))
+    backbone = GPT2(tiny_gpt2_config(vocab_size=50257, context_length=16))
     model = GPT2Classifier(backbone, num_classes=2, pooling="first", average=True, seed=1).eval()
     save_classifier(model, tokenizer, tmp_path / "run")
     names = sorted(p.name for p in (tmp_path / "run").iterdir())

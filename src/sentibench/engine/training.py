@@ -228,6 +228,14 @@ class Engine:
         loss = nn.functional.cross_entropy(logits, labels).item()
         return loss, (logits.argmax(-1) == labels).float().mean().item()
 
+    def evaluate(self, splits: dict[str, EncodedSplit]) -> dict[str, float]:
+        """Full-split accuracy, as the reference prints after training."""
+        out = {}
+        for name, split in splits.items():
+            logits = self.predict_logits(split, progress=f"eval {name}")
+            out[name] = (logits.argmax(-1) == split.labels).float().mean().item()
+        return out
+
     # -- training --------------------------------------------------------------------
     def _optimizer(self) -> torch.optim.Optimizer:
         params = [p for p in self.model.parameters() if p.requires_grad]

@@ -1,96 +1,40 @@
-"""``sentibench prepare`` and ``load_split``: the reference split byte for byte, safe reading
-of bad archives and CSVs, idempotent re-runs, and verified, resumable downloads."""
+"""``sentibench prepare`` (sentibench.data.imdb): the reference split byte for byte, the
+manifest, dedupe, safe reading of bad archives, idempotent and failure-safe re-runs."""
 
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import os
-import random
 import re
 import shutil
-import socket
 import tarfile
-import threading
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from benchmarks.prepare_vs_reference import reference_prepare
 from sentibench import fileio
 from sentibench.cli import main
 from sentibench.data.config import PrepareConfig
-from sentibench.data.download import cached_download_path, fetch, file_digests, partial_path
+from sentibench.data.download import file_digests
 from sentibench.data.imdb import prepare
 from sentibench.data.splits import SPLIT_FILES, load_split
 from sentibench.errors import SentibenchError
-from tests.conftest import ARCHIVE_SHA256, fake_reviews, write_archive
-
-CSVS = tuple(SPLIT_FILES.values())
-SMALL = {"train_size": 20, "validation_size": 8}  # 48 reviews: 20 / 8 / 20
-
-
-# --- helpers -------------------------------------------------------------------------
-
-def reference_procedure(archive: Path, work: Path, out: Path,
-                        sizes: tuple[int, int] = (35_000, 5_000)) -> None:
-    """A faithful re-creation of the reference's download_prepare_dataset.py (no download):
-    extract, read folder by folder, one DataFrame per file, shuffle twice, slice, to_csv."""
-    with tarfile.open(archive, "r:*") as tar:
-        tar.extractall(work, filter="data")
-    labels = {"pos": 1, "neg": 0}
-    frames = []
-    for subset in ("test", "train"):
-        for label in ("pos", "neg"):
-            path = os.path.join(work, "aclImdb", subset, label)
-            for file in sorted(os.listdir(path)):
-                with open(os.path.join(path, file), encoding="utf-8") as infile:
-                    frames.append(pd.DataFrame({"text": [infile.read()],
-                                                "label": [labels[label]]}))
-    df = pd.concat(frames, ignore_index=True)
-    df = df.sample(frac=1, random_state=123).reset_index(drop=True)
-    df = df.sample(frac=1, random_state=123).reset_index(drop=True)
-    end_train, end_val = sizes[0], sizes[0] + sizes[1]
-    out.mkdir(parents=True)
-    df.iloc[:end_train].to_csv(out / "train.csv", index=False)
-    df.iloc[end_train:end_val].to_csv(out / "validation.csv", index=False)
-    df.iloc[end_val:].to_csv(out / "test.csv", index=False)
-
-
-def small_members(per_folder: int = 12) -> dict[str, str | bytes]:
-    """fake_reviews plus the cases where a careless re-implementation would differ:
-    names sorting as strings ("10_7" < "2_7"), CRLF / CR, quotes, commas, non-ASCII."""
-    members: dict[str, str | bytes] = dict(fake_reviews(per_folder))
-    members["aclImdb/train/pos/3_7.txt"] = 'Says "wow", twice,\r\nthen\rstops. Café ☺  '
-    members["aclImdb/test/neg/5_2.txt"] = "Line one\n\nline two, with a comma\n"
-    return members
-
-
-def shuffled(members: dict, seed: int = 0) -> dict:
-    items = list(members.items())
-    random.Random(seed).shuffle(items)
-    return dict(items)
-
-
-def csv_bytes(data_dir: Path) -> dict[str, bytes]:
-    return {name: (data_dir / name).read_bytes() for name in CSVS}
-
-
-def contents(path: Path) -> list[str]:
-    """Everything in a folder, hidden temporary files included."""
-    return sorted(p.name for p in path.iterdir()) if path.exists() else []
-
-
-def prepare_quiet(capsys, **kwargs) -> tuple[dict, str]:
-    manifest = prepare(PrepareConfig(**kwargs))
-    return manifest, capsys.readouterr().out
-
-
-@pytest.fixture
-def small_archive(tmp_path) -> Path:
-    return write_archive(tmp_path / "small.tar.gz", shuffled(small_members()))
-
+from tests.helpers import (
+    ARCHIVE_SHA256,
+    CSVS,
+    SMALL,
+    cli_error,
+    contents,
+    csv_bytes,
+    fake_reviews,
+    prepare_quiet,
+    shuffled,
+    small_members,
+    write_archive,
+)
 
 # --- the real archive ----------------------------------------------------------------
 
@@ -111,7 +55,7 @@ def test_real_split_has_the_reference_sizes_and_label_shares(imdb_data):
 @pytest.mark.slow
 def test_real_csvs_are_byte_identical_to_the_reference_procedure(imdb_archive, imdb_data,
                                                                   tmp_path):
-    reference_procedure(imdb_archive, tmp_path / "extract", tmp_path / "reference")
+    reference_prepare(imdb_archive, tmp_path / "extract", tmp_path / "reference")
     try:
         assert csv_bytes(tmp_path / "reference") == csv_bytes(imdb_data)
     finally:
@@ -139,7 +83,7 @@ def test_real_manifest_records_checksums_and_rerun_is_a_noop(imdb_archive, imdb_
 
 def test_small_archive_matches_the_reference_procedure(small_archive, tmp_path, capsys):
     prepare_quiet(capsys, source=str(small_archive), data_dir=tmp_path / "ours", **SMALL)
-    reference_procedure(small_archive, tmp_path / "extract", tmp_path / "reference", (20, 8))
+    reference_prepare(small_archive, tmp_path / "extract", tmp_path / "reference", (20, 8))
     assert csv_bytes(tmp_path / "ours") == csv_bytes(tmp_path / "reference")
     texts = pd.concat(load_split(tmp_path / "ours", s) for s in SPLIT_FILES)["text"]
     assert 'Says "wow", twice,\nthen\nstops. Café ☺  ' in set(texts)  # newlines as text mode
@@ -313,7 +257,8 @@ def test_too_few_reviews_for_the_reference_sizes(small_archive, tmp_path):
     assert contents(tmp_path / "d") == []
 
 
-def test_missing_source_and_bad_options(tmp_path):
+def test_missing_source_and_bad_options(tmp_path, monkeypatch):
+    monkeypatch.delenv("SENTIBENCH_IMDB_SOURCE", raising=False)  # PrepareConfig() reads it
     with pytest.raises(SentibenchError, match="nope.tar.gz: archive not found"):
         prepare(PrepareConfig(source=str(tmp_path / "nope.tar.gz"), data_dir=tmp_path))
     for kwargs, message in [({"md5": "xyz"}, "--md5 must be 32 hex digits, got 'xyz'"),
@@ -338,25 +283,17 @@ def test_checksum_of_a_local_archive_is_verified(small_archive, tmp_path, capsys
                   **SMALL)
 
 
-def _cli_error(capsys, argv: list[str]) -> str:
-    assert main(argv) == 2
-    captured = capsys.readouterr()
-    assert captured.err.startswith("error: ") and captured.err.count("\n") == 1
-    assert "Traceback" not in captured.err
-    return captured.err
-
-
 def test_cli_reports_failures_on_one_line_and_writes_nothing(small_archive, tmp_path, capsys):
     out = tmp_path / "data"
     bad = _truncated(tmp_path / "bad.tar.gz")
-    assert "corrupt or truncated" in _cli_error(
+    assert "corrupt or truncated" in cli_error(
         capsys, ["prepare", "--source", str(bad), "--data-dir", str(out)])
-    assert "--md5 must be 32 hex digits" in _cli_error(
+    assert "--md5 must be 32 hex digits" in cli_error(
         capsys, ["prepare", "--source", str(small_archive), "--md5", "abc",
                  "--data-dir", str(out)])
-    assert "too few" in _cli_error(  # the CLI uses the reference's 35k/5k sizes
+    assert "too few" in cli_error(  # the CLI uses the reference's 35k/5k sizes
         capsys, ["prepare", "--source", str(small_archive), "--data-dir", str(out)])
-    assert "archive not found" in _cli_error(
+    assert "archive not found" in cli_error(
         capsys, ["prepare", "--source", str(tmp_path / "missing.tgz"), "--data-dir", str(out)])
     assert contents(out) == []
 
@@ -398,199 +335,3 @@ def test_failure_between_renames_never_leaves_a_stale_manifest(small_archive, tm
     monkeypatch.undo()
     assert contents(tmp_path / "d") == sorted(CSVS)  # no manifest, no temporary files
     assert "Prepared" in prepare_quiet(capsys, **cfg)[1]
-
-
-# --- load_split ----------------------------------------------------------------------
-
-BAD_CSVS = {
-    "bad label": ("text,label\ngood,1\nmeh,2\n", "row 2: label '2' is not 0 or 1"),
-    "label after a multi-line text": ('text,label\n"a\nb",1\nc,yes\n',
-                                      "row 2: label 'yes' is not 0 or 1"),
-    "empty label": ("text,label\ngood,\n", "row 1: label '' is not 0 or 1"),
-    "empty text": ('text,label\ngood,1\n"",0\n', "row 2: empty text"),
-    "blank text": ("text,label\ngood,1\nfine,0\n   ,1\n", "row 3: empty text"),
-    "missing column": ("review,label\ngood,1\n", "missing column(s) text"),
-    "no columns": ("", "not a valid split CSV"),
-    "bad quoting": ('text,label\n"unterminated,1\n', "not a valid split CSV"),
-}
-
-
-@pytest.mark.parametrize("case", list(BAD_CSVS))
-def test_load_split_errors_name_the_file_and_row(case, tmp_path):
-    content, message = BAD_CSVS[case]
-    (tmp_path / "train.csv").write_text(content, encoding="utf-8")
-    with pytest.raises(SentibenchError) as info:
-        load_split(tmp_path, "train")
-    assert str(info.value).startswith(f"{tmp_path / 'train.csv'}: ")
-    assert message in str(info.value)
-
-
-def test_load_split_reads_types_limits_and_refuses_missing_or_binary(tmp_path):
-    (tmp_path / "test.csv").write_text('text,label,extra\n"x, ""y""",1,a\nz,0,b\nw,1,c\n',
-                                       encoding="utf-8")
-    frame = load_split(tmp_path, "test", max_rows=2)
-    assert frame.to_dict("list") == {"text": ['x, "y"', "z"], "label": [1, 0]}
-    assert str(frame["label"].dtype) == "int64"
-    with pytest.raises(SentibenchError, match="validation.csv: not found; run `sentibench "):
-        load_split(tmp_path, "validation")
-    with pytest.raises(SentibenchError, match="unknown split 'dev'"):
-        load_split(tmp_path, "dev")
-    (tmp_path / "train.csv").write_bytes(b"text,label\n\xff\xfe,1\n")
-    with pytest.raises(SentibenchError, match="train.csv: not a valid split CSV"):
-        load_split(tmp_path, "train")
-
-
-# --- downloads -----------------------------------------------------------------------
-
-class _ArchiveHandler(http.server.BaseHTTPRequestHandler):
-    """Serves ``server.payload`` at /aclImdb_v1.tar.gz, with optional Range support."""
-
-    def do_GET(self):  # noqa: N802 - http.server's naming
-        server = self.server
-        server.seen.append(self.headers.get("Range"))
-        if self.path != "/aclImdb_v1.tar.gz":
-            self.send_error(404)
-            return
-        data, start, wanted = server.payload, 0, self.headers.get("Range")
-        if wanted and server.honor_range:
-            start = int(wanted.removeprefix("bytes=").removesuffix("-"))
-            if start >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if server.cut_after is not None:  # promise everything, send part, hang up
-            body, server.cut_after = body[: server.cut_after], None
-            self.close_connection = True
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def archive_server(tmp_path, monkeypatch):
-    """A local HTTP server (in a thread) and an empty download cache."""
-    monkeypatch.setenv("SENTIBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ArchiveHandler)
-    server.daemon_threads = True
-    server.payload = write_archive(tmp_path / "served.tar.gz", small_members()).read_bytes()
-    server.md5 = hashlib.md5(server.payload).hexdigest()
-    server.seen, server.honor_range, server.cut_after = [], True, None
-    server.url = f"http://127.0.0.1:{server.server_address[1]}/aclImdb_v1.tar.gz"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-
-
-def test_download_is_verified_and_cached(archive_server, tmp_path, capsys):
-    path, digests = fetch(archive_server.url, md5=archive_server.md5)
-    assert path == cached_download_path(archive_server.url)
-    assert path.parent == tmp_path / "cache" and path.read_bytes() == archive_server.payload
-    assert digests["md5"] == archive_server.md5 and not partial_path(archive_server.url).exists()
-    assert archive_server.seen == [None]
-    again, _ = fetch(archive_server.url, md5=archive_server.md5)
-    assert again == path and archive_server.seen == [None]
-    assert "Using cached download" in capsys.readouterr().out
-    path.write_bytes(b"tampered")  # a cached copy that fails its checksum is fetched again
-    assert fetch(archive_server.url, md5=archive_server.md5)[0].read_bytes() == (
-        archive_server.payload)
-    assert archive_server.seen == [None, None]
-
-
-def test_wrong_md5_keeps_no_file(archive_server, tmp_path):
-    with pytest.raises(SentibenchError, match="md5 .* does not match .*download was deleted"):
-        fetch(archive_server.url, md5="0" * 32)
-    assert contents(tmp_path / "cache") == []
-
-
-def test_partial_download_resumes_with_a_range_request(archive_server):
-    half = len(archive_server.payload) // 2
-    part = partial_path(archive_server.url)
-    part.parent.mkdir(parents=True)
-    part.write_bytes(archive_server.payload[:half])
-    path, _ = fetch(archive_server.url, md5=archive_server.md5)
-    assert archive_server.seen == [f"bytes={half}-"]
-    assert path.read_bytes() == archive_server.payload and not part.exists()
-
-
-def test_interrupted_download_fails_then_resumes(archive_server):
-    archive_server.cut_after = len(archive_server.payload) // 3
-    with pytest.raises(SentibenchError, match="download interrupted.*run again to resume"):
-        fetch(archive_server.url, md5=archive_server.md5)
-    part = partial_path(archive_server.url)
-    got = part.stat().st_size
-    assert 0 < got < len(archive_server.payload)
-    assert not cached_download_path(archive_server.url).exists()
-    path, _ = fetch(archive_server.url, md5=archive_server.md5)
-    assert archive_server.seen == [None, f"bytes={got}-"]
-    assert path.read_bytes() == archive_server.payload
-
-
-def test_server_ignoring_range_restarts_cleanly(archive_server):
-    archive_server.honor_range = False
-    half = len(archive_server.payload) // 2
-    part = partial_path(archive_server.url)
-    part.parent.mkdir(parents=True)
-    part.write_bytes(archive_server.payload[:half])
-    path, _ = fetch(archive_server.url, md5=archive_server.md5)
-    assert archive_server.seen == [f"bytes={half}-"]  # asked, got the whole file (200)
-    assert path.read_bytes() == archive_server.payload
-
-
-@pytest.mark.parametrize("extra", [b"", b"stale bytes from another file"])
-def test_complete_or_oversized_part_is_handled(archive_server, extra):
-    part = partial_path(archive_server.url)
-    part.parent.mkdir(parents=True)
-    part.write_bytes(archive_server.payload + extra)
-    path, _ = fetch(archive_server.url, md5=archive_server.md5)
-    size = len(archive_server.payload) + len(extra)
-    # 416 "bytes */N": complete if N is our size, else a fresh download
-    assert archive_server.seen == ([f"bytes={size}-"] if not extra else [f"bytes={size}-", None])
-    assert path.read_bytes() == archive_server.payload
-
-
-def test_http_errors_and_unreachable_servers(archive_server):
-    with pytest.raises(SentibenchError, match="missing.tar.gz: download failed: HTTP 404"):
-        fetch(archive_server.url.replace("aclImdb_v1", "missing"))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    with pytest.raises(SentibenchError, match="download failed"):
-        fetch(f"http://127.0.0.1:{port}/aclImdb_v1.tar.gz")
-
-
-def test_prepare_from_a_url(archive_server, small_archive, tmp_path, capsys):
-    cfg = {"source": archive_server.url, "md5": archive_server.md5,
-           "data_dir": tmp_path / "web", **SMALL}
-    manifest, _ = prepare_quiet(capsys, **cfg)
-    assert manifest["input"] == {"url": archive_server.url, "md5": archive_server.md5,
-                                 "sha256": None}
-    assert manifest["archive"]["md5"] == archive_server.md5
-    (tmp_path / "local.tar.gz").write_bytes(archive_server.payload)
-    prepare_quiet(capsys, source=str(tmp_path / "local.tar.gz"), data_dir=tmp_path / "local",
-                  **SMALL)
-    assert csv_bytes(tmp_path / "web") == csv_bytes(tmp_path / "local")
-    assert "up to date" in prepare_quiet(capsys, **cfg)[1]
-    assert archive_server.seen == [None]  # the re-run needed no network
-
-
-def test_cli_prepare_with_a_wrong_md5_keeps_nothing(archive_server, tmp_path, capsys):
-    err = _cli_error(capsys, ["prepare", "--source", archive_server.url, "--md5", "f" * 32,
-                              "--data-dir", str(tmp_path / "d")])
-    assert "does not match the expected " + "f" * 32 in err
-    assert contents(tmp_path / "d") == [] and contents(tmp_path / "cache") == []
-
