@@ -12,6 +12,8 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -243,3 +245,20 @@ def random_split(n: int, seed: int, low: int = 3, high: int = 13) -> EncodedSpli
 def snapshot(model: HFClassifier) -> dict[str, torch.Tensor]:
     """A copy of every parameter of the wrapped Hugging Face model, by name."""
     return {name: p.detach().clone() for name, p in model.hf_model.named_parameters()}
+
+
+def synthetic_csvs(directory: Path, rows: tuple[int, int, int] = (320, 60, 100),
+                   seed: int = 0) -> Path:
+    """Clearly separable 'reviews' (praise vs complaint words among shuffled fillers) as a
+    prepared data directory with ``rows`` train / validation / test rows."""
+    rng = np.random.default_rng(seed)
+    good, bad = ["great", "superb", "wonderful", "moving"], ["awful", "boring", "dull", "weak"]
+    filler = ["the", "film", "plot", "actor", "scene", "was", "and", "a", "it", "story"]
+    directory.mkdir(parents=True)
+    for split, count in zip(("train", "validation", "test"), rows, strict=True):
+        labels = rng.integers(0, 2, count)
+        texts = [" ".join(rng.choice(filler + (good if y else bad), 12)) + "."
+                 for y in labels]
+        pd.DataFrame({"text": texts, "label": labels}).to_csv(directory / f"{split}.csv",
+                                                              index=False)
+    return directory

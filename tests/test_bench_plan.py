@@ -143,3 +143,47 @@ def test_paths_and_hub_ids_are_named_by_their_last_component(tmp_path):
     (other / "config.json").write_text('{"model_type": "gpt2"}')
     with pytest.raises(SentibenchError, match="twice"):
         plan("quick", [str(model_dir), str(other)], {})
+
+
+def test_empty_models_is_an_error_not_the_preset(tmp_path, capsys):
+    assert main(["bench", "--models", "", "--out", str(tmp_path / "b")]) == 2
+    assert "--models lists no model" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_mistake_in_the_last_row_fails_before_the_first_row_runs(tmp_path, capsys):
+    code = main(["bench", "--models", "dummy,logreg,gpt2-small", "--out", str(tmp_path / "b"),
+                 "--data-dir", str(tmp_path / "data"),
+                 "--set", "gpt2-small.context_length=longest"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "bench row gpt2-small: --context_length must be a positive integer" in err
+    assert not (tmp_path / "b").exists()
+
+
+def _tiny_prepared(directory):
+    import pandas as pd
+
+    directory.mkdir()
+    for split, rows in (("train", 40), ("validation", 10), ("test", 10)):
+        pd.DataFrame({"text": [f"{'good' if i % 2 else 'bad'} film {i}" for i in range(rows)],
+                      "label": [i % 2 for i in range(rows)]}).to_csv(
+            directory / f"{split}.csv", index=False)
+    return directory
+
+
+def test_a_bench_takes_a_fixed_plan_for_rows_that_have_not_finished(tmp_path, capsys):
+    data = _tiny_prepared(tmp_path / "data")
+    bench = tmp_path / "bench"
+    base = ["bench", "--models", "dummy,logreg", "--data-dir", str(data), "--out", str(bench)]
+    assert main([*base, "--set", "logreg.max_train_samples=1"]) == 2  # one row: one class
+    assert "failed" in (bench / "results.md").read_text()
+    capsys.readouterr()
+    assert main([*base, "--set", "logreg.max_train_samples=30"]) == 0  # the fix is taken
+    out = capsys.readouterr().out
+    assert "dummy: already completed" in out
+    plan_file = json.loads((bench / "bench.json").read_text())
+    assert plan_file["experiments"][1]["settings"] == {"max_train_samples": 30}
+    assert main([*base, "--set", "logreg.max_train_samples=30",
+                 "--set", "dummy.max_train_samples=20"]) == 2  # a finished row: no
+    assert "finished rows dummy differ" in capsys.readouterr().err

@@ -91,3 +91,71 @@ def test_flag_errors_name_the_flag(capsys):
     with pytest.raises(SystemExit):
         main(["train-hf", "--use_attention_mask", "maybe"])
     assert "expected bool" in capsys.readouterr().err
+
+
+def _err(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_out_holding_another_run_is_refused_unless_overwrite(tmp_path, capsys):
+    data = _tiny_data(tmp_path / "data")
+    gpt_run = tmp_path / "gpt-run"
+    gpt_run.mkdir()
+    (gpt_run / "results.json").write_text("{}")
+    (gpt_run / "model.safetensors").write_text("weights of another run")
+    argv = ["train-logreg", "--data-dir", str(data), "--out", str(gpt_run)]
+    assert main(argv) == 2
+    assert "already holds a finished run" in _err(capsys)
+    assert (gpt_run / "model.safetensors").is_file()
+    assert main([*argv, "--overwrite"]) == 0
+    assert not (gpt_run / "model.safetensors").exists()  # no mixed directory
+    assert json.loads((gpt_run / "results.json").read_text())["model"] == "logreg"
+
+
+def test_bad_out_paths_are_one_line_errors(tmp_path, capsys):
+    data = _tiny_data(tmp_path / "data")
+    file = tmp_path / "file.txt"
+    file.write_text("x")
+    for out, message in [(file, "exists and is not a directory"),
+                         (file / "run", "cannot be created")]:
+        assert main(["train-logreg", "--data-dir", str(data), "--out", str(out)]) == 2
+        assert message in _err(capsys)
+
+
+@pytest.mark.parametrize("split,rows,message", [
+    ("train", [], "train.csv: no rows (header only)"),
+    ("validation", [], "validation.csv: no rows (header only)"),
+    ("train", [("only good", 1), ("also good", 1)], "every training row has label 1"),
+    ("train", [("one row", 1)], "every training row has label 1"),
+])
+def test_unusable_splits_fail_before_training_and_create_nothing(split, rows, message,
+                                                                 tmp_path, capsys,
+                                                                 monkeypatch):
+    data = _tiny_data(tmp_path / "data")
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(data / f"{split}.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    for argv in (["train-logreg"], ["train-hf", "--model", str(tmp_path / "no-model")]):
+        assert main([*argv, "--data-dir", str(data)]) == 2
+        assert message in _err(capsys)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_neural_training_split_smaller_than_a_batch_fails_before_loading(tmp_path, capsys):
+    data = _tiny_data(tmp_path / "data")
+    assert main(["train-hf", "--model", str(tmp_path / "no-model"), "--data-dir", str(data),
+                 "--max-train-samples", "4", "--out", str(tmp_path / "run")]) == 2
+    assert "4 training rows is fewer than one batch of 8" in _err(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_failed_starts_leave_no_run_directory(tmp_path, capsys, monkeypatch):
+    data = _tiny_data(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    assert main(["train-hf", "--model", str(tmp_path / "no-model"), "--data-dir",
+                 str(data)]) == 2
+    assert "no-model" in _err(capsys)
+    assert main(["train-hf", "--device", "mps", "--data-dir", str(data)]) == 2
+    assert "--device mps: MPS is not available" in _err(capsys)
+    assert not (tmp_path / "runs").exists()

@@ -174,3 +174,19 @@ def test_cli_prepare_with_a_wrong_md5_keeps_nothing(archive_server, tmp_path, ca
                               "--data-dir", str(tmp_path / "d")])
     assert "does not match the expected " + "f" * 32 in err
     assert contents(tmp_path / "d") == [] and contents(tmp_path / "cache") == []
+
+
+def test_a_failed_download_says_how_to_use_a_local_archive(tmp_path, monkeypatch):
+    from sentibench.data.config import PrepareConfig
+    from sentibench.data.imdb import prepare
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.delenv("SENTIBENCH_IMDB_SOURCE", raising=False)
+    with pytest.raises(SentibenchError, match="download failed.*Without internet, use a local "
+                                              "copy of the archive: --source ") as info:
+        prepare(PrepareConfig(source=f"http://127.0.0.1:{port}/aclImdb_v1.tar.gz",
+                              data_dir=tmp_path / "d"))
+    assert "SENTIBENCH_IMDB_SOURCE" in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "d").exists()

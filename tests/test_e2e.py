@@ -19,6 +19,7 @@ import pytest
 from sentibench.cli import main
 from sentibench.predict import predict_proba
 from sentibench.results import read_results
+from tests.helpers import synthetic_csvs
 
 pytestmark = pytest.mark.slow
 
@@ -85,6 +86,14 @@ def test_printed_table_is_the_table_of_results_md(bench_run):
     assert len(table) == 2 + 5
     start = printed.index(table[0])
     assert printed[start:].splitlines()[: len(table)] == table
+
+
+def test_token_ids_are_cached_outside_the_data_directory(bench_run, imdb_data):
+    import os
+
+    assert not (imdb_data / ".cache").exists()
+    tokens = Path(os.environ["SENTIBENCH_CACHE"]) / "tokens"
+    assert len(list(tokens.glob("*.npz"))) >= 3  # train, validation, test of the neural rows
 
 
 def test_neural_runs_record_the_plan_that_ran(bench_run):
@@ -165,23 +174,8 @@ def test_train_gpt_cli_reference_flags_and_saved_model(imdb_data, tiny_gpt2_dir,
     assert model.pooling == "last_padded" and tokenizer.encode("Hello, world") == [15496, 11, 995]
 
 
-def _synthetic_csvs(directory: Path) -> Path:
-    """Clearly separable 'reviews': praise words vs complaint words, shuffled fillers."""
-    rng = np.random.default_rng(0)
-    good, bad = ["great", "superb", "wonderful", "moving"], ["awful", "boring", "dull", "weak"]
-    filler = ["the", "film", "plot", "actor", "scene", "was", "and", "a", "it", "story"]
-    directory.mkdir()
-    for split, rows in (("train", 320), ("validation", 60), ("test", 100)):
-        labels = rng.integers(0, 2, rows)
-        texts = [" ".join(rng.choice(filler + (good if y else bad), 12)) + "."
-                 for y in labels]
-        pd.DataFrame({"text": texts, "label": labels}).to_csv(directory / f"{split}.csv",
-                                                              index=False)
-    return directory
-
-
 def test_train_gpt_learns_a_separable_task(tiny_gpt2_dir, tmp_path):
-    data = _synthetic_csvs(tmp_path / "data")
+    data = synthetic_csvs(tmp_path / "data")
     out = tmp_path / "run"
     assert main(["train-gpt", "--model_size", str(tiny_gpt2_dir), "--trainable_layers", "all",
                  "--num_epochs", "2", "--learning_rate", "2e-3", "--data-dir", str(data),

@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import os
+import stat
 from pathlib import Path
 
 import pandas as pd
@@ -432,3 +434,35 @@ def test_feature_cache_on_for_an_encoder_trains_like_the_uncached_run_without_dr
     for name, value in runs["off"][1].items():
         torch.testing.assert_close(runs["on"][1][name], value, rtol=1e-5, atol=1e-5)
     assert any("without dropout" in line for line in runs["on"][2])
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    model, tokenizer = build_hf_classifier(write_tiny_bert_checkpoint(tmp_path / "pretrained"))
+    old = os.umask(0o022)
+    try:
+        save_hf_classifier(model, tokenizer, tmp_path / "run")
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "run").iterdir()
+             if p.is_file()}
+    assert modes["model.safetensors"] == 0o644  # save_pretrained alone writes 0600
+    assert set(modes.values()) == {0o644}, modes
+
+
+def test_loading_says_in_one_line_that_the_head_is_new(tmp_path, capsys):
+    build_hf_classifier(write_tiny_bert_checkpoint(tmp_path / "pretrained"))
+    captured = capsys.readouterr()
+    printed = captured.out + captured.err
+    assert "LOAD REPORT" not in printed and "MISSING" not in printed
+    assert captured.out.strip() == ("new classification head (randomly initialised): "
+                                    "classifier.bias, classifier.weight")
+
+
+def test_describe_loading_warns_about_missing_backbone_weights():
+    line = hf_errors.describe_loading("bert", {
+        "missing_keys": ["classifier.weight", "bert.encoder.layer.0.output.dense.weight"],
+        "mismatched_keys": [], "unexpected_keys": []})
+    assert line.startswith("new classification head (randomly initialised): "
+                           "classifier.weight; WARNING: 1 backbone weights")
+    assert hf_errors.describe_loading("bert", {"missing_keys": []}) == \
+        "classification head loaded from the checkpoint"

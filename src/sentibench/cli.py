@@ -35,7 +35,7 @@ def data_args(args: argparse.Namespace) -> DataArgs:
 
 
 def run_args(args: argparse.Namespace, argv: list[str]) -> RunArgs:
-    return RunArgs(out=args.out, command=["sentibench", *argv])
+    return from_namespace(RunArgs, args, command=["sentibench", *argv])
 
 
 # --- prepare -------------------------------------------------------------------------

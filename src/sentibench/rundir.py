@@ -114,7 +114,7 @@ def run_directory(path: Path, *, overwrite: bool = False, resume: bool = False,
     check_target(path, flag)
     if not resume:
         refuse_other_run(path, overwrite, flag)
-    created = not path.exists()
+    new = [p for p in (path, *path.parents) if not p.exists()]  # what mkdir will create
     path.mkdir(parents=True, exist_ok=True)
     try:
         with lock(path):
@@ -122,6 +122,9 @@ def run_directory(path: Path, *, overwrite: bool = False, resume: bool = False,
                 _empty(path)
             yield path
     except BaseException:
-        if created and not any(name in KEEP for name in contents(path)):
+        if new and not any(name in KEEP for name in contents(path)):
             shutil.rmtree(path, ignore_errors=True)
+            for parent in new[1:]:  # e.g. runs/, if this start made it and it is empty
+                with contextlib.suppress(OSError):
+                    parent.rmdir()
         raise

@@ -39,7 +39,7 @@ from ..results import (
     write_predictions,
     write_results,
 )
-from ..rundir import run_directory
+from ..rundir import check_target, refuse_other_run, run_directory
 
 MODEL_FILE = "model.skops"
 KIND = "sklearn"
@@ -224,9 +224,13 @@ def _features(pipeline: Pipeline, texts: list[str]) -> Any:
     return features
 
 
-def _progress(message: str, t0: float) -> None:
-    """One line per stage (a long fit on the full split otherwise runs silently)."""
-    print(f"[{time.perf_counter() - t0:6.1f} s] {message}", file=sys.stderr, flush=True)
+LONG_FIT_ROWS = 5_000  # from this many training rows, fitting says what it is doing
+
+
+def _progress(message: str, t0: float, rows: int) -> None:
+    """One line per stage of a long fit (the full split otherwise runs silently for minutes)."""
+    if rows >= LONG_FIT_ROWS:
+        print(f"[{time.perf_counter() - t0:6.1f} s] {message}", file=sys.stderr, flush=True)
 
 
 def _fit(name: str, frames: dict[str, pd.DataFrame]
@@ -242,13 +246,14 @@ def _fit(name: str, frames: dict[str, pd.DataFrame]
     t0 = time.perf_counter()
     features = frames["train"]["text"].tolist()
     for step_name, step in pipeline.steps[:-1]:
-        _progress(f"{name}: {step_name} ({type(step).__name__}) on {len(y_train):,} rows", t0)
+        _progress(f"{name}: {step_name} ({type(step).__name__}) on {len(y_train):,} rows", t0,
+                  len(y_train))
         features = step.fit_transform(features, y_train)
     clf = pipeline.steps[-1][1]
-    _progress(f"{name}: fitting {type(clf).__name__}", t0)
+    _progress(f"{name}: fitting {type(clf).__name__}", t0, len(y_train))
     clf.fit(features, y_train)
     train_seconds = time.perf_counter() - t0
-    _progress(f"{name}: fitted; scoring the splits", t0)
+    _progress(f"{name}: fitted; scoring the splits", t0, len(y_train))
     accuracy = {"train": float((clf.predict(features) == y_train).mean())}
     test_probs = np.zeros((0, 2))
     for split, frame in frames.items():
@@ -301,10 +306,12 @@ def run_logreg_command(name: str, data: DataArgs, run: RunArgs) -> RunResult:
     """``sentibench train-logreg``: the dummy line, then the logistic regression ``name``."""
     frames = load_splits(data)
     check_trainable(frames, data)
+    run_dir = Path(run.out or default_run_dir(name))
+    check_target(run_dir)
+    refuse_other_run(run_dir, run.overwrite)
     _, dummy_acc, _ = fit_and_score("dummy", frames)
     print("Dummy classifier:")
     print(format_accuracy_lines(dummy_acc))
-    run_dir = Path(run.out or default_run_dir(name))
     result = run_baseline(name, data, RunArgs(out=run_dir, overwrite=run.overwrite,
                                               command=run.command), frames)
     print("\nLogistic regression classifier:")
