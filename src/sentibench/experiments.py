@@ -38,13 +38,11 @@ from .results import (
     CHECKPOINT_DIR,
     RunArgs,
     RunResult,
-    data_record,
     default_run_dir,
-    environment,
     format_accuracy_lines,
+    run_result,
+    save_run_files,
     utc_now_iso,
-    write_predictions,
-    write_results,
 )
 from .rundir import run_directory
 
@@ -134,15 +132,12 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
         accuracy = {k: (logits[k].argmax(-1) == v.labels).float().mean().item()
                     for k, v in splits.items()}
         engine.log(format_accuracy_lines(accuracy))
-        total, trainable = count_parameters(built.model)
-        result = RunResult(
-            model=name, kind=family, command=run.command, accuracy=accuracy,
-            train_seconds=train_seconds, total_seconds=time.perf_counter() - t0,
-            config={**built.config, "max_length": max_length, "train": train_cfg.to_dict(),
-                    "resolved": engine.plan.to_dict(), "data": spec["data"]},
-            data=data_record(data, {k: len(v) for k, v in splits.items()}),
-            environment=environment(str(engine.device)), params=total,
-            trainable_params=trainable, history=history.to_dict(), started_at=started)
+        result = run_result(
+            name, family, run, data, {k: len(v) for k, v in splits.items()}, accuracy,
+            (train_seconds, time.perf_counter() - t0),
+            {**built.config, "max_length": max_length, "train": train_cfg.to_dict(),
+             "resolved": engine.plan.to_dict()}, str(engine.device),
+            count_parameters(built.model), started, history.to_dict())
         if engine.dist.is_main:
             _save_run(run_dir, built, splits["test"].labels, logits["test"], result, engine)
     return result
@@ -153,8 +148,8 @@ def _save_run(run_dir: Path, built: BuiltModel, labels: torch.Tensor, logits: to
     """Model and predictions first, results.json last (it marks the run finished), then
     the checkpoint is no longer needed."""
     built.save(run_dir)
-    write_predictions(run_dir, labels.numpy(), torch.softmax(logits.float(), dim=-1).numpy())
-    path = write_results(run_dir, result)
+    path = save_run_files(run_dir, result, labels.numpy(),
+                          torch.softmax(logits.float(), dim=-1).numpy())
     shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
     engine.log(f"Saved the model and {path}")
 

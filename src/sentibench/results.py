@@ -136,6 +136,26 @@ def write_predictions(run_dir: str | Path, labels: Any, probs: Any) -> Path:
     return path
 
 
+def run_result(name: str, kind: str, run: RunArgs, data: Any, rows: dict[str, int],
+               accuracy: dict[str, float], seconds: tuple[float, float],
+               config: dict[str, Any], device: str, params: tuple[int, int],
+               started_at: str, history: dict[str, list] | None = None) -> RunResult:
+    """The one way every kind of run reports: ``seconds`` = (training, total), ``params``
+    = (total, trainable); the data options and the data read are recorded alike."""
+    return RunResult(
+        model=name, kind=kind, command=run.command, accuracy=accuracy,
+        train_seconds=seconds[0], total_seconds=seconds[1],
+        config={**config, "data": data_settings(data)}, data=data_record(data, rows),
+        environment=environment(device), params=params[0], trainable_params=params[1],
+        history=history or {}, started_at=started_at)
+
+
+def save_run_files(run_dir: str | Path, result: RunResult, labels: Any, probs: Any) -> Path:
+    """Test predictions first, results.json last: its presence marks the run finished."""
+    write_predictions(run_dir, labels, probs)
+    return write_results(run_dir, result)
+
+
 def data_record(data: Any, rows: dict[str, int]) -> dict[str, Any]:
     """What a run read: the data directory, its CSV checksums and the rows of each split."""
     from .data.splits import data_checksums

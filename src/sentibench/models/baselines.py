@@ -30,14 +30,11 @@ from ..fileio import atomic_path
 from ..results import (
     RunArgs,
     RunResult,
-    data_record,
-    data_settings,
     default_run_dir,
-    environment,
     format_accuracy_lines,
+    run_result,
+    save_run_files,
     utc_now_iso,
-    write_predictions,
-    write_results,
 )
 from ..rundir import check_target, refuse_other_run, run_directory
 
@@ -290,15 +287,11 @@ def run_baseline(name: str, data: DataArgs, run: RunArgs,
         clf = pipeline.steps[-1][1]
         params = int(np.size(clf.coef_) + np.size(clf.intercept_)) \
             if hasattr(clf, "coef_") else 0
-        result = RunResult(
-            model=name, kind=KIND, command=run.command, accuracy=accuracy,
-            train_seconds=train_seconds, total_seconds=time.perf_counter() - t0,
-            config={"pipeline": _describe(pipeline), "data": data_settings(data)},
-            data=data_record(data, {split: len(frame) for split, frame in frames.items()}),
-            environment=environment("cpu"), params=params, trainable_params=params,
-            started_at=started)
-        write_predictions(run_dir, frames["test"]["label"].to_numpy(), test_probs)
-        write_results(run_dir, result)
+        result = run_result(
+            name, KIND, run, data, {split: len(frame) for split, frame in frames.items()},
+            accuracy, (train_seconds, time.perf_counter() - t0),
+            {"pipeline": _describe(pipeline)}, "cpu", (params, params), started)
+        save_run_files(run_dir, result, frames["test"]["label"].to_numpy(), test_probs)
     return result
 
 

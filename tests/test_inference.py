@@ -1,0 +1,70 @@
+"""Scoring saved models (predict) and evaluation keep the model's mode, and agree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sentibench.engine.inference import class_probabilities, predict_logits
+from tests.helpers import MeanPoolClassifier, quiet_engine, synthetic_split, trained_run
+
+
+class Exploding(MeanPoolClassifier):
+    """Fails on its third evaluation batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if not self.training and self.calls == 3:
+            raise RuntimeError("boom")
+        return super().forward(input_ids, attention_mask)
+
+
+def test_prediction_scores_like_the_engine_in_the_splits_order():
+    run = trained_run()
+    test = synthetic_split(30, 3)
+    model = run.engine.model
+    model.train()
+    logits = predict_logits(model, test, max_length=12, batch_size=7)
+    torch.testing.assert_close(logits, run.test_logits)
+    assert model.training  # the caller's mode is kept
+
+
+def test_an_error_during_evaluation_restores_training_mode():
+    """Before, the engine switched the model to eval mode without try/finally."""
+    model = Exploding()
+    engine, _ = quiet_engine(model, eval_batch_size=4)
+    model.train()
+    with pytest.raises(RuntimeError, match="boom"):
+        engine.predict_logits(synthetic_split(30, 3))
+    assert model.training
+    other = Exploding()
+    other.train()
+    with pytest.raises(RuntimeError, match="boom"):
+        predict_logits(other, synthetic_split(30, 3), max_length=12, batch_size=4)
+    assert other.training
+
+
+class _Tokens:
+    """A tokenizer for MeanPoolClassifier: 'good' -> 10, 'bad' -> 20, other words -> 5."""
+
+    name, pad_id = "words", 0
+
+    def encode_batch(self, texts, max_length):
+        table = {"good": 10, "bad": 20}
+        return [[table.get(w, 5) for w in t.split()][:max_length] for t in texts]
+
+
+def test_class_probabilities_are_a_softmax_of_the_logits():
+    torch.manual_seed(0)
+    model = MeanPoolClassifier()
+    texts = ["good good film", "bad", "a good and bad film indeed"]
+    probs = class_probabilities(model, _Tokens(), texts, max_length=4)
+    assert probs.shape == (3, 2)
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-6)
+    one = class_probabilities(model, _Tokens(), texts[2:], max_length=4)
+    np.testing.assert_allclose(probs[2:], one, rtol=1e-6)  # batching does not change a row
