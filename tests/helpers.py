@@ -63,6 +63,7 @@ def fake_reviews(per_folder: int = 10) -> dict[str, str]:
 # --- preparing small archives ---------------------------------------------------------
 
 CSVS = tuple(SPLIT_FILES.values())
+OUTPUTS = (*CSVS, "labels.json")  # what a prepared directory holds besides its manifest
 SMALL = {"train_size": 20, "validation_size": 8}  # 48 reviews: 20 / 8 / 20
 
 

@@ -25,6 +25,7 @@ from sentibench.errors import SentibenchError
 from tests.helpers import (
     ARCHIVE_SHA256,
     CSVS,
+    OUTPUTS,
     SMALL,
     cli_error,
     contents,
@@ -67,7 +68,9 @@ def test_real_manifest_records_checksums_and_rerun_is_a_noop(imdb_archive, imdb_
     assert manifest["input"] == {"sha256": ARCHIVE_SHA256}
     assert manifest["archive"]["sha256"] == ARCHIVE_SHA256
     assert manifest["archive"]["md5"] == file_digests(imdb_archive)["md5"]
-    assert manifest["outputs"] == {n: fileio.sha256_file(imdb_data / n) for n in CSVS}
+    assert manifest["outputs"] == {n: fileio.sha256_file(imdb_data / n) for n in OUTPUTS}
+    assert json.loads((imdb_data / "labels.json").read_text()) == {
+        "names": ["negative", "positive"]}
     assert manifest["rows"] == {"train": 35_000, "validation": 5_000, "test": 10_000}
     assert manifest["reviews"] == 50_000 and manifest["duplicates_dropped"] == 0
     assert manifest["options"] == {"split": "reference", "dedupe": False, "seed": 123,
@@ -140,7 +143,7 @@ def test_rerun_is_a_noop_force_and_changed_inputs_rebuild(small_archive, tmp_pat
     other = write_archive(tmp_path / "other.tar.gz", fake_reviews(12))
     _, printed = prepare_quiet(capsys, **{**cfg, "validation_size": 4, "source": str(other)})
     assert "Prepared" in printed  # another archive
-    assert contents(out) == sorted([*CSVS, "manifest.json"])
+    assert contents(out) == sorted([*OUTPUTS, "manifest.json"])
 
 
 def test_official_split_keeps_train_and_test_apart(small_archive, tmp_path, capsys):
@@ -333,5 +336,5 @@ def test_failure_between_renames_never_leaves_a_stale_manifest(small_archive, tm
     with pytest.raises(SentibenchError, match="Input/output error"):
         prepare(PrepareConfig(**{**cfg, "validation_size": 4}))
     monkeypatch.undo()
-    assert contents(tmp_path / "d") == sorted(CSVS)  # no manifest, no temporary files
+    assert contents(tmp_path / "d") == sorted(OUTPUTS)  # no manifest, no temporary files
     assert "Prepared" in prepare_quiet(capsys, **cfg)[1]

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .data.config import DEFAULT_DATA_DIR, DataArgs
+from .data.config import DataArgs
 from .engine.config import TrainConfig, check_device
 from .errors import SentibenchError
 from .fileio import atomic_write_json
@@ -24,6 +24,7 @@ from .options import Opt, build, check, convert, option_map
 from .results import (
     CHECKPOINT_DIR,
     FAILURES_FILE,
+    PLAN_FILE,
     RESULTS_FILE,
     RunArgs,
     environment,
@@ -34,7 +35,6 @@ from .results import (
 )
 from .rundir import check_target, lock
 
-PLAN_FILE = "bench.json"
 GLOBAL_KEYS = ("device", "data_dir")  # one value for the whole bench, not per row
 
 # The quick preset: what a CPU-only laptop finishes in minutes (README gives the measured
@@ -43,12 +43,23 @@ GLOBAL_KEYS = ("device", "data_dir")  # one value for the whole bench, not per r
 _QUICK_MINILM = {"max_train_samples": 2000, "max_eval_samples": 1000, "max_length": 128,
                  "batch_size": 16, "learning_rate": 5e-5, "num_epochs": 1}
 
+# The book's ch06 GPT-2 run on SMS spam: last block + final norm + head, 5 epochs, padded to
+# the longest training message and read at position -1 (so mostly a padding token), loss
+# on 5 batches every 50 steps.
+_BOOK_SPAM_GPT2 = {"trainable_layers": "last_block", "num_epochs": 5, "learning_rate": 5e-5,
+                   "batch_size": 8, "context_length": "longest_training_example",
+                   "trainable_token_pos": "last_padded", "eval_freq": 50, "eval_iter": 5}
+_SPAM_MINILM = {"num_epochs": 3, "max_length": 128, "learning_rate": 5e-5}
+
 PRESETS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "quick": [("dummy", {}), ("logreg", {}), ("logreg-tfidf", {}), ("minilm", _QUICK_MINILM)],
     "reference": [("dummy", {}), ("logreg", {}), ("gpt2-small", {}), ("bert", {}),
                   ("distilbert", {}), ("roberta", {}), ("deberta-v3-base", {}),
                   ("modernbert-base", {}), ("modernbert-large", {})],
+    "spam": [("dummy", {}), ("logreg", {}), ("logreg-tfidf", {}), ("minilm", _SPAM_MINILM),
+             ("gpt2-small", _BOOK_SPAM_GPT2)],
 }
+PRESET_DATASETS = {"spam": "sms-spam"}  # the data set a preset runs on; imdb otherwise
 
 
 @dataclass
@@ -170,7 +181,7 @@ class BenchArgs:
     models: list[str] | None = None
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     out: Path | None = None
-    data_dir: Path = DEFAULT_DATA_DIR
+    data_dir: Path | None = None  # None: data/<the preset's data set>
     source: str | None = None
     device: str = "auto"
     command: list[str] = field(default_factory=list)
@@ -207,7 +218,7 @@ def _accept_plan(bench_dir: Path, old: list[dict], wanted: list[dict]) -> None:
 
 
 def _write_plan(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]) -> None:
-    from .data.splits import data_checksums
+    from .data.splits import data_checksums, dataset_name
 
     plan_path = bench_dir / PLAN_FILE
     wanted = [asdict(e) for e in experiments]
@@ -220,6 +231,7 @@ def _write_plan(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]
         "schema": "sentibench.bench/1", "command": bench.command, "preset": bench.preset,
         "models": bench.models, "overrides": bench.overrides, "data_dir": str(bench.data_dir),
         "source": bench.source, "device": bench.device, "experiments": wanted,
+        "dataset": dataset_name(bench.data_dir),
         "data_sha256": data_checksums(bench.data_dir), "environment": environment(bench.device),
     })
 
@@ -247,11 +259,14 @@ def run_bench(bench: BenchArgs) -> Path:
     """Plan, prepare data, run every experiment not yet completed, report."""
     experiments = plan(bench.preset, bench.models, bench.overrides)
     _check_device(bench, experiments)
-    from .data.imdb import ensure_prepared
+    from .data.sources import ensure_prepared
 
     bench_dir = bench.out or Path("runs") / f"bench-{utc_stamp()}"
     check_target(bench_dir)
-    ensure_prepared(bench.data_dir, bench.source)
+    dataset = PRESET_DATASETS.get(bench.preset, "imdb")
+    if bench.data_dir is None:
+        bench.data_dir = Path("data") / dataset
+    ensure_prepared(bench.data_dir, dataset, bench.source)
     bench_dir.mkdir(parents=True, exist_ok=True)
     with lock(bench_dir):
         _write_plan(bench_dir, bench, experiments)
@@ -285,7 +300,9 @@ def _finish(bench_dir: Path, failures: dict[str, str], total: int) -> None:
 
     atomic_write_json(bench_dir / FAILURES_FILE, failures)
     paths = build_report(bench_dir)
-    print("\n" + format_table(load_rows(bench_dir)))
+    rows = load_rows(bench_dir)
+    print(f"\nData set: {rows[0].data if rows else '?'}")
+    print(format_table(rows))
     print(f"\nWrote {', '.join(str(p) for p in paths)}")
     if failures:
         raise SentibenchError(f"{len(failures)} of {total} experiments failed: "

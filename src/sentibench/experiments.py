@@ -24,7 +24,13 @@ import pandas as pd
 import torch
 
 from .data.config import DataArgs
-from .data.splits import check_trainable, data_checksums, load_splits
+from .data.splits import (
+    check_trainable,
+    class_weights,
+    data_checksums,
+    load_splits,
+    read_label_names,
+)
 from .engine.batching import EncodedSplit, TextEncoder, encode_split
 from .engine.checkpoint import load_checkpoint, read_run_spec, save_checkpoint
 from .engine.config import TrainConfig
@@ -108,13 +114,15 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
     started, t0 = utc_now_iso(), time.perf_counter()
     run_dir = Path(resume_from or run.out or default_run_dir(name))
     frames = load_splits(data)
+    labels = read_label_names(data.data_dir)
     check_trainable(frames, data, train_cfg.batch_size)
     resolve_device(train_cfg.device)
     with run_directory(run_dir, overwrite=run.overwrite, resume=resume_from is not None):
-        built = get_family(family).build(model_args, train_cfg.seed)
+        built = get_family(family).build(model_args, train_cfg.seed, labels)
         max_length = resolve_max_length(built, frames["train"]["text"].tolist())
         splits = encode_splits(built, frames, max_length, data.data_dir)
-        engine = Engine(built.model, train_cfg, max_length)
+        weights = class_weights(data, frames["train"], len(labels))
+        engine = Engine(built.model, train_cfg, max_length, class_weights=weights)
         engine.log(engine.plan.describe())
         spec = {"name": name, "family": family, "model_args": asdict(model_args),
                 "train": train_cfg.to_dict(), "command": run.command, "data": to_dict(data)}
@@ -129,15 +137,15 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
             engine.log("\nEvaluating on the full datasets ...\n")
             logits = {k: engine.predict_logits(v, progress=f"eval {k}")
                       for k, v in splits.items()}
-        accuracy = {k: (logits[k].argmax(-1) == v.labels).float().mean().item()
-                    for k, v in splits.items()}
-        engine.log(format_accuracy_lines(accuracy))
+        scored = {k: (v.labels.numpy(), logits[k].argmax(-1).numpy())
+                  for k, v in splits.items()}
         result = run_result(
-            name, family, run, data, {k: len(v) for k, v in splits.items()}, accuracy,
-            (train_seconds, time.perf_counter() - t0),
+            name, family, run, data, labels, scored, (train_seconds, time.perf_counter() - t0),
             {**built.config, "max_length": max_length, "train": train_cfg.to_dict(),
-             "resolved": engine.plan.to_dict()}, str(engine.device),
+             "resolved": engine.plan.to_dict(), "class_weights": weights},
+            str(engine.device),
             count_parameters(built.model), started, history.to_dict())
+        engine.log(format_accuracy_lines(result.accuracy))
         if engine.dist.is_main:
             _save_run(run_dir, built, splits["test"].labels, logits["test"], result, engine)
     return result

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from .errors import SentibenchError
-from .models import LABEL_NAMES
 from .models.registry import get_family
 from .results import read_results
 
@@ -20,10 +19,11 @@ def predict_proba(run_dir: Path, texts: Sequence[str], device: str = "cpu") -> n
     """``[n, C]`` class probabilities from the model saved in ``run_dir``."""
     result = read_results(run_dir)
     if not texts:
-        return np.zeros((0, len(LABEL_NAMES)))
+        return np.zeros((0, len(result.labels)))
     family = get_family(result.kind)
     max_length = int(result.config.get("max_length", DEFAULT_MAX_LENGTH))
-    return np.asarray(family.predict_proba(Path(run_dir), list(texts), device, max_length))
+    return np.asarray(family.predict_proba(Path(run_dir), list(texts), device, max_length,
+                                           len(result.labels)))
 
 
 def read_inputs(texts: Sequence[str], file: Path | None, csv: Path | None,
@@ -57,13 +57,16 @@ def read_inputs(texts: Sequence[str], file: Path | None, csv: Path | None,
 
 
 def run_predict(run_dir: Path, texts: list[str], device: str = "cpu") -> list[tuple[str, float]]:
-    """Print ``label<TAB>probability<TAB>text`` per input; return (label, probability)."""
+    """Print ``label<TAB>probability<TAB>every class's probability<TAB>text`` per input;
+    return (label, probability)."""
+    names = read_results(run_dir).labels
     probs = predict_proba(run_dir, texts, device=device)
     rows = []
     for text, p in zip(texts, probs, strict=True):
         label = int(np.argmax(p))
-        rows.append((LABEL_NAMES[label], float(p[label])))
+        rows.append((names[label], float(p[label])))
         snippet = " ".join(text.split())
         snippet = snippet if len(snippet) <= 70 else snippet[:67] + "..."
-        print(f"{LABEL_NAMES[label]}\t{p[label]:.4f}\t{snippet}")
+        every = " ".join(f"{name}={q:.4f}" for name, q in zip(names, p, strict=True))
+        print(f"{names[label]}\t{p[label]:.4f}\t{every}\t{snippet}")
     return rows

@@ -12,33 +12,27 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
-
 from .errors import SentibenchError
-from .fileio import atomic_path, atomic_write_text
+from .fileio import atomic_write_text
 from .models.registry import MODELS, ReferenceRow
-from .results import FAILURES_FILE, RESULTS_FILE, RunResult, read_results
+from .plots import ACCURACY_PLOT, LOSS_PLOT, plot_accuracy_vs_time, plot_loss_curves
+from .results import FAILURES_FILE, PLAN_FILE, RESULTS_FILE, RunResult, read_results
 
 MARKDOWN_FILE = "results.md"
 CSV_FILE = "results.csv"
-ACCURACY_PLOT = "accuracy_vs_time.png"
-LOSS_PLOT = "loss_curves.png"
-# Runs that train in ~0 s (the dummy) still need a point on a log axis.
-MIN_PLOT_SECONDS = 0.1
 _NONE = "–"
 _UNRANKED = 10**6
-_COLUMNS = ("model", "params", "trainable", "train acc", "val acc", "test acc", "train time",
-            "device", "ref. test acc", "ref. time", "status")
+_COLUMNS = ("model", "params", "trainable", "train acc", "val acc", "test acc", "test F1",
+            "train time", "device", "ref. test acc", "ref. time", "status")
 _TEXT_COLUMNS = ("model", "device", "status")
 _CSV_COLUMNS = ("run", "model", "status", "params", "trainable_params", "train_accuracy",
-                "validation_accuracy", "test_accuracy", "train_seconds", "total_seconds",
+                "validation_accuracy", "test_accuracy", "test_macro_f1", "train_seconds",
+                "total_seconds",
                 "device", "device_name", "max_train_samples", "max_eval_samples",
                 "ref_test_accuracy", "ref_train_seconds")
 
@@ -50,15 +44,21 @@ class Row:
     name: str
     result: RunResult | None = None
     status: str = "ok"
+    dataset: str = "imdb"  # of the bench, for rows without results
 
     @property
     def model(self) -> str:
         return self.result.model if self.result is not None else self.name
 
     @property
+    def data(self) -> str:
+        return str(self.result.data.get("dataset", self.dataset)) if self.result else \
+            self.dataset
+
+    @property
     def reference(self) -> ReferenceRow | None:
         spec = MODELS.get(self.model)
-        return spec.reference if spec is not None else None
+        return spec.reference_for(self.data) if spec is not None else None
 
 
 def _one_line(text: object) -> str:
@@ -89,6 +89,15 @@ def sort_rows(rows: Iterable[Row]) -> list[Row]:
     return sorted(rows, key=_sort_key)
 
 
+def _bench_dataset(bench: Path) -> str:
+    """The data set bench.json names (older benches: IMDb, the only one they could run)."""
+    try:
+        plan = json.loads((bench / PLAN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "imdb"
+    return str(plan.get("dataset", "imdb")) if isinstance(plan, dict) else "imdb"
+
+
 def load_rows(bench_dir: str | Path) -> list[Row]:
     """Every row of a bench: finished runs, failures, and run dirs left unfinished.
 
@@ -99,6 +108,7 @@ def load_rows(bench_dir: str | Path) -> list[Row]:
     if not bench.is_dir():
         raise SentibenchError(f"{bench}: not a directory")
     failures = _read_failures(bench)
+    dataset = _bench_dataset(bench)
     rows: dict[str, Row] = {}
     for child in sorted(bench.iterdir()):
         if not child.is_dir() or child.name.startswith("."):
@@ -106,11 +116,11 @@ def load_rows(bench_dir: str | Path) -> list[Row]:
         failed = failures.get(child.name)
         if (child / RESULTS_FILE).is_file():
             status = "ok" if failed is None else f"ok (failures.json also lists: {failed})"
-            rows[child.name] = Row(child.name, read_results(child), status)
+            rows[child.name] = Row(child.name, read_results(child), status, dataset)
         elif failed is None:
-            rows[child.name] = Row(child.name, None, f"unfinished: no {RESULTS_FILE}")
+            rows[child.name] = Row(child.name, None, f"unfinished: no {RESULTS_FILE}", dataset)
     for name, msg in failures.items():
-        rows.setdefault(name, Row(name, None, f"failed: {msg}"))
+        rows.setdefault(name, Row(name, None, f"failed: {msg}", dataset))
     if not any(r.result is not None for r in rows.values()) and not failures:
         raise SentibenchError(
             f"{bench}: not a bench directory (no <run>/{RESULTS_FILE} and no {FAILURES_FILE})")
@@ -174,6 +184,16 @@ def _reference_cells(row: Row) -> list[str]:
     return [percent(ref.test_accuracy), time]
 
 
+def test_macro_f1(res: RunResult) -> float | None:
+    """Test macro-F1 (results written before metrics were recorded have none)."""
+    return res.metrics.get("test", {}).get("macro_f1") if res.metrics else None
+
+
+def _macro_f1_cell(res: RunResult) -> str:
+    value = test_macro_f1(res)
+    return percent(value) if value is not None else _NONE
+
+
 def _name_cell(row: Row) -> str:
     return row.name if row.model == row.name else f"{row.name} ({row.model})"
 
@@ -181,12 +201,13 @@ def _name_cell(row: Row) -> str:
 def _cells(row: Row) -> list[str]:
     res = row.result
     if res is None:
-        numbers = [""] * 7
+        numbers = [""] * 8
     else:
         acc = res.accuracy
         numbers = [human_count(res.params), human_count(res.trainable_params),
                    percent(acc["train"]), percent(acc["validation"]), percent(acc["test"]),
-                   human_seconds(res.train_seconds), device_label(res.environment)]
+                   _macro_f1_cell(res), human_seconds(res.train_seconds),
+                   device_label(res.environment)]
     cells = [_name_cell(row), *numbers, *_reference_cells(row), row.status]
     return [_one_line(c).replace("|", "\\|") for c in cells]
 
@@ -213,17 +234,25 @@ def format_table(results: Iterable[RunResult | Row],
     return "\n".join(lines) + "\n"
 
 
-_HEADER = f"""\
-# sentibench results
+_COLUMNS_NOTE = f"""\
+Columns: **params** all parameters, **trainable** those updated in training; **train / val /
+test acc** accuracy in percent on the train, validation and test splits after training;
+**test F1** the macro-F1 on test (the mean over classes of each class's F1); **train time**
+wall time of the training loop only (evaluation and loading excluded); **device** where it
+ran; **ref. test acc** and **ref. time** the published figures for the same model on the same
+data (IMDb: the reference experiment's; SMS spam: the book's ch06; blank: none published;
+{_NONE}: no time reported; their GPU is not named); **status** `ok`, or why the row has no
+numbers."""
 
-IMDb binary sentiment (chance 50 %). Columns: **params** all parameters, **trainable** those
-updated in training; **train / val / test acc** accuracy in percent on the train, validation
-and test splits after training; **train time** wall time of the training loop only
-(evaluation and loading excluded); **device** where it ran; **ref. test acc** and
-**ref. time** the reference's own published figures for the same model (blank: the reference
-did not run it; {_NONE}: it reported no time; its GPU is not named); **status** `ok`, or why
-the row has no numbers.
-"""
+
+def _header(rows: Sequence[Row]) -> str:
+    """The data set the rows ran on, its classes and chance level, then the columns."""
+    results = [row.result for row in rows if row.result is not None]
+    dataset = rows[0].data if rows else "imdb"
+    names = results[0].labels if results else ["negative", "positive"]
+    what = "IMDb binary sentiment (chance 50 %)" if dataset == "imdb" else \
+        f"Data set `{dataset}`, {len(names)} classes ({', '.join(names)})"
+    return f"# sentibench results\n\n{what}. {_COLUMNS_NOTE}\n"
 
 
 def _slice_note(row: Row) -> str | None:
@@ -252,7 +281,7 @@ def _notes(rows: Sequence[Row]) -> list[str]:
 
 def format_markdown(rows: Sequence[Row]) -> str:
     """The whole results.md: header, table, notes. Deterministic: no dates, no paths."""
-    parts = [_HEADER, format_table(rows).rstrip("\n"), *_notes(rows)]
+    parts = [_header(rows), format_table(rows).rstrip("\n"), *_notes(rows)]
     return "\n".join(parts) + "\n"
 
 
@@ -260,12 +289,13 @@ def _csv_record(row: Row) -> list[Any]:
     ref, res = row.reference, row.result
     ref_acc = ref.test_accuracy if ref else None
     ref_s = round(ref.train_minutes * 60, 3) if ref and ref.train_minutes is not None else None
-    values: list[Any] = [None] * 11
+    values: list[Any] = [None] * 12
     if res is not None:
         train_n, eval_n = data_slice(res)
         acc = res.accuracy
         values = [res.params, res.trainable_params, float(acc["train"]),
-                  float(acc["validation"]), float(acc["test"]), float(res.train_seconds),
+                  float(acc["validation"]), float(acc["test"]), test_macro_f1(res),
+                  float(res.train_seconds),
                   float(res.total_seconds), res.environment.get("device"),
                   res.environment.get("device_name"), train_n, eval_n]
     return [row.name, row.model, row.status, *values, ref_acc, ref_s]  # csv: None -> ''
@@ -278,100 +308,6 @@ def format_csv(rows: Sequence[Row]) -> str:
     writer.writerow(_CSV_COLUMNS)
     writer.writerows(_csv_record(row) for row in rows)
     return buffer.getvalue()
-
-
-def _save(fig: Figure, path: Path) -> None:
-    # format is explicit: atomic_path's temporary name ends in .tmp, not .png.
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, metadata={"Software": None})
-
-
-def _draw_run(ax: Any, row: Row) -> list[float]:
-    """One run's point, label, and its reference point; returns the x values drawn."""
-    res = row.result
-    x, y = max(float(res.train_seconds), MIN_PLOT_SECONDS), res.accuracy["test"] * 100
-    label = row.name if x == res.train_seconds else f"{row.name} (<{MIN_PLOT_SECONDS:g} s)"
-    ax.scatter([x], [y], marker="o", s=50, color="tab:blue", zorder=3)
-    ax.annotate(label, (x, y), xytext=(6, 4), textcoords="offset points", fontsize=9)
-    ref = row.reference
-    if ref is None or ref.train_minutes is None:
-        return [x]
-    rx, ry = ref.train_minutes * 60, ref.test_accuracy * 100
-    # Hollow, so a reference point on top of ours leaves both visible.
-    ax.scatter([rx], [ry], marker="^", s=90, facecolors="none", edgecolors="tab:orange",
-               linewidths=1.5, zorder=4)
-    ax.plot([x, rx], [y, ry], ls=":", lw=1.2, color="grey", zorder=2)
-    return [x, rx]
-
-
-def _log_limits(xs: Sequence[float]) -> tuple[float, float]:
-    """Room for labels right of the last point, and at least a decade for one point."""
-    if not xs:
-        return MIN_PLOT_SECONDS, 1e4
-    lo, hi = min(xs), max(xs)
-    span = math.log10(hi / lo)
-    pad = 1.0 if span < 1 else max(0.3, 0.15 * span)
-    return lo / 10**pad, hi * 10**pad
-
-
-def plot_accuracy_vs_time(rows: Sequence[Row], path: Path) -> Path:
-    """Test accuracy against training time (log x), ours beside the reference's points."""
-    fig = Figure(figsize=(9, 6), layout="constrained")
-    ax = fig.add_subplot()
-    xs = [x for row in rows if row.result is not None for x in _draw_run(ax, row)]
-    ax.scatter([], [], marker="o", color="tab:blue", label="this bench")
-    ax.scatter([], [], marker="^", facecolors="none", edgecolors="tab:orange",
-               label="reference (its README)")
-    ax.plot([], [], ls=":", color="grey", label="same model: bench to reference")
-    ax.axhline(50, color="grey", lw=0.8, ls="--", label="chance (50 %)")
-    ax.set_xscale("log")
-    ax.margins(y=0.08)
-    ax.set_autoscalex_on(False)  # limits are ours: autoscaling one point on log x warns
-    ax.set_xlim(*_log_limits(xs))
-    if not xs:
-        ax.text(0.5, 0.6, "no finished runs", transform=ax.transAxes, ha="center", fontsize=14)
-        ax.set_ylim(40, 100)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("training time (s, log scale)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("IMDb test accuracy vs training time")
-    ax.grid(True, which="both", alpha=0.3)
-    # Outside the axes so it can never hide a point.
-    fig.legend(loc="outside lower center", ncols=4, fontsize=9)
-    _save(fig, path)
-    return path
-
-
-def plot_loss_curves(rows: Sequence[Row], path: Path) -> Path | None:
-    """One subplot per run with a loss history; None (nothing written) when there is none."""
-    curves = [r for r in rows if r.result is not None and r.result.history.get("train_loss")]
-    if not curves:
-        return None
-    ncols = min(3, len(curves))
-    nrows = math.ceil(len(curves) / ncols)
-    fig = Figure(figsize=(max(7, 5 * ncols), 3.8 * nrows), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax, row in zip(axes, curves, strict=False):
-        hist = row.result.history
-        train, val = hist.get("train_loss", []), hist.get("val_loss", [])
-        steps = hist.get("steps") or list(range(1, len(train) + 1))
-        ax.set_xlabel("optimizer step" if hist.get("steps") else "evaluation number")
-        ax.plot(steps[:len(train)], train, marker="o", ms=3, label="train loss")
-        if val:
-            ax.plot(steps[:len(val)], val, marker="s", ms=3, ls="--", label="validation loss")
-        ax.set_title(row.name)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if len(set(steps)) == 1:  # one evaluation: an x range of steps, not of fractions
-            ax.set_xlim(steps[0] - 1, steps[0] + 1)
-        ax.set_ylabel("cross-entropy loss")
-        ax.grid(True, alpha=0.3)
-        ax.legend()
-    for ax in axes[len(curves):]:
-        ax.set_visible(False)
-    fig.suptitle("Train and validation loss during training (a few batches per point)")
-    _save(fig, path)
-    return path
 
 
 def build_report(bench_dir: Path) -> list[Path]:

@@ -22,6 +22,7 @@ from .options import option, to_dict, validate
 SCHEMA = "sentibench.run/1"
 RESULTS_FILE = "results.json"
 FAILURES_FILE = "failures.json"  # a bench's {row: error} for rows that did not finish
+PLAN_FILE = "bench.json"  # a bench's plan: command, rows and their settings, data set
 CHECKPOINT_DIR = "checkpoint"  # a run's resumable state (see engine.checkpoint)
 SPLITS = ("train", "validation", "test")
 _PACKAGES = ("sentibench", "torch", "transformers", "scikit-learn", "pandas", "numpy", "tiktoken")
@@ -103,6 +104,8 @@ class RunResult:
     params: int | None = None
     trainable_params: int | None = None
     history: dict[str, list[float]] = field(default_factory=dict)
+    labels: list[str] = field(default_factory=lambda: ["negative", "positive"])
+    metrics: dict[str, Any] = field(default_factory=dict)  # split -> metrics.split_metrics
     started_at: str = ""
     finished_at: str = field(default_factory=utc_now_iso)
     schema: str = SCHEMA
@@ -122,46 +125,55 @@ class RunResult:
 PREDICTIONS_FILE = "test_predictions.csv"
 
 
-def write_predictions(run_dir: str | Path, labels: Any, probs: Any) -> Path:
-    """Keep a run's own test predictions (``probs``: [n, 2]) so ``predict`` can be checked."""
+def write_predictions(run_dir: str | Path, labels: Any, probs: Any,
+                      names: list[str]) -> Path:
+    """Keep a run's own test predictions: the true label, the predicted one and every
+    class's probability (``prob_<name>``), so ``predict`` and reports can be checked."""
     import numpy as np
     import pandas as pd
 
     probs = np.asarray(probs, dtype=np.float64)
     frame = pd.DataFrame({"row": range(len(probs)), "label": np.asarray(labels),
-                          "prediction": probs.argmax(-1), "prob_positive": probs[:, 1]})
+                          "prediction": probs.argmax(-1),
+                          **{f"prob_{name}": probs[:, i] for i, name in enumerate(names)}})
     path = Path(run_dir) / PREDICTIONS_FILE
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.6f")
     return path
 
 
-def run_result(name: str, kind: str, run: RunArgs, data: Any, rows: dict[str, int],
-               accuracy: dict[str, float], seconds: tuple[float, float],
+def run_result(name: str, kind: str, run: RunArgs, data: Any, labels: list[str],
+               scored: dict[str, tuple[Any, Any]], seconds: tuple[float, float],
                config: dict[str, Any], device: str, params: tuple[int, int],
                started_at: str, history: dict[str, list] | None = None) -> RunResult:
-    """The one way every kind of run reports: ``seconds`` = (training, total), ``params``
-    = (total, trainable); the data options and the data read are recorded alike."""
+    """The one way every kind of run reports. ``scored``: split -> (true ids, predicted
+    ids); ``seconds`` = (training, total); ``params`` = (total, trainable). The data
+    options, the data read and every split's metrics are recorded alike."""
+    from .metrics import split_metrics
+
+    metrics = {split: split_metrics(y, p, labels) for split, (y, p) in scored.items()}
     return RunResult(
-        model=name, kind=kind, command=run.command, accuracy=accuracy,
+        model=name, kind=kind, command=run.command,
+        accuracy={split: m["accuracy"] for split, m in metrics.items()},
         train_seconds=seconds[0], total_seconds=seconds[1],
-        config={**config, "data": data_settings(data)}, data=data_record(data, rows),
+        config={**config, "data": data_settings(data)},
+        data=data_record(data, {split: len(y) for split, (y, _) in scored.items()}),
         environment=environment(device), params=params[0], trainable_params=params[1],
-        history=history or {}, started_at=started_at)
+        history=history or {}, labels=list(labels), metrics=metrics, started_at=started_at)
 
 
 def save_run_files(run_dir: str | Path, result: RunResult, labels: Any, probs: Any) -> Path:
     """Test predictions first, results.json last: its presence marks the run finished."""
-    write_predictions(run_dir, labels, probs)
+    write_predictions(run_dir, labels, probs, result.labels)
     return write_results(run_dir, result)
 
 
 def data_record(data: Any, rows: dict[str, int]) -> dict[str, Any]:
-    """What a run read: the data directory, its CSV checksums and the rows of each split."""
-    from .data.splits import data_checksums
+    """What a run read: the data set, its directory, CSV checksums and rows of each split."""
+    from .data.splits import data_checksums, dataset_name
 
-    return {"data_dir": str(data.data_dir), "sha256": data_checksums(data.data_dir),
-            "rows": rows}
+    return {"dataset": dataset_name(data.data_dir), "data_dir": str(data.data_dir),
+            "sha256": data_checksums(data.data_dir), "rows": rows}
 
 
 def data_settings(data: Any) -> dict[str, Any]:

@@ -9,10 +9,7 @@ written atomically and described by ``manifest.json`` so re-runs can be no-ops.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import hashlib
-import json
 import re
 import tarfile
 import time
@@ -23,12 +20,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from .. import __version__
 from ..errors import SentibenchError
-from ..fileio import atomic_path, sha256_file
-from .config import SOURCE_ENV, PrepareConfig
+from .config import DEFAULT_LABEL_NAMES, SOURCE_ENV, PrepareConfig
 from .download import check_digests, fetch, file_digests, is_url
-from .splits import MANIFEST, SPLIT_FILES
+from .prepared import new_manifest, read_manifest, report, up_to_date, write_prepared
+from .splits import MANIFEST
 
 SEED = 123
 # The reference's reading order: folders in this order, files sorted as plain strings.
@@ -163,65 +159,6 @@ def split_frame(frame: pd.DataFrame, subsets: np.ndarray, cfg: PrepareConfig
     return {split: part.reset_index(drop=True) for split, part in parts.items()}
 
 
-def _read_manifest(data_dir: Path) -> dict | None:
-    try:
-        manifest = json.loads((data_dir / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return manifest if isinstance(manifest, dict) else None
-
-
-def _up_to_date(cfg: PrepareConfig, source_id: dict) -> bool:
-    manifest = _read_manifest(cfg.data_dir)
-    if not manifest or manifest.get("input") != source_id:
-        return False
-    outputs = manifest.get("outputs", {}).keys()
-    if manifest.get("options") != manifest_options(cfg) or outputs != set(SPLIT_FILES.values()):
-        return False
-    return all((cfg.data_dir / name).is_file() and sha256_file(cfg.data_dir / name) == digest
-               for name, digest in manifest["outputs"].items())
-
-
-def _write_outputs(cfg: PrepareConfig, parts: dict[str, pd.DataFrame], manifest: dict) -> None:
-    """Write every output to a temporary file first, then rename the CSVs, manifest last.
-
-    A failure while writing leaves the old outputs untouched and no temporary file; the
-    old manifest is removed just before the renames, so a failure between them can never
-    pair a manifest with CSVs it does not describe (the next run then rebuilds).
-    """
-    payloads = {name: parts[split].to_csv(index=False).encode("utf-8")
-                for split, name in SPLIT_FILES.items()}
-    manifest["outputs"] = {name: hashlib.sha256(data).hexdigest()
-                           for name, data in payloads.items()}
-    with contextlib.ExitStack() as stack:  # exits run in reverse: CSVs renamed, then manifest
-        manifest_tmp = stack.enter_context(atomic_path(cfg.data_dir / MANIFEST))
-        for name, data in payloads.items():
-            stack.enter_context(atomic_path(cfg.data_dir / name)).write_bytes(data)
-        manifest_tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        (cfg.data_dir / MANIFEST).unlink(missing_ok=True)
-
-
-def summarize(parts: dict[str, pd.DataFrame]) -> str:
-    """One screen: sizes, label balance, duplicates and review lengths per split."""
-    lines = [f"{'split':<11}{'rows':>8}{'positive':>10}{'dummy':>8}{'dup rows':>10}"
-             "   chars p10 / p50 / p90 / p99"]
-    majority = int(parts["train"]["label"].mean() > 0.5)  # what DummyClassifier predicts
-    for split, part in parts.items():
-        pos = part["label"].mean()
-        p = np.percentile(part["text"].str.len(), [10, 50, 90, 99]).astype(int)
-        lines.append(f"{split:<11}{len(part):>8,}{pos:>10.2%}"
-                     f"{pos if majority else 1 - pos:>8.2%}"
-                     f"{int(part['text'].duplicated().sum()):>10}   "
-                     f"{p[0]:>9,} / {p[1]:,} / {p[2]:,} / {p[3]:,}")
-    sets = {split: set(part["text"]) for split, part in parts.items()}
-    shared = ", ".join(f"{a}&{b} {len(sets[a] & sets[b])}" for a, b in
-                       (("train", "validation"), ("train", "test"), ("validation", "test")))
-    lines.append(f"texts in more than one split: {shared}")
-    lines.append("dummy = accuracy of always predicting train's majority label; dup rows = "
-                 "rows repeating an earlier text of the same split")
-    return "\n".join(lines)
-
-
 def _source_id(cfg: PrepareConfig) -> tuple[dict, Path | None, dict | None]:
     """How the manifest identifies the input; local files are hashed (and verified) now."""
     if is_url(cfg.source):
@@ -245,13 +182,13 @@ def _fetch_with_hint(cfg: PrepareConfig) -> tuple[Path, dict]:
 
 
 def prepare(cfg: PrepareConfig) -> dict:
-    """Write train/validation/test CSVs and manifest.json into ``cfg.data_dir``."""
+    """Write train/validation/test CSVs, labels.json and manifest.json into ``cfg.data_dir``."""
     started = time.perf_counter()
     source_id, archive, digests = _source_id(cfg)
-    if not cfg.force and _up_to_date(cfg, source_id):
-        print(f"{cfg.data_dir}: up to date ({MANIFEST} matches the input, options and CSV "
+    if not cfg.force and up_to_date(cfg.data_dir, source_id, manifest_options(cfg)):
+        print(f"{cfg.data_dir}: up to date ({MANIFEST} matches the input, options and "
               "checksums; use --force to rebuild)")
-        return _read_manifest(cfg.data_dir) or {}
+        return read_manifest(cfg.data_dir) or {}
     if archive is None:
         archive, digests = _fetch_with_hint(cfg)
     frame, subsets = read_archive(archive)
@@ -260,30 +197,12 @@ def prepare(cfg: PrepareConfig) -> dict:
         keep = ~frame["text"].duplicated(keep="first").to_numpy()
         frame, subsets = frame[keep].reset_index(drop=True), subsets[keep]
     parts = split_frame(frame, subsets, cfg)
-    manifest = {
-        "schema": "sentibench.prepare/1", "sentibench_version": __version__,
-        "source": cfg.source, "input": source_id,
-        "archive": {"path": str(archive), "bytes": archive.stat().st_size, **(digests or {})},
-        "options": manifest_options(cfg), "reviews": reviews,
-        "duplicates_dropped": reviews - len(frame),
-        "rows": {split: len(part) for split, part in parts.items()},
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    try:
-        _write_outputs(cfg, parts, manifest)
-    except OSError as exc:
-        raise SentibenchError(f"{cfg.data_dir}: cannot write the split files "
-                              f"({exc.strerror or exc})") from None
+    manifest = new_manifest(
+        "imdb", cfg.source, source_id, manifest_options(cfg), parts,
+        archive={"path": str(archive), "bytes": archive.stat().st_size, **(digests or {})},
+        reviews=reviews, duplicates_dropped=reviews - len(frame))
+    write_prepared(cfg.data_dir, parts, list(DEFAULT_LABEL_NAMES), manifest)
     dropped = f", {reviews - len(frame)} duplicates dropped" if cfg.dedupe else ""
-    print(f"Prepared {cfg.data_dir} ({cfg.split} split of {reviews:,} reviews{dropped}) "
-          f"in {time.perf_counter() - started:.1f} s")
-    print(summarize(parts))
+    report(cfg.data_dir, f"{cfg.split} split of {reviews:,} reviews{dropped}", parts,
+           list(DEFAULT_LABEL_NAMES), started)
     return manifest
-
-
-def ensure_prepared(data_dir: str | Path, source: str | None = None) -> Path:
-    """Prepare the reference split if a CSV is missing (used by ``bench``)."""
-    data_dir = Path(data_dir)
-    if not all((data_dir / name).is_file() for name in SPLIT_FILES.values()):
-        prepare(PrepareConfig(source=source, data_dir=data_dir))
-    return data_dir

@@ -6,6 +6,7 @@ through here, so the same checks and the same one-line errors apply to all of th
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +14,41 @@ import pandas as pd
 
 from ..errors import SentibenchError
 from ..fileio import sha256_file
-from .config import DataArgs
+from .config import DEFAULT_LABEL_NAMES, DataArgs
 
 SPLIT_FILES = {"train": "train.csv", "validation": "validation.csv", "test": "test.csv"}
 MANIFEST = "manifest.json"
+LABELS_FILE = "labels.json"
 
 
-def load_split(data_dir: Path, split: str, max_rows: int | None = None) -> pd.DataFrame:
-    """One prepared split as ``text`` (str) and ``label`` (0/1 int), validated row by row."""
+def dataset_name(data_dir: str | Path) -> str:
+    """The data set a directory was prepared from (its manifest's ``dataset``): ``imdb`` for
+    directories prepared before the name was recorded, ``custom`` without a manifest."""
+    try:
+        manifest = json.loads((Path(data_dir) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "custom"
+    return str(manifest.get("dataset", "imdb")) if isinstance(manifest, dict) else "custom"
+
+
+def read_label_names(data_dir: str | Path) -> list[str]:
+    """The name of each label id (``labels.json``), in id order."""
+    path = Path(data_dir) / LABELS_FILE
+    if not path.is_file():
+        return list(DEFAULT_LABEL_NAMES)
+    try:
+        names = json.loads(path.read_text(encoding="utf-8"))["names"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SentibenchError(f"{path}: not a labels file ({type(exc).__name__})") from None
+    if (not isinstance(names, list) or len(names) < 2 or len(set(names)) != len(names)
+            or not all(isinstance(n, str) and n for n in names)):
+        raise SentibenchError(f"{path}: 'names' must list two or more distinct label names")
+    return names
+
+
+def load_split(data_dir: Path, split: str, max_rows: int | None = None,
+               num_classes: int = 2) -> pd.DataFrame:
+    """One prepared split as ``text`` (str) and ``label`` (int id), validated row by row."""
     if split not in SPLIT_FILES:
         raise SentibenchError(f"unknown split {split!r}; expected train, validation or test")
     path = Path(data_dir) / SPLIT_FILES[split]
@@ -35,10 +63,12 @@ def load_split(data_dir: Path, split: str, max_rows: int | None = None) -> pd.Da
     missing = [col for col in ("text", "label") if col not in frame.columns]
     if missing:
         raise SentibenchError(f"{path}: missing column(s) {', '.join(missing)}")
-    bad = np.flatnonzero(~frame["label"].isin(["0", "1"]).to_numpy())
+    ids = [str(i) for i in range(num_classes)]
+    bad = np.flatnonzero(~frame["label"].isin(ids).to_numpy())
     if bad.size:
+        allowed = "0 or 1" if num_classes == 2 else f"an id from 0 to {num_classes - 1}"
         raise SentibenchError(f"{path}: row {bad[0] + 1}: label "
-                              f"{frame['label'].iat[bad[0]]!r} is not 0 or 1")
+                              f"{frame['label'].iat[bad[0]]!r} is not {allowed}")
     empty = np.flatnonzero((frame["text"].str.strip() == "").to_numpy())
     if empty.size:
         raise SentibenchError(f"{path}: row {empty[0] + 1}: empty text")
@@ -47,9 +77,10 @@ def load_split(data_dir: Path, split: str, max_rows: int | None = None) -> pd.Da
 
 def load_splits(data: DataArgs) -> dict[str, pd.DataFrame]:
     """train/validation/test, truncated to the first N rows as the --max-* flags ask."""
-    return {"train": load_split(data.data_dir, "train", data.max_train_samples),
-            "validation": load_split(data.data_dir, "validation", data.max_eval_samples),
-            "test": load_split(data.data_dir, "test", data.max_eval_samples)}
+    k = len(read_label_names(data.data_dir))
+    return {"train": load_split(data.data_dir, "train", data.max_train_samples, k),
+            "validation": load_split(data.data_dir, "validation", data.max_eval_samples, k),
+            "test": load_split(data.data_dir, "test", data.max_eval_samples, k)}
 
 
 def check_trainable(frames: dict[str, pd.DataFrame], data: DataArgs,
@@ -67,6 +98,16 @@ def check_trainable(frames: dict[str, pd.DataFrame], data: DataArgs,
     if batch_size is not None and len(train) < batch_size:
         raise SentibenchError(f"{where}: {len(train)} training rows is fewer than one batch "
                               f"of {batch_size} (--batch-size, --max-train-samples)")
+
+
+def class_weights(data: DataArgs, train: pd.DataFrame, num_classes: int
+                  ) -> list[float] | None:
+    """The per-class loss weights that ``--class-weights`` asks for (None: unweighted)."""
+    if data.class_weights == "none":
+        return None
+    from ..metrics import balanced_class_weights
+
+    return balanced_class_weights(train["label"].to_numpy(), num_classes)
 
 
 def data_checksums(data_dir: str | Path) -> dict[str, str]:

@@ -53,6 +53,24 @@ SPLIT_OVERHEAD_TOKENS = 64  # a micro-batch's fixed cost, in padded tokens (meas
 Checkpointer = Callable[[nn.Module, torch.optim.Optimizer, TrainState, History], None]
 
 
+def loss_denominator(labels: Sequence[torch.Tensor | int],
+                     class_weights: torch.Tensor | None) -> float:
+    """What a batch's summed loss is divided by: its rows, or the sum of their class
+    weights (a weighted mean, as ``cross_entropy(weight=...)`` takes it). Computed over the
+    whole batch, so micro-batches add up to the batch's gradient. Under torchrun each rank
+    divides by its own slice's weights (exact only when the slices' weights are equal)."""
+    if class_weights is None:
+        return float(len(labels))
+    return float(class_weights[torch.as_tensor([int(y) for y in labels])].sum())
+
+
+def batch_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None,
+               denominator: float) -> torch.Tensor:
+    """Summed (class-weighted) cross-entropy of some rows over the batch's denominator."""
+    return nn.functional.cross_entropy(logits, labels, weight=weights,
+                                       reduction="sum") / denominator
+
+
 class Engine:
     """Trains and evaluates one classifier on encoded splits.
 
@@ -64,7 +82,8 @@ class Engine:
     """
 
     def __init__(self, model: nn.Module, cfg: TrainConfig, max_length: int,
-                 log: Callable[[str], None] = tqdm.write) -> None:
+                 log: Callable[[str], None] = tqdm.write,
+                 class_weights: Sequence[float] | None = None) -> None:
         self.cfg = cfg
         device = resolve_device(cfg.device)
         self.dist = distributed.init_from_env(device.type)
@@ -84,6 +103,8 @@ class Engine:
         self.pad_to = max_length if getattr(model, "fixed_padding", False) else None
         self.multiple_of = 8 if device.type == "cuda" else 1
         self.amp_dtype = AMP_DTYPES[self.plan.precision]
+        self.class_weights = None if class_weights is None else \
+            torch.tensor(list(class_weights), dtype=torch.float32)
         self.history = History()
         self.checkpointer: Checkpointer | None = None
         self.stop_requested = False  # set by a signal handler: stop cleanly after this step
@@ -225,7 +246,7 @@ class Engine:
     def loss_and_accuracy(self, split: EncodedSplit, indices: Sequence[int]) -> tuple[float, float]:
         logits = self.predict_logits(split, indices)
         labels = split.labels[list(indices)]
-        loss = nn.functional.cross_entropy(logits, labels).item()
+        loss = nn.functional.cross_entropy(logits, labels, weight=self.class_weights).item()
         return loss, (logits.argmax(-1) == labels).float().mean().item()
 
     def evaluate(self, splits: dict[str, EncodedSplit]) -> dict[str, float]:
@@ -347,14 +368,16 @@ class Engine:
         """One optimizer step on one batch; its micro-batches add up the batch-mean loss's
         gradient (no model here couples the rows of a batch), DDP syncing on the last."""
         optimizer.zero_grad(set_to_none=True)
-        rows = sum(len(indices) for indices, _ in micro)
+        weights = None if self.class_weights is None else self.class_weights.to(self.device)
+        denominator = loss_denominator([split.labels[i] for rows, _ in micro for i in rows],
+                                       self.class_weights)
         total = torch.zeros((), device=self.device)
         ddp = isinstance(self.forward, nn.parallel.DistributedDataParallel)
         for i, (indices, tensors) in enumerate(micro):
             defer = ddp and i < len(micro) - 1
             with self.forward.no_sync() if defer else contextlib.nullcontext():  # type: ignore[operator]
                 logits, labels = self._split_logits(split, indices, tensors)
-                loss = nn.functional.cross_entropy(logits, labels, reduction="sum") / rows
+                loss = batch_loss(logits, labels, weights, denominator)
                 loss.backward()
             total += loss.detach()
         value = total.item()

@@ -15,7 +15,6 @@ if TYPE_CHECKING:
 
 TRAINABLE_LAYERS = ("all", "last_block", "last_layer")
 TOKEN_POSITIONS = ("first", "last", "last_padded")
-LABEL_NAMES = ("negative", "positive")  # label 0 and label 1 of the IMDb data
 
 
 def count_parameters(module: nn.Module) -> tuple[int, int]:

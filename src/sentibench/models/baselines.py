@@ -24,7 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from ..data.config import DataArgs
-from ..data.splits import check_trainable, load_splits
+from ..data.splits import check_trainable, class_weights, load_splits, read_label_names
 from ..errors import SentibenchError
 from ..fileio import atomic_path
 from ..results import (
@@ -46,7 +46,8 @@ class NBWeighting(BaseEstimator, TransformerMixin):
     """Scale each feature by its naive-Bayes log-count ratio (Wang & Manning's NBSVM idea).
 
     Features that are much more frequent in one class get larger weights, which a linear
-    model on TF-IDF alone learns only slowly; ``alpha`` smooths rare features.
+    model on TF-IDF alone learns only slowly; ``alpha`` smooths rare features. The ratio
+    compares two classes; with more than two, the features are left as they are.
     """
 
     def __init__(self, alpha: float = 1.0) -> None:
@@ -54,8 +55,9 @@ class NBWeighting(BaseEstimator, TransformerMixin):
 
     def fit(self, X, y):
         y = np.asarray(y)
-        if set(np.unique(y)) - {0, 1}:
-            raise SentibenchError("NBWeighting expects binary 0/1 labels")
+        if set(np.unique(y)) - {0, 1}:  # the ratio is defined for two classes: with more,
+            self.ratio_ = np.ones(X.shape[1])  # the features pass through unweighted
+            return self
         pos = np.asarray(X[y == 1].sum(axis=0)).ravel() + self.alpha
         neg = np.asarray(X[y == 0].sum(axis=0)).ravel() + self.alpha
         self.ratio_ = np.log((pos / pos.sum()) / (neg / neg.sum()))
@@ -195,22 +197,26 @@ def load_pipeline(run_dir: str | Path) -> Pipeline:
     return pipeline
 
 
-def class_probabilities(estimator: Any, inputs: Any) -> np.ndarray:
-    """``[n, 2]`` probabilities of labels 0 and 1 (a class unseen in training gets 0).
+def class_probabilities(estimator: Any, inputs: Any, num_classes: int | None = None
+                        ) -> np.ndarray:
+    """``[n, K]`` probabilities of labels ``0 .. K-1`` (a class unseen in training gets 0).
 
     ``estimator`` is a fitted pipeline (``inputs``: texts) or its final classifier
-    (``inputs``: the features the pipeline's earlier steps produced).
+    (``inputs``: the features the pipeline's earlier steps produced). ``num_classes``
+    defaults to one more than the largest class seen in training.
     """
     raw = estimator.predict_proba(inputs)
-    out = np.zeros((raw.shape[0], 2), dtype=np.float64)
+    k = num_classes or int(max(estimator.classes_)) + 1
+    out = np.zeros((raw.shape[0], k), dtype=np.float64)
     for column, label in enumerate(estimator.classes_):
         out[:, int(label)] = raw[:, column]
     return out
 
 
-def predict_proba(run_dir: str | Path, texts: Sequence[str]) -> np.ndarray:
-    """``[n, 2]`` class probabilities (negative, positive) from a saved baseline run."""
-    return class_probabilities(load_pipeline(run_dir), list(texts))
+def predict_proba(run_dir: str | Path, texts: Sequence[str], num_classes: int | None = None
+                  ) -> np.ndarray:
+    """``[n, K]`` class probabilities from a saved baseline run."""
+    return class_probabilities(load_pipeline(run_dir), list(texts), num_classes)
 
 
 def _features(pipeline: Pipeline, texts: list[str]) -> Any:
@@ -230,15 +236,19 @@ def _progress(message: str, t0: float, rows: int) -> None:
         print(f"[{time.perf_counter() - t0:6.1f} s] {message}", file=sys.stderr, flush=True)
 
 
-def _fit(name: str, frames: dict[str, pd.DataFrame]
-         ) -> tuple[Pipeline, dict[str, float], float, np.ndarray]:
-    """Fit on train; accuracy on every split; training seconds; test probabilities.
+def _fit(name: str, frames: dict[str, pd.DataFrame], num_classes: int = 2,
+         weights: list[float] | None = None
+         ) -> tuple[Pipeline, dict[str, np.ndarray], float, np.ndarray]:
+    """Fit on train; predicted ids of every split; training seconds; test probabilities.
 
     Fitting step by step is what ``Pipeline.fit`` does, but it keeps the transformed
-    training matrix, so train accuracy needs no second pass of the vectorizer; each
-    evaluation split is vectorized once for both its accuracy and (test) its probabilities.
+    training matrix, so train predictions need no second pass of the vectorizer; each
+    evaluation split is vectorized once for its predictions and (test) its probabilities.
     """
     pipeline = build_pipeline(name)
+    clf = pipeline.steps[-1][1]
+    if weights is not None and "class_weight" in clf.get_params():
+        clf.set_params(class_weight=dict(enumerate(weights)))
     y_train = frames["train"]["label"].to_numpy()
     t0 = time.perf_counter()
     features = frames["train"]["text"].tolist()
@@ -246,27 +256,30 @@ def _fit(name: str, frames: dict[str, pd.DataFrame]
         _progress(f"{name}: {step_name} ({type(step).__name__}) on {len(y_train):,} rows", t0,
                   len(y_train))
         features = step.fit_transform(features, y_train)
-    clf = pipeline.steps[-1][1]
     _progress(f"{name}: fitting {type(clf).__name__}", t0, len(y_train))
     clf.fit(features, y_train)
     train_seconds = time.perf_counter() - t0
     _progress(f"{name}: fitted; scoring the splits", t0, len(y_train))
-    accuracy = {"train": float((clf.predict(features) == y_train).mean())}
-    test_probs = np.zeros((0, 2))
+    predicted = {"train": clf.predict(features)}
+    test_probs = np.zeros((0, num_classes))
     for split, frame in frames.items():
         if split == "train":
             continue
         features = _features(pipeline, frame["text"].tolist())
-        accuracy[split] = float((clf.predict(features) == frame["label"].to_numpy()).mean())
         if split == "test":
-            test_probs = class_probabilities(clf, features)
-    return pipeline, accuracy, train_seconds, test_probs
+            test_probs = class_probabilities(clf, features, num_classes)
+            predicted[split] = test_probs.argmax(-1)
+        else:
+            predicted[split] = clf.predict(features)
+    return pipeline, predicted, train_seconds, test_probs
 
 
 def fit_and_score(name: str, frames: dict[str, pd.DataFrame]
                   ) -> tuple[Pipeline, dict[str, float], float]:
     """Fit on train; accuracy on every split; training seconds."""
-    pipeline, accuracy, train_seconds, _ = _fit(name, frames)
+    pipeline, predicted, train_seconds, _ = _fit(name, frames)
+    accuracy = {split: float((predicted[split] == frame["label"].to_numpy()).mean())
+                for split, frame in frames.items()}
     return pipeline, accuracy, train_seconds
 
 
@@ -282,15 +295,20 @@ def run_baseline(name: str, data: DataArgs, run: RunArgs,
     check_trainable(frames, data)
     with run_directory(Path(run.out or default_run_dir(name)),
                        overwrite=run.overwrite) as run_dir:
-        pipeline, accuracy, train_seconds, test_probs = _fit(name, frames)
+        names = read_label_names(data.data_dir)
+        weights = class_weights(data, frames["train"], len(names))
+        pipeline, predicted, train_seconds, test_probs = _fit(name, frames, len(names),
+                                                              weights)
         save_pipeline(pipeline, run_dir)
         clf = pipeline.steps[-1][1]
         params = int(np.size(clf.coef_) + np.size(clf.intercept_)) \
             if hasattr(clf, "coef_") else 0
+        scored = {split: (frame["label"].to_numpy(), predicted[split])
+                  for split, frame in frames.items()}
         result = run_result(
-            name, KIND, run, data, {split: len(frame) for split, frame in frames.items()},
-            accuracy, (train_seconds, time.perf_counter() - t0),
-            {"pipeline": _describe(pipeline)}, "cpu", (params, params), started)
+            name, KIND, run, data, names, scored, (train_seconds, time.perf_counter() - t0),
+            {"pipeline": _describe(pipeline), "class_weights": weights}, "cpu",
+            (params, params), started)
         save_run_files(run_dir, result, frames["test"]["label"].to_numpy(), test_probs)
     return result
 

@@ -1,9 +1,9 @@
 """Hugging Face encoder classifiers: the model side of the reference's ``train_bert_hf.py``.
 
 Any checkpoint that ``AutoModelForSequenceClassification`` supports (BERT, DistilBERT, RoBERTa,
-DeBERTa-v2/v3, ModernBERT, ...) is wrapped in :class:`HFClassifier` with a fresh 2-way head
-labelled negative/positive; nothing here branches on model names. :func:`set_trainable` reads
-the groups from the module tree:
+DeBERTa-v2/v3, ModernBERT, ...) is wrapped in :class:`HFClassifier` with a fresh head, one
+output per class, labelled with the data's class names; nothing here branches on model names.
+:func:`set_trainable` reads the groups from the module tree:
 
 * ``last_layer``: the classification head, i.e. every parameter outside the backbone
   (``model.base_model_prefix``): BERT ``classifier``; DistilBERT ``pre_classifier`` +
@@ -35,13 +35,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..data.config import DEFAULT_LABEL_NAMES
 from ..errors import SentibenchError
 from ..fileio import atomic_write_json, usual_mode
-from . import LABEL_NAMES, TRAINABLE_LAYERS
+from . import TRAINABLE_LAYERS
 from .hf_errors import describe_loading, hf_errors, quiet_transformers
 
-ID2LABEL = dict(enumerate(LABEL_NAMES))
-LABEL2ID = {label: index for index, label in ID2LABEL.items()}
 META_FILE = "sentibench_encoder.json"
 _UNLIMITED = 1_000_000  # tokenizers without a length limit report about 1e30
 
@@ -222,7 +221,8 @@ def local_minilm_dir() -> Path | None:
 
 
 def build_hf_classifier(checkpoint: str | os.PathLike[str], *, use_attention_mask: bool = True,
-                        seed: int | None = 123) -> tuple[HFClassifier, HFTokenizer]:
+                        seed: int | None = 123, labels: Sequence[str] = DEFAULT_LABEL_NAMES
+                        ) -> tuple[HFClassifier, HFTokenizer]:
     """A pretrained encoder from a local directory or a Hub id, with a new 2-way head.
 
     Hub ids go through the standard Hugging Face cache (``HF_HOME``), so they load offline with
@@ -238,8 +238,9 @@ def build_hf_classifier(checkpoint: str | os.PathLike[str], *, use_attention_mas
 
     source = _resolve_source(os.fspath(checkpoint))
     with hf_errors(source, "configuration"):
-        config = AutoConfig.from_pretrained(source, num_labels=2, id2label=dict(ID2LABEL),
-                                            label2id=dict(LABEL2ID), trust_remote_code=False)
+        config = AutoConfig.from_pretrained(
+            source, num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={name: i for i, name in enumerate(labels)}, trust_remote_code=False)
     if type(config) not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING:
         raise SentibenchError(f"{source} is a {config.model_type!r} model, which transformers "
                               "has no sequence-classification class for")
@@ -344,7 +345,7 @@ def save_hf_classifier(model: nn.Module, tokenizer: HFTokenizer,
     """Write the model (safetensors), tokenizer and a small sidecar into ``directory``.
 
     The result is a standard Hugging Face directory: ``transformers.pipeline(
-    "text-classification", model=directory)`` labels text negative/positive (it always passes an
+    "text-classification", model=directory)`` labels text with the class names (it always passes an
     attention mask). Other files in ``directory`` are left alone; ``config.json`` is removed first
     and written last, so an interrupted save leaves a directory that loaders refuse.
     """
@@ -390,8 +391,8 @@ def load_hf_classifier(directory: str | os.PathLike[str]) -> tuple[HFClassifier,
     with hf_errors(str(path), "weights"):
         hf_model = AutoModelForSequenceClassification.from_pretrained(
             str(path), dtype=torch.float32, trust_remote_code=False)
-    if hf_model.config.num_labels != 2:
-        raise SentibenchError(f"{path}: the classifier has {hf_model.config.num_labels} labels, "
-                              "expected 2 (negative, positive)")
+    if hf_model.config.num_labels < 2:
+        raise SentibenchError(f"{path}: the classifier has {hf_model.config.num_labels} "
+                              "labels, expected two or more")
     return HFClassifier(hf_model, pad_id=tokenizer.pad_id,
                         use_attention_mask=bool(meta.get("use_attention_mask", True))), tokenizer

@@ -90,7 +90,7 @@ def describe_loading(backbone: str, info: dict[str, list]) -> str:
     """One line on what was new or left out when the weights were loaded: the fresh head is
     expected; weights missing from the backbone, or unused, are worth a warning."""
     def names(keys: list) -> str:
-        keys = [k if isinstance(k, str) else k[0] for k in keys]
+        keys = sorted(k if isinstance(k, str) else k[0] for k in keys)
         return ", ".join(keys[:4]) + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
 
     missing = list(info.get("missing_keys", []))

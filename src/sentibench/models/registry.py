@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..data.config import DEFAULT_LABEL_NAMES
 from ..errors import SentibenchError
 from ..options import option, validate
 from . import TOKEN_POSITIONS, TRAINABLE_LAYERS
@@ -100,7 +101,12 @@ class ModelSpec:
     checkpoint: str | None
     summary: str
     defaults: dict[str, Any] = field(default_factory=dict)
-    reference: ReferenceRow | None = None
+    reference: ReferenceRow | None = None  # on IMDb, the reference experiment's figures
+    other_references: dict[str, ReferenceRow] = field(default_factory=dict)  # by data set
+
+    def reference_for(self, dataset: str) -> ReferenceRow | None:
+        """Published figures for this model on ``dataset`` (``imdb``, ``sms-spam``...)."""
+        return {"imdb": self.reference, **self.other_references}.get(dataset)
 
 
 @dataclass
@@ -133,7 +139,8 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
               reference=_ref(8, "-", 0.8885)),
     ModelSpec("logreg-tfidf", "sklearn", None, "word 1-2-gram TF-IDF, NB-weighted, + LogReg"),
     ModelSpec("gpt2-small", "gpt2", "gpt2-small (124M)", "GPT-2 124M, own implementation",
-              dict(_GPT), _ref(1, "124M", 0.9188, 9.48)),
+              dict(_GPT), _ref(1, "124M", 0.9188, 9.48),
+              {"sms-spam": _ref(1, "124M", 0.9567)}),  # the book's ch06: 97.21 / 97.32 train/val
     ModelSpec("gpt2-medium", "gpt2", "gpt2-medium (355M)", "GPT-2 355M", dict(_GPT)),
     ModelSpec("gpt2-large", "gpt2", "gpt2-large (774M)", "GPT-2 774M", dict(_GPT)),
     ModelSpec("gpt2-xl", "gpt2", "gpt2-xl (1558M)", "GPT-2 1558M", dict(_GPT)),
@@ -185,8 +192,9 @@ def gpt_checkpoint(model_size: str) -> str:
     return model_size
 
 
-def build_gpt2(args: GPTArgs, seed: int) -> BuiltModel:
-    """The reference's GPT-2 classifier: new 2-way head, reference freezing."""
+def build_gpt2(args: GPTArgs, seed: int, labels: list[str] | None = None) -> BuiltModel:
+    """The reference's GPT-2 classifier: a new head with one output per class, reference
+    freezing."""
     import torch
 
     from . import gpt2, gpt2_classifier
@@ -196,7 +204,8 @@ def build_gpt2(args: GPTArgs, seed: int) -> BuiltModel:
     backbone = gpt2.from_pretrained(source, weights=args.weights)
     tokenizer = gpt2.load_tokenizer(source)
     model = gpt2_classifier.GPT2Classifier(
-        backbone, num_classes=2, pooling=args.trainable_token_pos,
+        backbone, num_classes=len(labels or DEFAULT_LABEL_NAMES),
+        pooling=args.trainable_token_pos,
         average=args.average_embeddings, seed=seed)
     model.set_trainable(args.trainable_layers)
     limit = backbone.config.context_length
@@ -210,15 +219,17 @@ def build_gpt2(args: GPTArgs, seed: int) -> BuiltModel:
                       {"checkpoint": source, **vars(args)})
 
 
-def build_hf(args: HFArgs, seed: int) -> BuiltModel:
-    """A Hugging Face encoder with a fresh 2-way head; layers frozen generically."""
+def build_hf(args: HFArgs, seed: int, labels: list[str] | None = None) -> BuiltModel:
+    """A Hugging Face encoder with a fresh head named by the classes; layers frozen
+    generically."""
     from . import encoders
 
     spec = MODELS.get(args.model)
     checkpoint = spec.checkpoint if spec and spec.family == "hf" else args.model
     source = resolve_checkpoint(checkpoint or args.model)
     model, tokenizer = encoders.build_hf_classifier(
-        source, use_attention_mask=args.use_attention_mask, seed=seed)
+        source, use_attention_mask=args.use_attention_mask, seed=seed,
+        labels=labels or DEFAULT_LABEL_NAMES)
     encoders.set_trainable(model, args.trainable_layers)
     limit = int(getattr(model.config, "max_position_embeddings", args.max_length) or 0)
     limit = min(limit, 8192) if limit > 0 else args.max_length
@@ -259,15 +270,16 @@ def _load_hf(run_dir: Path) -> tuple[nn.Module, Any]:
     return encoders.load_hf_classifier(run_dir)
 
 
-def _baseline_proba(run_dir: Path, texts: list[str], device: str, max_length: int
-                    ) -> np.ndarray:
+def _baseline_proba(run_dir: Path, texts: list[str], device: str, max_length: int,
+                    num_classes: int) -> np.ndarray:
     from .baselines import predict_proba
 
-    return predict_proba(run_dir, texts)
+    return predict_proba(run_dir, texts, num_classes)
 
 
 def _neural_proba(load: Callable[[Path], tuple[nn.Module, Any]]) -> Callable[..., np.ndarray]:
-    def proba(run_dir: Path, texts: list[str], device: str, max_length: int) -> np.ndarray:
+    def proba(run_dir: Path, texts: list[str], device: str, max_length: int,
+              num_classes: int) -> np.ndarray:
         from ..engine.inference import class_probabilities
 
         model, tokenizer = load(run_dir)
@@ -293,8 +305,8 @@ class Family:
     model_field: str | None
     engine: bool
     run: Callable[..., RunResult]
-    predict_proba: Callable[[Path, list[str], str, int], np.ndarray]
-    build: Callable[[Any, int], BuiltModel] | None = None
+    predict_proba: Callable[[Path, list[str], str, int, int], np.ndarray]
+    build: Callable[..., BuiltModel] | None = None  # (model args, seed, label names)
     train_defaults: dict[str, Any] = field(default_factory=dict)
     command: str = ""
     summary: str = ""

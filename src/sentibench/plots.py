@@ -1,0 +1,121 @@
+"""The report's figures: test accuracy against training time, and the loss curves.
+
+Built from a bench's rows alone (see :mod:`sentibench.report`); PNG files are written
+without a timestamp, so the same results give the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+
+from .fileio import atomic_path
+
+if TYPE_CHECKING:
+    from .report import Row
+
+ACCURACY_PLOT = "accuracy_vs_time.png"
+LOSS_PLOT = "loss_curves.png"
+# Runs that train in ~0 s (the dummy) still need a point on a log axis.
+MIN_PLOT_SECONDS = 0.1
+
+
+def _save(fig: Figure, path: Path) -> None:
+    # format is explicit: atomic_path's temporary name ends in .tmp, not .png.
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, metadata={"Software": None})
+
+
+def _draw_run(ax: Any, row: Row) -> list[float]:
+    """One run's point, label, and its reference point; returns the x values drawn."""
+    res = row.result
+    x, y = max(float(res.train_seconds), MIN_PLOT_SECONDS), res.accuracy["test"] * 100
+    label = row.name if x == res.train_seconds else f"{row.name} (<{MIN_PLOT_SECONDS:g} s)"
+    ax.scatter([x], [y], marker="o", s=50, color="tab:blue", zorder=3)
+    ax.annotate(label, (x, y), xytext=(6, 4), textcoords="offset points", fontsize=9)
+    ref = row.reference
+    if ref is None or ref.train_minutes is None:
+        return [x]
+    rx, ry = ref.train_minutes * 60, ref.test_accuracy * 100
+    # Hollow, so a reference point on top of ours leaves both visible.
+    ax.scatter([rx], [ry], marker="^", s=90, facecolors="none", edgecolors="tab:orange",
+               linewidths=1.5, zorder=4)
+    ax.plot([x, rx], [y, ry], ls=":", lw=1.2, color="grey", zorder=2)
+    return [x, rx]
+
+
+def _log_limits(xs: Sequence[float]) -> tuple[float, float]:
+    """Room for labels right of the last point, and at least a decade for one point."""
+    if not xs:
+        return MIN_PLOT_SECONDS, 1e4
+    lo, hi = min(xs), max(xs)
+    span = math.log10(hi / lo)
+    pad = 1.0 if span < 1 else max(0.3, 0.15 * span)
+    return lo / 10**pad, hi * 10**pad
+
+
+def plot_accuracy_vs_time(rows: Sequence[Row], path: Path) -> Path:
+    """Test accuracy against training time (log x), ours beside the reference's points."""
+    fig = Figure(figsize=(9, 6), layout="constrained")
+    ax = fig.add_subplot()
+    xs = [x for row in rows if row.result is not None for x in _draw_run(ax, row)]
+    ax.scatter([], [], marker="o", color="tab:blue", label="this bench")
+    ax.scatter([], [], marker="^", facecolors="none", edgecolors="tab:orange",
+               label="reference (its README)")
+    ax.plot([], [], ls=":", color="grey", label="same model: bench to reference")
+    ax.axhline(50, color="grey", lw=0.8, ls="--", label="chance (50 %)")
+    ax.set_xscale("log")
+    ax.margins(y=0.08)
+    ax.set_autoscalex_on(False)  # limits are ours: autoscaling one point on log x warns
+    ax.set_xlim(*_log_limits(xs))
+    if not xs:
+        ax.text(0.5, 0.6, "no finished runs", transform=ax.transAxes, ha="center", fontsize=14)
+        ax.set_ylim(40, 100)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("training time (s, log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("IMDb test accuracy vs training time")
+    ax.grid(True, which="both", alpha=0.3)
+    # Outside the axes so it can never hide a point.
+    fig.legend(loc="outside lower center", ncols=4, fontsize=9)
+    _save(fig, path)
+    return path
+
+
+def plot_loss_curves(rows: Sequence[Row], path: Path) -> Path | None:
+    """One subplot per run with a loss history; None (nothing written) when there is none."""
+    curves = [r for r in rows if r.result is not None and r.result.history.get("train_loss")]
+    if not curves:
+        return None
+    ncols = min(3, len(curves))
+    nrows = math.ceil(len(curves) / ncols)
+    fig = Figure(figsize=(max(7, 5 * ncols), 3.8 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, row in zip(axes, curves, strict=False):
+        hist = row.result.history
+        train, val = hist.get("train_loss", []), hist.get("val_loss", [])
+        steps = hist.get("steps") or list(range(1, len(train) + 1))
+        ax.set_xlabel("optimizer step" if hist.get("steps") else "evaluation number")
+        ax.plot(steps[:len(train)], train, marker="o", ms=3, label="train loss")
+        if val:
+            ax.plot(steps[:len(val)], val, marker="s", ms=3, ls="--", label="validation loss")
+        ax.set_title(row.name)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(set(steps)) == 1:  # one evaluation: an x range of steps, not of fractions
+            ax.set_xlim(steps[0] - 1, steps[0] + 1)
+        ax.set_ylabel("cross-entropy loss")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    for ax in axes[len(curves):]:
+        ax.set_visible(False)
+    fig.suptitle("Train and validation loss during training (a few batches per point)")
+    _save(fig, path)
+    return path
+
+
