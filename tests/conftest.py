@@ -53,6 +53,13 @@ def imdb_archive() -> Path:
 
 
 @pytest.fixture(scope="session")
+def sms_spam_file() -> Path:
+    """The SMS Spam Collection, byte for byte the UCI zip's ``SMSSpamCollection``."""
+    return require(shared_data_dir() / "sms-spam" / "SMSSpamCollection",
+                   "the SMS Spam Collection")
+
+
+@pytest.fixture(scope="session")
 def gpt2_bpe_dir() -> Path:
     return require(shared_data_dir() / "gpt2-tokenizer", "GPT-2's BPE files")
 

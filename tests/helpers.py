@@ -263,3 +263,39 @@ def synthetic_csvs(directory: Path, rows: tuple[int, int, int] = (320, 60, 100),
         pd.DataFrame({"text": texts, "label": labels}).to_csv(directory / f"{split}.csv",
                                                               index=False)
     return directory
+
+
+def write_tiny_encoder_dir(directory: Path, arch: str, words: list[str]) -> Path:
+    """A 'pretrained' tiny encoder of ``arch`` (random weights, no head) in the Hub layout,
+    with an uncased WordPiece vocabulary of ``words`` (every family reads it as a BERT
+    tokenizer; ids 0-4 are the special tokens)."""
+    import json
+
+    from transformers import AutoModel
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
+    assert len(vocab) <= ENCODER_VOCAB
+    directory.mkdir(parents=True)
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    (directory / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "BertTokenizer", "do_lower_case": True, "model_max_length": 64,
+         "pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]",
+         "sep_token": "[SEP]", "mask_token": "[MASK]"}))
+    _wordpiece_json(vocab).save(str(directory / "tokenizer.json"))  # the backend, built here
+    torch.manual_seed(1)
+    AutoModel.from_config(tiny_encoder_config(arch)).save_pretrained(directory)
+    return directory
+
+
+def _wordpiece_json(vocab: list[str]):
+    """A BERT-style ``tokenizers`` WordPiece tokenizer over ``vocab`` ([CLS] text [SEP])."""
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordPiece
+
+    tokenizer = Tokenizer(WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", vocab.index("[CLS]")), ("[SEP]", vocab.index("[SEP]"))])
+    return tokenizer

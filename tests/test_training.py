@@ -211,3 +211,47 @@ def test_evaluation_scores_each_row_once_per_set_of_weights():
     engine.fit(synthetic_split(16, 1), synthetic_split(8, 2))  # fused steps: no version bump
     fresh, _ = quiet_engine(model)
     assert torch.equal(engine.predict_logits(split), fresh.predict_logits(split))
+
+
+def test_class_weighted_loss_equals_a_hand_computation():
+    from sentibench.engine.training import batch_loss, loss_denominator
+
+    logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [-1.0, 3.0, 0.0],
+                           [0.0, 0.0, 0.0]])
+    labels = torch.tensor([0, 2, 1, 2])
+    weights = torch.tensor([0.5, 2.0, 1.5])
+    log_p = torch.log_softmax(logits, -1)
+    hand = -sum(weights[y] * log_p[i, y] for i, y in enumerate(labels.tolist()))
+    hand /= weights[labels].sum()
+    denominator = loss_denominator(labels.tolist(), weights)
+    torch.testing.assert_close(batch_loss(logits, labels, weights, denominator), hand)
+    # micro-batches of the same batch add up to it (the denominator is the whole batch's)
+    parts = batch_loss(logits[:3], labels[:3], weights, denominator) + \
+        batch_loss(logits[3:], labels[3:], weights, denominator)
+    torch.testing.assert_close(parts, hand)
+    # unweighted: the plain batch mean
+    torch.testing.assert_close(batch_loss(logits, labels, None, loss_denominator(labels, None)),
+                               torch.nn.functional.cross_entropy(logits, labels))
+
+
+def test_balanced_class_weights_follow_the_training_label_counts(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from sentibench.cli import main
+    from sentibench.metrics import balanced_class_weights
+
+    data = tmp_path / "data"
+    data.mkdir()
+    counts = {"train": (30, 10), "validation": (6, 4), "test": (6, 4)}
+    for split, (neg, pos) in counts.items():
+        rows = [(f"dull {i}", 0) for i in range(neg)] + [(f"fine {i}", 1) for i in range(pos)]
+        pd.DataFrame(rows, columns=["text", "label"]).to_csv(data / f"{split}.csv", index=False)
+    assert balanced_class_weights([0] * 30 + [1] * 10, 2) == [40 / 60, 40 / 20]
+    assert main(["train-logreg", "--data-dir", str(data), "--class-weights", "balanced",
+                 "--out", str(tmp_path / "lr")]) == 0
+    recorded = json.loads((tmp_path / "lr" / "results.json").read_text())["config"]
+    assert recorded["class_weights"] == [40 / 60, 40 / 20]
+    assert recorded["data"]["class_weights"] == "balanced"
+    assert "class_weight={0: 0.666" in recorded["pipeline"]["clf"]

@@ -49,7 +49,7 @@ def read_table(path: Path) -> pd.DataFrame:
             return pd.read_parquet(path)
         text = _decoded(path)
         if kind == "jsonl":
-            return pd.DataFrame([json.loads(line) for line in text.splitlines()
+            return pd.DataFrame([json.loads(line) for line in text.split("\n")
                                  if line.strip()])
         return pd.read_csv(io.StringIO(text), sep="\t" if kind == "tsv" else ",", dtype=str,
                            keep_default_na=False, na_filter=False)
@@ -73,9 +73,9 @@ def columns(frame: pd.DataFrame, path: Path | str, cfg: PrepareConfig) -> pd.Dat
         row = int(empty.to_numpy().nonzero()[0][0]) + 1
         raise SentibenchError(f"{path}: row {row}: empty text (--drop-empty skips such rows)")
     labels = frame[cfg.label_column]
-    if labels.isna().any() or (labels.astype(str).str.strip() == "").any():
-        row = int((labels.isna() | (labels.astype(str).str.strip() == "")).to_numpy()
-                  .nonzero()[0][0]) + 1
+    unlabelled = (labels.isna() | (labels.astype(str).str.strip() == "")) & ~empty
+    if unlabelled.any():  # rows that --drop-empty skips need no label
+        row = int(unlabelled.to_numpy().nonzero()[0][0]) + 1
         raise SentibenchError(f"{path}: row {row}: no label")
     keep = ~empty
     return pd.DataFrame({"text": text[keep].astype(str).to_numpy(),
@@ -86,7 +86,7 @@ def label_names(values: list[str]) -> list[str]:
     """Sorted label names: numerically when every label is an integer, else as text."""
     unique = set(values)
     if all(v.lstrip("-").isdigit() for v in unique):
-        return [str(v) for v in sorted(int(v) for v in unique)]
+        return sorted(unique, key=lambda v: (int(v), v))  # "01" and "1" stay distinct
     return sorted(unique)
 
 
@@ -138,8 +138,9 @@ def _split(tables: dict[str, pd.DataFrame], cfg: PrepareConfig) -> dict[str, pd.
     share /= fractions[0] + share
     cut = _cut(tables["train"], (1 - share, share, 0.0), cfg.seed, cfg.stratify)
     given = "test" if absent == "validation" else "validation"
-    return {"train": cut["train"], given: tables[given],
-            absent: pd.concat([cut["validation"], cut["test"]]).reset_index(drop=True)}
+    parts = {"train": cut["train"], given: tables[given],
+             absent: pd.concat([cut["validation"], cut["test"]]).reset_index(drop=True)}
+    return {s: parts[s] for s in ("train", "validation", "test")}  # the summary's order
 
 
 def prepare_files(cfg: PrepareConfig) -> dict:

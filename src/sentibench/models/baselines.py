@@ -236,7 +236,7 @@ def _progress(message: str, t0: float, rows: int) -> None:
         print(f"[{time.perf_counter() - t0:6.1f} s] {message}", file=sys.stderr, flush=True)
 
 
-def _fit(name: str, frames: dict[str, pd.DataFrame], num_classes: int = 2,
+def _fit(name: str, frames: dict[str, pd.DataFrame], num_classes: int | None = None,
          weights: list[float] | None = None
          ) -> tuple[Pipeline, dict[str, np.ndarray], float, np.ndarray]:
     """Fit on train; predicted ids of every split; training seconds; test probabilities.
@@ -250,6 +250,7 @@ def _fit(name: str, frames: dict[str, pd.DataFrame], num_classes: int = 2,
     if weights is not None and "class_weight" in clf.get_params():
         clf.set_params(class_weight=dict(enumerate(weights)))
     y_train = frames["train"]["label"].to_numpy()
+    num_classes = num_classes or int(y_train.max()) + 1
     t0 = time.perf_counter()
     features = frames["train"]["text"].tolist()
     for step_name, step in pipeline.steps[:-1]:

@@ -233,6 +233,8 @@ def build_hf(args: HFArgs, seed: int, labels: list[str] | None = None) -> BuiltM
     encoders.set_trainable(model, args.trainable_layers)
     limit = int(getattr(model.config, "max_position_embeddings", args.max_length) or 0)
     limit = min(limit, 8192) if limit > 0 else args.max_length
+    if tokenizer.model_max_length and tokenizer.model_max_length < limit:  # RoBERTa: 514 vs 512
+        limit = tokenizer.model_max_length
     return BuiltModel(model, tokenizer, args.max_length, limit,
                       lambda d: encoders.save_hf_classifier(model, tokenizer, d),
                       {"checkpoint": source, **vars(args)})
