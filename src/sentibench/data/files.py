@@ -34,6 +34,18 @@ def _decoded(path: Path) -> str:
                               f"{raw[exc.start]:#04x})") from None
 
 
+def _json_lines(text: str, path: Path) -> list[dict]:
+    records = []
+    for number, line in enumerate(text.split("\n"), 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except ValueError as exc:
+                raise SentibenchError(f"{path}: line {number}: not a JSON record "
+                                      f"({exc.msg})") from None
+    return records
+
+
 def read_table(path: Path) -> pd.DataFrame:
     """A file as a table of strings, by its extension; one-line errors for bad files."""
     kind = READERS.get(path.suffix.lower())
@@ -49,8 +61,7 @@ def read_table(path: Path) -> pd.DataFrame:
             return pd.read_parquet(path)
         text = _decoded(path)
         if kind == "jsonl":
-            return pd.DataFrame([json.loads(line) for line in text.split("\n")
-                                 if line.strip()])
+            return pd.DataFrame(_json_lines(text, path))
         return pd.read_csv(io.StringIO(text), sep="\t" if kind == "tsv" else ",", dtype=str,
                            keep_default_na=False, na_filter=False)
     except SentibenchError:
@@ -105,7 +116,7 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
 def _cut(frame: pd.DataFrame, fractions: tuple[float, float, float], seed: int,
          stratify: bool) -> dict[str, pd.DataFrame]:
     if stratify:
-        return stratified_split(frame, fractions[:2], seed)
+        return stratified_split(frame, fractions[:2], seed, column="raw")
     shuffled = frame.sample(frac=1, random_state=seed).reset_index(drop=True)
     a = int(len(shuffled) * fractions[0])
     b = a + int(len(shuffled) * fractions[1])

@@ -71,14 +71,14 @@ def cut(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
             "test": frame[val_end:].reset_index(drop=True)}
 
 
-def stratified_split(frame: pd.DataFrame, fractions: tuple[float, float], seed: int
-                     ) -> dict[str, pd.DataFrame]:
+def stratified_split(frame: pd.DataFrame, fractions: tuple[float, float], seed: int,
+                     column: str = "label") -> dict[str, pd.DataFrame]:
     """Each class cut in the same proportions (``int()`` per class), then each split
     shuffled: every split keeps the overall class balance."""
     rng = np.random.RandomState(seed)
     parts: dict[str, list[pd.DataFrame]] = {"train": [], "validation": [], "test": []}
-    for label in sorted(frame["label"].unique()):
-        rows = frame[frame["label"] == label]
+    for label in sorted(frame[column].unique()):
+        rows = frame[frame[column] == label]
         rows = rows.take(rng.permutation(len(rows)))
         a = int(len(rows) * fractions[0])
         b = a + int(len(rows) * fractions[1])
@@ -103,9 +103,10 @@ def _member_bytes(path: Path) -> bytes:
     return data
 
 
-def _download() -> Path:
+def _download(url: str | None) -> Path:
+    """The given URL, else the UCI archive, else the book's backup copy."""
     errors = []
-    for url in URLS:
+    for url in (url,) if url else URLS:
         try:
             return fetch(url)[0]
         except SentibenchError as exc:
@@ -121,12 +122,13 @@ def prepare_sms_spam(cfg: PrepareConfig) -> dict:
     if path is not None and not path.is_file():
         raise SentibenchError(f"{path}: not found (--source)")
     options = {"balance": cfg.balance, "seed": SEED, "fractions": list(FRACTIONS)}
-    source_id = {"sha256": file_digests(path)["sha256"]} if path else {"urls": list(URLS)}
+    source_id = {"sha256": file_digests(path)["sha256"]} if path else \
+        {"urls": [cfg.source] if cfg.source else list(URLS)}
     if not cfg.force and up_to_date(cfg.data_dir, source_id, options):
         print(f"{cfg.data_dir}: up to date ({MANIFEST} matches the input and options; use "
               "--force to rebuild)")
         return read_manifest(cfg.data_dir) or {}
-    path = path or _download()
+    path = path or _download(cfg.source if cfg.source and is_url(cfg.source) else None)
     frame = read_collection(_member_bytes(path), str(path))
     parts = book_split(frame) if cfg.balance == "book" else \
         stratified_split(frame, FRACTIONS, SEED)

@@ -247,6 +247,9 @@ def _fit(name: str, frames: dict[str, pd.DataFrame], num_classes: int | None = N
     """
     pipeline = build_pipeline(name)
     clf = pipeline.steps[-1][1]
+    if num_classes is not None and num_classes > 2 and clf.get_params().get("solver") \
+            == "liblinear":  # liblinear fits two classes only: multinomial lbfgs instead
+        clf.set_params(solver="lbfgs")
     if weights is not None and "class_weight" in clf.get_params():
         clf.set_params(class_weight=dict(enumerate(weights)))
     y_train = frames["train"]["label"].to_numpy()
