@@ -103,10 +103,10 @@ def _member_bytes(path: Path) -> bytes:
     return data
 
 
-def _download(url: str | None) -> Path:
+def _download(given: str | None) -> Path:
     """The given URL, else the UCI archive, else the book's backup copy."""
     errors = []
-    for url in (url,) if url else URLS:
+    for url in (given,) if given else URLS:
         try:
             return fetch(url)[0]
         except SentibenchError as exc:
