@@ -187,3 +187,13 @@ def test_a_bench_takes_a_fixed_plan_for_rows_that_have_not_finished(tmp_path, ca
     assert main([*base, "--set", "logreg.max_train_samples=30",
                  "--set", "dummy.max_train_samples=20"]) == 2  # a finished row: no
     assert "finished rows dummy differ" in capsys.readouterr().err
+
+
+def test_models_from_a_preset_keep_the_presets_settings():
+    rows = {e.name: e.settings for e in plan("spam", ["dummy", "minilm", "gpt2-small"], {})}
+    assert rows["minilm"]["num_epochs"] == 3 and rows["minilm"]["max_length"] == 128
+    book = rows["gpt2-small"]
+    assert book["num_epochs"] == 5 and book["trainable_token_pos"] == "last_padded"
+    assert book["context_length"] == "longest_training_example" and book["eval_iter"] == 5
+    assert plan("quick", ["minilm"], {})[0].settings["max_train_samples"] == 2000
+    assert "max_train_samples" not in plan("reference", ["minilm"], {})[0].settings

@@ -127,7 +127,8 @@ def plan(preset: str, models: list[str] | None,
     """Resolve names, defaults and overrides into a checked list of experiments."""
     if preset not in PRESETS:
         raise SentibenchError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-    rows = PRESETS[preset] if models is None else [(m, {}) for m in models]
+    preset_rows = dict(PRESETS[preset])  # --models keeps a preset row's own settings
+    rows = PRESETS[preset] if models is None else [(m, preset_rows.get(m, {})) for m in models]
     names = [row_name(model) for model, _ in rows]
     if len(set(names)) != len(names):
         raise SentibenchError(f"--models lists a model (or two paths with the same final "
