@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .data.config import DataArgs
-from .engine.config import TrainConfig, check_device
+from .engine.config import DEFAULT_SEED, TrainConfig, check_device
 from .errors import SentibenchError
 from .fileio import atomic_write_json
 from .models.registry import MODELS, get_family, spec_for
@@ -70,6 +70,7 @@ class Experiment:
     model: str
     family: str
     settings: dict[str, Any] = field(default_factory=dict)
+    group: str | None = None  # the row's name when it is one of several seeds
 
 
 def allowed_settings(family: str) -> dict[str, Opt]:
@@ -122,9 +123,10 @@ def load_override_file(path: Path) -> dict[str, dict[str, Any]]:
     return raw
 
 
-def plan(preset: str, models: list[str] | None,
-         overrides: dict[str, dict[str, Any]]) -> list[Experiment]:
-    """Resolve names, defaults and overrides into a checked list of experiments."""
+def plan(preset: str, models: list[str] | None, overrides: dict[str, dict[str, Any]],
+         seeds: list[int] | None = None) -> list[Experiment]:
+    """Resolve names, defaults and overrides into a checked list of experiments; with
+    ``seeds``, every row that depends on randomness runs once per seed."""
     if preset not in PRESETS:
         raise SentibenchError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     preset_rows = dict(PRESETS[preset])  # --models keeps a preset row's own settings
@@ -152,7 +154,41 @@ def plan(preset: str, models: list[str] | None,
             settings[key] = coerce(name, key, value, kinds[key])
         _check_row(name, spec.name, spec.family, settings)
         experiments.append(Experiment(name, spec.name, spec.family, settings))
-    return experiments
+    return with_seeds(experiments, seeds)
+
+
+SEED_SUFFIX = "-seed"  # run directory of one seed of a row: <row>-seed<N>
+
+
+def with_seeds(experiments: list[Experiment], seeds: list[int] | None) -> list[Experiment]:
+    """One experiment per seed for the rows whose training depends on a seed (the neural
+    families; the scikit-learn rows are deterministic and run once)."""
+    if not seeds:
+        return experiments
+    out = []
+    for exp in experiments:
+        if not get_family(exp.family).engine:
+            out.append(exp)
+            continue
+        out += [Experiment(f"{exp.name}{SEED_SUFFIX}{seed}", exp.model, exp.family,
+                           {**exp.settings, "seed": seed}, group=exp.name) for seed in seeds]
+    return out
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``3`` -> three seeds from the default (123, 124, 125); ``1,2,5`` -> those seeds."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise SentibenchError(f"--seeds {text!r}: a count (3) or a list of seeds "
+                              "(123,124,125)") from None
+    if len(values) == 1 and "," not in text:
+        if values[0] < 1:
+            raise SentibenchError(f"--seeds {text!r}: at least one seed")
+        return [DEFAULT_SEED + i for i in range(values[0])]
+    if not values or len(set(values)) != len(values):
+        raise SentibenchError(f"--seeds {text!r}: distinct seeds, e.g. 123,124,125")
+    return values
 
 
 def _check_row(name: str, model: str, family_name: str, settings: dict[str, Any]) -> None:
@@ -185,6 +221,7 @@ class BenchArgs:
     data_dir: Path | None = None  # None: data/<the preset's data set>
     source: str | None = None
     device: str = "auto"
+    seeds: list[int] | None = None
     command: list[str] = field(default_factory=list)
 
 
@@ -231,7 +268,8 @@ def _write_plan(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]
     atomic_write_json(plan_path, {
         "schema": "sentibench.bench/1", "command": bench.command, "preset": bench.preset,
         "models": bench.models, "overrides": bench.overrides, "data_dir": str(bench.data_dir),
-        "source": bench.source, "device": bench.device, "experiments": wanted,
+        "source": bench.source, "device": bench.device, "seeds": bench.seeds,
+        "experiments": wanted,
         "dataset": dataset_name(bench.data_dir),
         "data_sha256": data_checksums(bench.data_dir), "environment": environment(bench.device),
     })
@@ -258,7 +296,7 @@ def _run_row(exp: Experiment, run_dir: Path, bench: BenchArgs) -> None:
 
 def run_bench(bench: BenchArgs) -> Path:
     """Plan, prepare data, run every experiment not yet completed, report."""
-    experiments = plan(bench.preset, bench.models, bench.overrides)
+    experiments = plan(bench.preset, bench.models, bench.overrides, bench.seeds)
     _check_device(bench, experiments)
     from .data.sources import ensure_prepared
 
@@ -320,8 +358,13 @@ def load_rerun(bench_dir: Path, out: Path | None, command: list[str]) -> BenchAr
         experiments = old["experiments"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise SentibenchError(f"{path}: malformed bench plan ({exc})") from None
-    overrides = {e["model"]: dict(e["settings"]) for e in experiments}
+    rows = {e.get("group") or e["name"]: e for e in reversed(experiments)}  # first per row
+    rows = dict(reversed(list(rows.items())))
+    seeds = old.get("seeds")
+    overrides = {e["model"]: {k: v for k, v in e["settings"].items()
+                              if not (seeds and e.get("group") and k == "seed")}
+                 for e in rows.values()}
     return BenchArgs(preset=old.get("preset", "quick"),
-                     models=[e["model"] for e in experiments], overrides=overrides,
+                     models=[e["model"] for e in rows.values()], overrides=overrides,
                      out=out, data_dir=Path(old["data_dir"]), source=old.get("source"),
-                     device=old.get("device", "auto"), command=command)
+                     device=old.get("device", "auto"), seeds=seeds, command=command)

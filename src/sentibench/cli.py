@@ -151,11 +151,21 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
              help=f"archive URL or path for preparing the data (as for `prepare`; default: "
                   f"env {SOURCE_ENV}, else the official URL)")
     add_flag(p, "--device", default="auto", help=DEVICE_HELP)
+    add_flag(p, "--seeds", default=None, metavar="N|S1,S2,...",
+             help="run every row that depends on randomness once per seed: a count (3: seeds "
+                  "123, 124, 125) or a list; the table shows mean ± std and the range")
     p.set_defaults(handler=_run_bench)
 
 
 def _run_bench(args: argparse.Namespace, argv: list[str]) -> None:
-    from .bench import BenchArgs, load_override_file, load_rerun, parse_overrides, run_bench
+    from .bench import (
+        BenchArgs,
+        load_override_file,
+        load_rerun,
+        parse_overrides,
+        parse_seeds,
+        run_bench,
+    )
 
     command = ["sentibench", *argv]
     if args.rerun is not None:
@@ -171,6 +181,7 @@ def _run_bench(args: argparse.Namespace, argv: list[str]) -> None:
                               "--models out to run the preset's rows")
     run_bench(BenchArgs(preset=args.preset, models=models, overrides=overrides, out=args.out,
                         data_dir=args.data_dir, source=args.source, device=args.device,
+                        seeds=parse_seeds(args.seeds) if args.seeds else None,
                         command=command))
 
 

@@ -147,17 +147,19 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
             count_parameters(built.model), started, history.to_dict())
         engine.log(format_accuracy_lines(result.accuracy))
         if engine.dist.is_main:
-            _save_run(run_dir, built, splits["test"].labels, logits["test"], result, engine)
+            _save_run(run_dir, built, splits, logits, result, engine)
     return result
 
 
-def _save_run(run_dir: Path, built: BuiltModel, labels: torch.Tensor, logits: torch.Tensor,
-              result: RunResult, engine: Engine) -> None:
+def _save_run(run_dir: Path, built: BuiltModel, splits: dict[str, EncodedSplit],
+              logits: dict[str, torch.Tensor], result: RunResult, engine: Engine) -> None:
     """Model and predictions first, results.json last (it marks the run finished), then
     the checkpoint is no longer needed."""
     built.save(run_dir)
-    path = save_run_files(run_dir, result, labels.numpy(),
-                          torch.softmax(logits.float(), dim=-1).numpy())
+    path = save_run_files(run_dir, result, {
+        split: (splits[split].labels.numpy(),
+                torch.softmax(logits[split].float(), dim=-1).numpy())
+        for split in ("validation", "test")})
     shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
     engine.log(f"Saved the model and {path}")
 

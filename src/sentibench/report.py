@@ -12,10 +12,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .errors import SentibenchError
 from .fileio import atomic_write_text
@@ -45,6 +48,7 @@ class Row:
     result: RunResult | None = None
     status: str = "ok"
     dataset: str = "imdb"  # of the bench, for rows without results
+    run_dir: Path | None = None
 
     @property
     def model(self) -> str:
@@ -116,7 +120,7 @@ def load_rows(bench_dir: str | Path) -> list[Row]:
         failed = failures.get(child.name)
         if (child / RESULTS_FILE).is_file():
             status = "ok" if failed is None else f"ok (failures.json also lists: {failed})"
-            rows[child.name] = Row(child.name, read_results(child), status, dataset)
+            rows[child.name] = Row(child.name, read_results(child), status, dataset, child)
         elif failed is None:
             rows[child.name] = Row(child.name, None, f"unfinished: no {RESULTS_FILE}", dataset)
     for name, msg in failures.items():
@@ -230,8 +234,53 @@ def format_table(results: Iterable[RunResult | Row],
     rows = _as_rows(results, failures)
     lines = ["| " + " | ".join(_COLUMNS) + " |",
              "|" + "|".join(":---" if c in _TEXT_COLUMNS else "---:" for c in _COLUMNS) + "|"]
-    lines += ["| " + " | ".join(_cells(row)) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cells(entry) if isinstance(entry, Row) else
+                                _group_cells(*entry)) + " |" for entry in _grouped(rows)]
     return "\n".join(lines) + "\n"
+
+
+_SEED_RUN = re.compile(r"^(?P<row>.+)-seed(?P<seed>-?\d+)$")
+
+
+def _grouped(rows: Sequence[Row]) -> list[Row | tuple[str, list[Row]]]:
+    """The finished runs of one row over several seeds (``<row>-seed<N>``) become one
+    entry, in the place of its first run; every other row stays as it is."""
+    groups: dict[str, list[Row]] = {}
+    for row in rows:
+        match = _SEED_RUN.match(row.name)
+        if match and row.result is not None:
+            groups.setdefault(match["row"], []).append(row)
+    out: list[Row | tuple[str, list[Row]]] = []
+    for row in rows:
+        match = _SEED_RUN.match(row.name)
+        members = groups.get(match["row"], []) if match else []
+        if len(members) < 2:
+            out.append(row)
+        elif members[0] is row:
+            out.append((match["row"], members))
+    return out
+
+
+def _spread(values: Sequence[float]) -> str:
+    """Mean ± sample standard deviation (range), in percent."""
+    array = np.asarray(values, dtype=float) * 100
+    return (f"{array.mean():.2f} ± {array.std(ddof=1):.2f} "
+            f"({array.min():.2f}–{array.max():.2f})")
+
+
+def _group_cells(name: str, members: list[Row]) -> list[str]:
+    results = [m.result for m in members]
+    first = results[0]
+    f1 = [test_macro_f1(r) for r in results]
+    numbers = [human_count(first.params), human_count(first.trainable_params),
+               *(_spread([r.accuracy[s] for r in results])
+                 for s in ("train", "validation", "test")),
+               _spread(f1) if None not in f1 else _NONE,
+               human_seconds(float(np.mean([r.train_seconds for r in results]))),
+               device_label(first.environment)]
+    cells = [f"{name} ({first.model})" if first.model != name else name, *numbers,
+             *_reference_cells(members[0]), f"ok, {len(members)} seeds"]
+    return [_one_line(c).replace("|", "\\|") for c in cells]
 
 
 _COLUMNS_NOTE = f"""\
@@ -281,7 +330,10 @@ def _notes(rows: Sequence[Row]) -> list[str]:
 
 def format_markdown(rows: Sequence[Row]) -> str:
     """The whole results.md: header, table, notes. Deterministic: no dates, no paths."""
-    parts = [_header(rows), format_table(rows).rstrip("\n"), *_notes(rows)]
+    from .compare import format_stats, run_stats
+
+    parts = [_header(rows), format_table(rows).rstrip("\n"), *format_stats(run_stats(rows)),
+             *_notes(rows)]
     return "\n".join(parts) + "\n"
 
 

@@ -123,10 +123,12 @@ class RunResult:
 
 
 PREDICTIONS_FILE = "test_predictions.csv"
+VALIDATION_PREDICTIONS_FILE = "validation_predictions.csv"  # what an ensemble chooses on
+PREDICTION_FILES = {"test": PREDICTIONS_FILE, "validation": VALIDATION_PREDICTIONS_FILE}
 
 
 def write_predictions(run_dir: str | Path, labels: Any, probs: Any,
-                      names: list[str]) -> Path:
+                      names: list[str], split: str = "test") -> Path:
     """Keep a run's own test predictions: the true label, the predicted one and every
     class's probability (``prob_<name>``), so ``predict`` and reports can be checked."""
     import numpy as np
@@ -136,7 +138,7 @@ def write_predictions(run_dir: str | Path, labels: Any, probs: Any,
     frame = pd.DataFrame({"row": range(len(probs)), "label": np.asarray(labels),
                           "prediction": probs.argmax(-1),
                           **{f"prob_{name}": probs[:, i] for i, name in enumerate(names)}})
-    path = Path(run_dir) / PREDICTIONS_FILE
+    path = Path(run_dir) / PREDICTION_FILES[split]
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.6f")
     return path
@@ -162,10 +164,34 @@ def run_result(name: str, kind: str, run: RunArgs, data: Any, labels: list[str],
         history=history or {}, labels=list(labels), metrics=metrics, started_at=started_at)
 
 
-def save_run_files(run_dir: str | Path, result: RunResult, labels: Any, probs: Any) -> Path:
-    """Test predictions first, results.json last: its presence marks the run finished."""
-    write_predictions(run_dir, labels, probs, result.labels)
+def save_run_files(run_dir: str | Path, result: RunResult,
+                   predictions: dict[str, tuple[Any, Any]]) -> Path:
+    """Predictions ({split: (true ids, class probabilities)} for test and validation) first,
+    results.json last: its presence marks the run finished."""
+    for split, (labels, probs) in predictions.items():
+        write_predictions(run_dir, labels, probs, result.labels, split)
     return write_results(run_dir, result)
+
+
+def read_predictions(run_dir: str | Path, names: list[str], split: str = "test"
+                     ) -> tuple[Any, Any] | None:
+    """(true ids, ``[n, K]`` probabilities) a run saved for ``split``, or None. Runs saved
+    before every class was written (only ``prob_positive``) are read as two classes."""
+    import numpy as np
+    import pandas as pd
+
+    path = Path(run_dir) / PREDICTION_FILES[split]
+    if not path.is_file():
+        return None
+    frame = pd.read_csv(path)
+    columns = [f"prob_{name}" for name in names]
+    if all(c in frame for c in columns):
+        probs = frame[columns].to_numpy(dtype=float)
+    elif "prob_positive" in frame and len(names) == 2:
+        probs = np.stack([1 - frame["prob_positive"], frame["prob_positive"]], 1)
+    else:
+        raise SentibenchError(f"{path}: no probability columns for {', '.join(names)}")
+    return frame["label"].to_numpy(), probs
 
 
 def data_record(data: Any, rows: dict[str, int]) -> dict[str, Any]:

@@ -238,8 +238,9 @@ def _progress(message: str, t0: float, rows: int) -> None:
 
 def _fit(name: str, frames: dict[str, pd.DataFrame], num_classes: int | None = None,
          weights: list[float] | None = None
-         ) -> tuple[Pipeline, dict[str, np.ndarray], float, np.ndarray]:
-    """Fit on train; predicted ids of every split; training seconds; test probabilities.
+         ) -> tuple[Pipeline, dict[str, np.ndarray], float, dict[str, np.ndarray]]:
+    """Fit on train; predicted ids of every split; training seconds; validation and test
+    probabilities.
 
     Fitting step by step is what ``Pipeline.fit`` does, but it keeps the transformed
     training matrix, so train predictions need no second pass of the vectorizer; each
@@ -265,17 +266,14 @@ def _fit(name: str, frames: dict[str, pd.DataFrame], num_classes: int | None = N
     train_seconds = time.perf_counter() - t0
     _progress(f"{name}: fitted; scoring the splits", t0, len(y_train))
     predicted = {"train": clf.predict(features)}
-    test_probs = np.zeros((0, num_classes))
+    probs = {}
     for split, frame in frames.items():
         if split == "train":
             continue
         features = _features(pipeline, frame["text"].tolist())
-        if split == "test":
-            test_probs = class_probabilities(clf, features, num_classes)
-            predicted[split] = test_probs.argmax(-1)
-        else:
-            predicted[split] = clf.predict(features)
-    return pipeline, predicted, train_seconds, test_probs
+        probs[split] = class_probabilities(clf, features, num_classes)
+        predicted[split] = probs[split].argmax(-1)
+    return pipeline, predicted, train_seconds, probs
 
 
 def fit_and_score(name: str, frames: dict[str, pd.DataFrame]
@@ -301,8 +299,7 @@ def run_baseline(name: str, data: DataArgs, run: RunArgs,
                        overwrite=run.overwrite) as run_dir:
         names = read_label_names(data.data_dir)
         weights = class_weights(data, frames["train"], len(names))
-        pipeline, predicted, train_seconds, test_probs = _fit(name, frames, len(names),
-                                                              weights)
+        pipeline, predicted, train_seconds, probs = _fit(name, frames, len(names), weights)
         save_pipeline(pipeline, run_dir)
         clf = pipeline.steps[-1][1]
         params = int(np.size(clf.coef_) + np.size(clf.intercept_)) \
@@ -313,7 +310,9 @@ def run_baseline(name: str, data: DataArgs, run: RunArgs,
             name, KIND, run, data, names, scored, (train_seconds, time.perf_counter() - t0),
             {"pipeline": _describe(pipeline), "class_weights": weights}, "cpu",
             (params, params), started)
-        save_run_files(run_dir, result, frames["test"]["label"].to_numpy(), test_probs)
+        save_run_files(run_dir, result, {
+            split: (frames[split]["label"].to_numpy(), probs[split])
+            for split in ("validation", "test")})
     return result
 
 
