@@ -197,3 +197,30 @@ def test_models_from_a_preset_keep_the_presets_settings():
     assert book["context_length"] == "longest_training_example" and book["eval_iter"] == 5
     assert plan("quick", ["minilm"], {})[0].settings["max_train_samples"] == 2000
     assert "max_train_samples" not in plan("reference", ["minilm"], {})[0].settings
+
+
+def test_seeds_multiply_the_rows_that_depend_on_randomness():
+    from sentibench.bench import parse_seeds
+
+    assert parse_seeds("3") == [123, 124, 125]
+    assert parse_seeds("7,1") == [7, 1]
+    for bad in ("0", "a", "1,1"):
+        with pytest.raises(SentibenchError, match="--seeds"):
+            parse_seeds(bad)
+    rows = plan("quick", ["dummy", "logreg", "minilm"], {}, seeds=[5, 6])
+    assert [r.name for r in rows] == ["dummy", "logreg", "minilm-seed5", "minilm-seed6"]
+    assert [r.settings.get("seed") for r in rows] == [None, None, 5, 6]
+    assert {r.group for r in rows[2:]} == {"minilm"}
+    assert rows[2].settings["max_length"] == 128  # the preset's own settings are kept
+
+
+def test_rerun_repeats_the_seeds(tmp_path):
+    from dataclasses import asdict
+
+    experiments = plan("quick", ["logreg", "minilm"], {}, seeds=[5, 6])
+    (tmp_path / "bench.json").write_text(json.dumps({
+        "preset": "quick", "data_dir": "d", "source": None, "device": "cpu", "seeds": [5, 6],
+        "experiments": [asdict(e) for e in experiments]}))
+    again = load_rerun(tmp_path, tmp_path / "new", ["sentibench"])
+    assert again.seeds == [5, 6] and again.models == ["logreg", "minilm"]
+    assert plan(again.preset, again.models, again.overrides, again.seeds) == experiments

@@ -201,3 +201,22 @@ def test_row_with_results_and_failure_keeps_numbers(bench: Path) -> None:
     assert row.result is not None and row.status == "ok (failures.json also lists: disk full)"
     unfinished = {r.name: r for r in report.load_rows(bench)}["distilbert"]
     assert unfinished.status == "unfinished: no results.json"
+
+
+def test_seeded_runs_of_a_row_show_mean_std_and_range(tmp_path):
+    root = tmp_path / "bench"
+    tests = (0.80, 0.82, 0.84)
+    for seed, acc in zip((123, 124, 125), tests, strict=True):
+        write_results(root / f"minilm-seed{seed}", _result(
+            "minilm", (0.9, 0.85, acc), 100.0 + seed - 123, kind="hf", params=22_700_000,
+            trainable_params=22_700_000,
+            metrics={"test": {"macro_f1": acc - 0.01}}))
+    write_results(root / "logreg", _result("logreg", (0.998, 0.8862, 0.8885), 12.3))
+    table = report.format_table(report.load_rows(root))
+    minilm = next(line for line in table.splitlines() if line.startswith("| minilm |"))
+    assert "82.00 ± 2.00 (80.00–84.00)" in minilm  # test accuracy: mean ± sample std (range)
+    assert "81.00 ± 2.00 (79.00–83.00)" in minilm  # test macro-F1
+    assert "101 s" in minilm or "1.68 min" in minilm  # mean training time
+    assert minilm.endswith("| ok, 3 seeds |")
+    assert sum(line.startswith("| minilm") for line in table.splitlines()) == 1
+    assert "| logreg |" in table

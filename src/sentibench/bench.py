@@ -222,6 +222,7 @@ class BenchArgs:
     source: str | None = None
     device: str = "auto"
     seeds: list[int] | None = None
+    ensemble: int | None = None  # K: add the mean of the K runs best on validation
     command: list[str] = field(default_factory=list)
 
 
@@ -269,6 +270,7 @@ def _write_plan(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]
         "schema": "sentibench.bench/1", "command": bench.command, "preset": bench.preset,
         "models": bench.models, "overrides": bench.overrides, "data_dir": str(bench.data_dir),
         "source": bench.source, "device": bench.device, "seeds": bench.seeds,
+        "ensemble": bench.ensemble,
         "experiments": wanted,
         "dataset": dataset_name(bench.data_dir),
         "data_sha256": data_checksums(bench.data_dir), "environment": environment(bench.device),
@@ -297,6 +299,9 @@ def _run_row(exp: Experiment, run_dir: Path, bench: BenchArgs) -> None:
 def run_bench(bench: BenchArgs) -> Path:
     """Plan, prepare data, run every experiment not yet completed, report."""
     experiments = plan(bench.preset, bench.models, bench.overrides, bench.seeds)
+    if bench.ensemble is not None and bench.ensemble < 2:
+        raise SentibenchError(f"--ensemble {bench.ensemble}: an ensemble needs two or more "
+                              "runs")
     _check_device(bench, experiments)
     from .data.sources import ensure_prepared
 
@@ -310,6 +315,8 @@ def run_bench(bench: BenchArgs) -> Path:
     with lock(bench_dir):
         _write_plan(bench_dir, bench, experiments)
         failures = _run_rows(bench_dir, bench, experiments)
+        if bench.ensemble:
+            _add_ensemble(bench_dir, bench, failures)
         _finish(bench_dir, failures, len(experiments))
     return bench_dir
 
@@ -332,6 +339,18 @@ def _run_rows(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]
             print(f"{header} FAILED: {failures[exp.name]}", file=sys.stderr)
         gc.collect()
     return failures
+
+
+def _add_ensemble(bench_dir: Path, bench: BenchArgs, failures: dict[str, str]) -> None:
+    from .ensemble import build_ensemble
+
+    name = f"ensemble-top{bench.ensemble}"
+    print(f"\n[+] {name}: the mean of the {bench.ensemble} runs best on validation")
+    try:
+        build_ensemble(bench_dir, bench.ensemble, bench.command)
+    except SentibenchError as exc:
+        failures[name] = f"SentibenchError: {exc}"
+        print(f"[+] {name} FAILED: {exc}", file=sys.stderr)
 
 
 def _finish(bench_dir: Path, failures: dict[str, str], total: int) -> None:
@@ -367,4 +386,5 @@ def load_rerun(bench_dir: Path, out: Path | None, command: list[str]) -> BenchAr
     return BenchArgs(preset=old.get("preset", "quick"),
                      models=[e["model"] for e in rows.values()], overrides=overrides,
                      out=out, data_dir=Path(old["data_dir"]), source=old.get("source"),
-                     device=old.get("device", "auto"), seeds=seeds, command=command)
+                     device=old.get("device", "auto"), seeds=seeds,
+                     ensemble=old.get("ensemble"), command=command)

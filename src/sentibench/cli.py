@@ -154,6 +154,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     add_flag(p, "--seeds", default=None, metavar="N|S1,S2,...",
              help="run every row that depends on randomness once per seed: a count (3: seeds "
                   "123, 124, 125) or a list; the table shows mean ± std and the range")
+    add_flag(p, "--ensemble", type=int, default=None, metavar="K",
+             help="add a row averaging the class probabilities of the K runs best on "
+                  "validation (test labels are never used to choose)")
     p.set_defaults(handler=_run_bench)
 
 
@@ -182,6 +185,7 @@ def _run_bench(args: argparse.Namespace, argv: list[str]) -> None:
     run_bench(BenchArgs(preset=args.preset, models=models, overrides=overrides, out=args.out,
                         data_dir=args.data_dir, source=args.source, device=args.device,
                         seeds=parse_seeds(args.seeds) if args.seeds else None,
+                        ensemble=args.ensemble,
                         command=command))
 
 

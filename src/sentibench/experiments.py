@@ -159,7 +159,7 @@ def _save_run(run_dir: Path, built: BuiltModel, splits: dict[str, EncodedSplit],
     path = save_run_files(run_dir, result, {
         split: (splits[split].labels.numpy(),
                 torch.softmax(logits[split].float(), dim=-1).numpy())
-        for split in ("validation", "test")})
+        for split in splits})
     shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
     engine.log(f"Saved the model and {path}")
 

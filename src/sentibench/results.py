@@ -123,8 +123,9 @@ class RunResult:
 
 
 PREDICTIONS_FILE = "test_predictions.csv"
-VALIDATION_PREDICTIONS_FILE = "validation_predictions.csv"  # what an ensemble chooses on
-PREDICTION_FILES = {"test": PREDICTIONS_FILE, "validation": VALIDATION_PREDICTIONS_FILE}
+# every split's predictions: an ensemble chooses its members on validation alone
+PREDICTION_FILES = {"train": "train_predictions.csv",
+                    "validation": "validation_predictions.csv", "test": PREDICTIONS_FILE}
 
 
 def write_predictions(run_dir: str | Path, labels: Any, probs: Any,
@@ -166,8 +167,8 @@ def run_result(name: str, kind: str, run: RunArgs, data: Any, labels: list[str],
 
 def save_run_files(run_dir: str | Path, result: RunResult,
                    predictions: dict[str, tuple[Any, Any]]) -> Path:
-    """Predictions ({split: (true ids, class probabilities)} for test and validation) first,
-    results.json last: its presence marks the run finished."""
+    """Predictions ({split: (true ids, class probabilities)}) first, results.json last: its
+    presence marks the run finished."""
     for split, (labels, probs) in predictions.items():
         write_predictions(run_dir, labels, probs, result.labels, split)
     return write_results(run_dir, result)

@@ -265,8 +265,8 @@ def _fit(name: str, frames: dict[str, pd.DataFrame], num_classes: int | None = N
     clf.fit(features, y_train)
     train_seconds = time.perf_counter() - t0
     _progress(f"{name}: fitted; scoring the splits", t0, len(y_train))
-    predicted = {"train": clf.predict(features)}
-    probs = {}
+    probs = {"train": class_probabilities(clf, features, num_classes)}
+    predicted = {"train": probs["train"].argmax(-1)}
     for split, frame in frames.items():
         if split == "train":
             continue
@@ -312,7 +312,7 @@ def run_baseline(name: str, data: DataArgs, run: RunArgs,
             (params, params), started)
         save_run_files(run_dir, result, {
             split: (frames[split]["label"].to_numpy(), probs[split])
-            for split in ("validation", "test")})
+            for split in frames})
     return result
 
 

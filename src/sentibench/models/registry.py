@@ -290,6 +290,17 @@ def _neural_proba(load: Callable[[Path], tuple[nn.Module, Any]]) -> Callable[...
     return proba
 
 
+def _ensemble_proba(run_dir: Path, texts: list[str], device: str, max_length: int,
+                    num_classes: int) -> np.ndarray:
+    from ..ensemble import predict_proba
+
+    return predict_proba(run_dir, texts, device, max_length, num_classes)
+
+
+def _not_a_bench_row(*args: Any) -> RunResult:
+    raise SentibenchError("an ensemble is built from finished runs: use bench --ensemble K")
+
+
 @dataclass(frozen=True)
 class Family:
     """How one kind of model is configured, trained and used once saved.
@@ -322,6 +333,8 @@ FAMILIES: dict[str, Family] = {family.name: family for family in (
            build_gpt2, GPT_TRAIN_DEFAULTS, "train-gpt",
            "fine-tune the from-scratch GPT-2 as a classifier (the reference's train_gpt.py)",
            _resume_neural),
+    Family("ensemble", BaselineArgs, None, False, _not_a_bench_row, _ensemble_proba,
+           summary="the mean of the class probabilities of the K runs best on validation"),
     Family("hf", HFArgs, "model", True, _run_neural, _neural_proba(_load_hf), build_hf,
            HF_TRAIN_DEFAULTS, "train-hf", "fine-tune a Hugging Face encoder, BERT family "
            "(the reference's train_bert_hf.py)", _resume_neural),
