@@ -6,15 +6,18 @@ without a timestamp, so the same results give the same bytes.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from .fileio import atomic_path
+from .stats import wilson_interval
 
 if TYPE_CHECKING:
     from .report import Row
@@ -37,6 +40,11 @@ def _draw_run(ax: Any, row: Row) -> list[float]:
     x, y = max(float(res.train_seconds), MIN_PLOT_SECONDS), res.accuracy["test"] * 100
     label = row.name if x == res.train_seconds else f"{row.name} (<{MIN_PLOT_SECONDS:g} s)"
     ax.scatter([x], [y], marker="o", s=50, color="tab:blue", zorder=3)
+    n = (res.data.get("rows") or {}).get("test") if isinstance(res.data, dict) else None
+    if n:  # the 95 % Wilson interval of the test accuracy
+        low, high = wilson_interval(round(res.accuracy["test"] * n), n)
+        ax.errorbar([x], [y], yerr=[[y - low * 100], [high * 100 - y]], color="tab:blue",
+                    capsize=3, lw=1, zorder=2)
     ax.annotate(label, (x, y), xytext=(6, 4), textcoords="offset points", fontsize=9)
     ref = row.reference
     if ref is None or ref.train_minutes is None:
@@ -68,7 +76,10 @@ def plot_accuracy_vs_time(rows: Sequence[Row], path: Path) -> Path:
     ax.scatter([], [], marker="^", facecolors="none", edgecolors="tab:orange",
                label="reference (its README)")
     ax.plot([], [], ls=":", color="grey", label="same model: bench to reference")
-    ax.axhline(50, color="grey", lw=0.8, ls="--", label="chance (50 %)")
+    results = [row.result for row in rows if row.result is not None]
+    classes = len(results[0].labels) if results else 2
+    ax.axhline(100 / classes, color="grey", lw=0.8, ls="--",
+               label=f"chance ({100 / classes:.0f} %)")
     ax.set_xscale("log")
     ax.margins(y=0.08)
     ax.set_autoscalex_on(False)  # limits are ours: autoscaling one point on log x warns
@@ -80,7 +91,9 @@ def plot_accuracy_vs_time(rows: Sequence[Row], path: Path) -> Path:
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("training time (s, log scale)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("IMDb test accuracy vs training time")
+    dataset = rows[0].data if rows else "imdb"
+    ax.set_title(f"{'IMDb' if dataset == 'imdb' else dataset} test accuracy vs training time "
+                 "(bars: 95 % Wilson intervals)")
     ax.grid(True, which="both", alpha=0.3)
     # Outside the axes so it can never hide a point.
     fig.legend(loc="outside lower center", ncols=4, fontsize=9)
@@ -119,3 +132,37 @@ def plot_loss_curves(rows: Sequence[Row], path: Path) -> Path | None:
     return path
 
 
+def png_bytes(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def row_figure(name: str, names: Sequence[str], confusion: Sequence[Sequence[int]],
+               bins: Sequence[tuple[float, float, int]]) -> bytes:
+    """One run's test confusion matrix and reliability diagram, as PNG bytes."""
+    fig = Figure(figsize=(9, 3.8), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    matrix = np.asarray(confusion)
+    left.imshow(matrix, cmap="Blues")
+    for (i, j), value in np.ndenumerate(matrix):
+        left.text(j, i, f"{value:,}", ha="center", va="center", fontsize=9,
+                  color="white" if value > matrix.max() / 2 else "black")
+    left.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+    left.set_yticks(range(len(names)), names, fontsize=8)
+    left.set_xlabel("predicted")
+    left.set_ylabel("true")
+    left.set_title(f"{name}: confusion matrix (test)", fontsize=10)
+    right.plot([0, 1], [0, 1], ls=":", color="grey", label="perfect calibration")
+    if bins:
+        conf, acc, count = zip(*bins, strict=True)
+        right.scatter(conf, acc, s=[20 + 200 * c / max(count) for c in count],
+                      color="tab:blue", label="bins (size: rows)")
+        right.plot(conf, acc, color="tab:blue", lw=1)
+    right.set_xlim(0, 1.02)
+    right.set_ylim(0, 1.02)
+    right.set_xlabel("confidence (top class probability)")
+    right.set_ylabel("accuracy")
+    right.set_title("reliability (test)", fontsize=10)
+    right.legend(fontsize=8, loc="upper left")
+    return png_bytes(fig)

@@ -328,11 +328,14 @@ def _notes(rows: Sequence[Row]) -> list[str]:
     return out
 
 
-def format_markdown(rows: Sequence[Row]) -> str:
-    """The whole results.md: header, table, notes. Deterministic: no dates, no paths."""
+def format_markdown(rows: Sequence[Row], all_stats: Sequence[Any] | None = None) -> str:
+    """The whole results.md: header, table, statistics, notes. Deterministic: no dates, no
+    paths. ``all_stats``: :func:`sentibench.compare.run_stats` of the rows (computed here
+    if not given)."""
     from .compare import format_stats, run_stats
 
-    parts = [_header(rows), format_table(rows).rstrip("\n"), *format_stats(run_stats(rows)),
+    all_stats = run_stats(rows) if all_stats is None else all_stats
+    parts = [_header(rows), format_table(rows).rstrip("\n"), *format_stats(all_stats),
              *_notes(rows)]
     return "\n".join(parts) + "\n"
 
@@ -363,14 +366,19 @@ def format_csv(rows: Sequence[Row]) -> str:
 
 
 def build_report(bench_dir: Path) -> list[Path]:
-    """Write results.md, results.csv and the plots into ``bench_dir``; return their paths.
+    """Write results.md, results.csv, the plots and report.html into ``bench_dir``; return
+    their paths.
 
     Without any loss history (no neural run) loss_curves.png is not written, and a stale
     one from an earlier build is removed so the directory always matches its results.
     """
+    from .compare import run_stats
+    from .html_report import build_html
+
     bench = Path(bench_dir)
     rows = load_rows(bench)
-    atomic_write_text(bench / MARKDOWN_FILE, format_markdown(rows))
+    all_stats = run_stats(rows)
+    atomic_write_text(bench / MARKDOWN_FILE, format_markdown(rows, all_stats))
     atomic_write_text(bench / CSV_FILE, format_csv(rows))
     written = [bench / MARKDOWN_FILE, bench / CSV_FILE,
                plot_accuracy_vs_time(rows, bench / ACCURACY_PLOT)]
@@ -379,4 +387,5 @@ def build_report(bench_dir: Path) -> list[Path]:
         (bench / LOSS_PLOT).unlink(missing_ok=True)
     else:
         written.append(loss)
+    written.append(build_html(bench, rows, all_stats, _header(rows)))
     return written

@@ -1,0 +1,64 @@
+"""report.html: self-contained (every image inline, nothing fetched), complete, rebuilt
+byte for byte from the same run directories."""
+
+from __future__ import annotations
+
+import base64
+import html.parser
+from pathlib import Path
+
+import pytest
+
+from sentibench.cli import main
+from tests.test_ensemble import _data
+
+
+class _Page(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+@pytest.fixture()
+def bench(tmp_path) -> Path:
+    out = tmp_path / "bench"
+    assert main(["bench", "--models", "dummy,logreg,logreg-tfidf", "--data-dir",
+                 str(_data(tmp_path / "data")), "--out", str(out), "--ensemble", "2"]) == 0
+    return out
+
+
+def test_the_page_holds_every_row_and_figure_inline(bench):
+    page = _Page()
+    page.feed((bench / "report.html").read_text(encoding="utf-8"))
+    rows = ["dummy", "logreg", "logreg-tfidf", "ensemble-top2"]
+    headings = [attrs.get("id") for tag, attrs in page.tags if tag == "h3"]
+    assert sorted(headings) == sorted(rows)
+    images = [attrs["src"] for tag, attrs in page.tags if tag == "img"]
+    assert len(images) == len(rows) + 1  # one per row (confusion, reliability) + accuracy plot
+    for src in images:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [tag for tag, _ in page.tags if tag in ("script", "link", "iframe")]
+    for _, attrs in page.tags:
+        for name in ("src", "href"):
+            value = attrs.get(name) or ""
+            assert value.startswith(("data:", "#")) or not value, value  # no external URL
+    text = " ".join(page.text)
+    assert "Which differences are real" in text and "tied" in text
+    assert "Ten most confidently wrong test examples" in text
+    assert '"command": "sentibench bench --models dummy,logreg,logreg-tfidf' in text
+    assert '"sha256"' in text and '"packages"' in text  # checksums and library versions
+
+
+def test_the_page_is_rebuilt_byte_for_byte(bench):
+    first = (bench / "report.html").read_bytes()
+    (bench / "report.html").unlink()
+    assert main(["report", str(bench)]) == 0
+    assert (bench / "report.html").read_bytes() == first
