@@ -132,8 +132,9 @@ def _check_png(path: Path, min_px: int = 300) -> None:
 def test_plots_are_valid_pngs(bench: Path) -> None:
     written = report.build_report(bench)
     names = [p.name for p in written]
-    assert names == ["results.md", "results.csv", "accuracy_vs_time.png", "loss_curves.png"]
-    for path in written[2:]:
+    assert names == ["results.md", "results.csv", "accuracy_vs_time.png", "loss_curves.png",
+                     "report.html"]
+    for path in written[2:-1]:
         _check_png(path)
     assert not list(bench.glob(".*.tmp"))  # atomic writes leave no temporaries
 
@@ -143,7 +144,8 @@ def test_no_neural_runs_means_no_loss_plot(tmp_path: Path) -> None:
     write_results(root / "dummy", _result("dummy", (0.5, 0.5, 0.5), 0.0))
     (root / report.LOSS_PLOT).write_bytes(b"stale")
     written = report.build_report(root)
-    assert [p.name for p in written] == ["results.md", "results.csv", "accuracy_vs_time.png"]
+    assert [p.name for p in written] == ["results.md", "results.csv", "accuracy_vs_time.png",
+                                         "report.html"]
     assert not (root / report.LOSS_PLOT).exists()
     _check_png(root / report.ACCURACY_PLOT)
 

@@ -124,12 +124,32 @@ def plot_loss_curves(rows: Sequence[Row], path: Path) -> Path | None:
             ax.set_xlim(steps[0] - 1, steps[0] + 1)
         ax.set_ylabel("cross-entropy loss")
         ax.grid(True, alpha=0.3)
-        ax.legend()
+        _draw_epoch_accuracy(ax, hist, max(steps) if steps else 1)
     for ax in axes[len(curves):]:
         ax.set_visible(False)
-    fig.suptitle("Train and validation loss during training (a few batches per point)")
+    fig.suptitle("Train and validation loss during training (a few batches per point), and "
+                 "accuracy at each epoch's end")
     _save(fig, path)
     return path
+
+
+def _draw_epoch_accuracy(ax: Any, hist: dict, last_step: int) -> None:
+    """Epoch-end accuracies on a right-hand axis, placed at evenly spread epoch ends."""
+    train, val = hist.get("epoch_train_accuracy", []), hist.get("epoch_val_accuracy", [])
+    handles, labels = ax.get_legend_handles_labels()
+    if train or val:
+        right = ax.twinx()
+        epochs = max(len(train), len(val))
+        ends = [last_step * (i + 1) / epochs for i in range(epochs)]
+        for values, style, label in ((train, "^-", "train acc (epoch end)"),
+                                     (val, "v--", "validation acc (epoch end)")):
+            if values:
+                line, = right.plot(ends[:len(values)], [v * 100 for v in values], style,
+                                   color="tab:green", ms=5, label=label)
+                handles.append(line)
+                labels.append(label)
+        right.set_ylabel("accuracy (%)")
+    ax.legend(handles, labels, fontsize=8)
 
 
 def png_bytes(fig: Figure) -> bytes:
