@@ -299,3 +299,31 @@ def _wordpiece_json(vocab: list[str]):
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
         special_tokens=[("[CLS]", vocab.index("[CLS]")), ("[SEP]", vocab.index("[SEP]"))])
     return tokenizer
+
+
+def noisy_three_classes(directory: Path) -> Path:
+    """Two noisy cue words per class, so the three baselines differ on validation."""
+    import json
+
+    rng = np.random.default_rng(0)
+    directory.mkdir()
+    cues = [["apple", "pear"], ["river", "lake"], ["red", "blue"]]
+    for split, n in (("train", 120), ("validation", 60), ("test", 60)):
+        labels = rng.integers(0, 3, n)
+        texts = [" ".join([rng.choice(cues[y]) if rng.random() < 0.6 else
+                           rng.choice(sum(cues, [])), "the", "a", str(i % 7)])
+                 for i, y in enumerate(labels)]
+        pd.DataFrame({"text": texts, "label": labels}).to_csv(directory / f"{split}.csv",
+                                                              index=False)
+    (directory / "labels.json").write_text(json.dumps({"names": ["a", "b", "c"]}))
+    return directory
+
+
+def noisy_bench(tmp_path: Path) -> Path:
+    """A finished bench of the three baselines on :func:`noisy_three_classes`, plus the
+    ensemble of the two best on validation."""
+    out = tmp_path / "bench"
+    assert main(["bench", "--models", "dummy,logreg,logreg-tfidf", "--data-dir",
+                 str(noisy_three_classes(tmp_path / "data")), "--out", str(out),
+                 "--ensemble", "2"]) == 0
+    return out

@@ -192,8 +192,9 @@ def test_train_logreg_prints_the_reference_lines_and_saves_the_run(small_data, t
     assert result.data["sha256"] == data_checksums(small_data)
     assert result.data["rows"] == {"train": 60, "validation": 20, "test": 20}
     assert result.params == result.trainable_params > 0
-    assert sorted(p.name for p in out.iterdir()) == ["model.skops", "results.json",
-                                                      "test_predictions.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "model.skops", "results.json", "test_predictions.csv", "train_predictions.csv",
+        "validation_predictions.csv"]
 
     assert main(["predict", str(out), "a superb, moving film", "dull and weak"]) == 0
     labels = [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 from pathlib import Path
 
@@ -81,8 +82,9 @@ def test_printed_table_is_the_table_of_results_md(bench_run):
     """The terminal shows every row (failed ones too) named as in results.md."""
     bench, _ = bench_run
     printed = (bench.parent / "printed.txt").read_text()
-    table = [line for line in (bench / "results.md").read_text().splitlines()
-             if line.startswith("|")]
+    markdown = (bench / "results.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(markdown) if line.startswith("| model |"))
+    table = list(itertools.takewhile(lambda line: line.startswith("|"), markdown[start:]))
     assert len(table) == 2 + 5
     start = printed.index(table[0])
     assert printed[start:].splitlines()[: len(table)] == table

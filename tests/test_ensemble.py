@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -13,30 +12,12 @@ from sentibench.cli import main
 from sentibench.ensemble import build_ensemble, candidates, choose
 from sentibench.predict import predict_proba
 from sentibench.results import read_predictions, read_results
-
-
-def _data(directory: Path) -> Path:
-    """Two noisy cue words per class, so the three baselines differ on validation."""
-    rng = np.random.default_rng(0)
-    directory.mkdir()
-    for split, n in (("train", 120), ("validation", 60), ("test", 60)):
-        labels = rng.integers(0, 3, n)
-        cues = [["apple", "pear"], ["river", "lake"], ["red", "blue"]]
-        texts = [" ".join([rng.choice(cues[y]) if rng.random() < 0.6 else
-                           rng.choice(sum(cues, [])), "the", "a", str(i % 7)])
-                 for i, y in enumerate(labels)]
-        pd.DataFrame({"text": texts, "label": labels}).to_csv(directory / f"{split}.csv",
-                                                              index=False)
-    (directory / "labels.json").write_text(json.dumps({"names": ["a", "b", "c"]}))
-    return directory
+from tests.helpers import noisy_bench, noisy_three_classes
 
 
 @pytest.fixture()
 def bench(tmp_path) -> Path:
-    out = tmp_path / "bench"
-    assert main(["bench", "--models", "dummy,logreg,logreg-tfidf", "--data-dir",
-                 str(_data(tmp_path / "data")), "--out", str(out), "--ensemble", "2"]) == 0
-    return out
+    return noisy_bench(tmp_path)
 
 
 def test_the_ensemble_is_the_mean_of_the_two_best_on_validation(bench):
@@ -72,7 +53,8 @@ def test_test_labels_never_decide_the_members(bench, tmp_path):
 
 
 def test_an_ensemble_needs_two_runs(tmp_path, capsys):
-    assert main(["bench", "--models", "dummy", "--data-dir", str(_data(tmp_path / "d")),
-                 "--out", str(tmp_path / "b"), "--ensemble", "1"]) == 2
+    data = noisy_three_classes(tmp_path / "d")
+    assert main(["bench", "--models", "dummy", "--data-dir", str(data), "--out",
+                 str(tmp_path / "b"), "--ensemble", "1"]) == 2
     assert "--ensemble 1: an ensemble needs two or more runs" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sentibench.cli import main
-from tests.test_ensemble import _data
+from tests.helpers import noisy_bench
 
 
 class _Page(html.parser.HTMLParser):
@@ -28,10 +28,7 @@ class _Page(html.parser.HTMLParser):
 
 @pytest.fixture()
 def bench(tmp_path) -> Path:
-    out = tmp_path / "bench"
-    assert main(["bench", "--models", "dummy,logreg,logreg-tfidf", "--data-dir",
-                 str(_data(tmp_path / "data")), "--out", str(out), "--ensemble", "2"]) == 0
-    return out
+    return noisy_bench(tmp_path)
 
 
 def test_the_page_holds_every_row_and_figure_inline(bench):

@@ -121,13 +121,23 @@ def test_the_uci_zip_and_the_bare_file_give_identical_outputs(sms_spam_file, boo
     assert manifest["input"] == {"sha256": hashlib.sha256(archive.read_bytes()).hexdigest()}
 
 
-def test_a_zip_without_the_collection_is_refused(tmp_path, capsys):
+def _zip_without_collection(tmp_path):
     archive = tmp_path / "other.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("readme", "nothing here\n")
-    err = cli_error(capsys, ["prepare", "--dataset", "sms-spam", "--source", str(archive),
+    return archive, "no SMSSpamCollection in this zip"
+
+
+def _missing(tmp_path):
+    return tmp_path / "nope" / "SMSSpamCollection", "not found (--source)"
+
+
+@pytest.mark.parametrize("make", [_zip_without_collection, _missing])
+def test_unusable_sources_are_refused_in_one_line(make, tmp_path, capsys):
+    source, message = make(tmp_path)
+    err = cli_error(capsys, ["prepare", "--dataset", "sms-spam", "--source", str(source),
                              "--data-dir", str(tmp_path / "data")])
-    assert err == f"sentibench prepare: error: {archive}: no SMSSpamCollection in this zip\n"
+    assert err == f"sentibench prepare: error: {source}: {message}\n"
     assert not (tmp_path / "data").exists()
 
 
@@ -183,14 +193,6 @@ def test_other_bytes_are_refused_by_md5_and_nothing_is_written(sms_spam_file, tm
     assert err == (f"sentibench prepare: error: {source}: SMSSpamCollection has md5 {md5}, "
                    f"not the original's {SMS_MD5}\n")
     assert not data_dir.exists()
-
-
-def test_a_missing_source_is_refused(tmp_path, capsys):
-    missing = tmp_path / "nope" / "SMSSpamCollection"
-    err = cli_error(capsys, ["prepare", "--dataset", "sms-spam", "--source", str(missing),
-                             "--data-dir", str(tmp_path / "data")])
-    assert err == f"sentibench prepare: error: {missing}: not found (--source)\n"
-    assert not (tmp_path / "data").exists()
 
 
 def test_rerun_is_up_to_date_and_rewrites_nothing(sms_spam_file, tmp_path, capsys):

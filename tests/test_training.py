@@ -214,7 +214,7 @@ def test_evaluation_scores_each_row_once_per_set_of_weights():
 
 
 def test_class_weighted_loss_equals_a_hand_computation():
-    from sentibench.engine.training import batch_loss, loss_denominator
+    from sentibench.engine.loss import batch_loss, loss_denominator
 
     logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [-1.0, 3.0, 0.0],
                            [0.0, 0.0, 0.0]])

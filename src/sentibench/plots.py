@@ -43,8 +43,9 @@ def _draw_run(ax: Any, row: Row) -> list[float]:
     n = (res.data.get("rows") or {}).get("test") if isinstance(res.data, dict) else None
     if n:  # the 95 % Wilson interval of the test accuracy
         low, high = wilson_interval(round(res.accuracy["test"] * n), n)
-        ax.errorbar([x], [y], yerr=[[y - low * 100], [high * 100 - y]], color="tab:blue",
-                    capsize=3, lw=1, zorder=2)
+        below, above = max(0.0, y - low * 100), max(0.0, high * 100 - y)  # float noise
+        ax.errorbar([x], [y], yerr=[[below], [above]], color="tab:blue", capsize=3, lw=1,
+                    zorder=2)
     ax.annotate(label, (x, y), xytext=(6, 4), textcoords="offset points", fontsize=9)
     ref = row.reference
     if ref is None or ref.train_minutes is None:

@@ -23,19 +23,12 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from .. import results
 from ..data.config import DataArgs
 from ..data.splits import check_trainable, class_weights, load_splits, read_label_names
 from ..errors import SentibenchError
 from ..fileio import atomic_path
-from ..results import (
-    RunArgs,
-    RunResult,
-    default_run_dir,
-    format_accuracy_lines,
-    run_result,
-    save_run_files,
-    utc_now_iso,
-)
+from ..results import RunArgs, RunResult
 from ..rundir import check_target, refuse_other_run, run_directory
 
 MODEL_FILE = "model.skops"
@@ -292,10 +285,10 @@ def _describe(pipeline: Pipeline) -> dict:
 def run_baseline(name: str, data: DataArgs, run: RunArgs,
                  frames: dict[str, pd.DataFrame] | None = None) -> RunResult:
     """Fit, evaluate, save ``model.skops`` + ``results.json`` for one baseline."""
-    started, t0 = utc_now_iso(), time.perf_counter()
+    started, t0 = results.utc_now_iso(), time.perf_counter()
     frames = frames if frames is not None else load_splits(data)
     check_trainable(frames, data)
-    with run_directory(Path(run.out or default_run_dir(name)),
+    with run_directory(Path(run.out or results.default_run_dir(name)),
                        overwrite=run.overwrite) as run_dir:
         names = read_label_names(data.data_dir)
         weights = class_weights(data, frames["train"], len(names))
@@ -306,11 +299,11 @@ def run_baseline(name: str, data: DataArgs, run: RunArgs,
             if hasattr(clf, "coef_") else 0
         scored = {split: (frame["label"].to_numpy(), predicted[split])
                   for split, frame in frames.items()}
-        result = run_result(
+        result = results.run_result(
             name, KIND, run, data, names, scored, (train_seconds, time.perf_counter() - t0),
             {"pipeline": _describe(pipeline), "class_weights": weights}, "cpu",
             (params, params), started)
-        save_run_files(run_dir, result, {
+        results.save_run_files(run_dir, result, {
             split: (frames[split]["label"].to_numpy(), probs[split])
             for split in frames})
     return result
@@ -320,16 +313,16 @@ def run_logreg_command(name: str, data: DataArgs, run: RunArgs) -> RunResult:
     """``sentibench train-logreg``: the dummy line, then the logistic regression ``name``."""
     frames = load_splits(data)
     check_trainable(frames, data)
-    run_dir = Path(run.out or default_run_dir(name))
+    run_dir = Path(run.out or results.default_run_dir(name))
     check_target(run_dir)
     refuse_other_run(run_dir, run.overwrite)
     _, dummy_acc, _ = fit_and_score("dummy", frames)
     print("Dummy classifier:")
-    print(format_accuracy_lines(dummy_acc))
+    print(results.format_accuracy_lines(dummy_acc))
     result = run_baseline(name, data, RunArgs(out=run_dir, overwrite=run.overwrite,
                                               command=run.command), frames)
     print("\nLogistic regression classifier:")
-    print(format_accuracy_lines(result.accuracy))
+    print(results.format_accuracy_lines(result.accuracy))
     print(f"\nTrained in {result.train_seconds:.1f} s; saved {run_dir / MODEL_FILE} and "
           f"{run_dir / 'results.json'}")
     return result
