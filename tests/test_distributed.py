@@ -88,7 +88,8 @@ def _ddp_micro_batch_worker(rank: int, world: int, port: int, out: Path) -> None
     assert run.engine.dist.world_size == world and run.engine.plan.split_batches
     if rank == 0:
         torch.save(run.params, out)
-    if dist.is_initialized():
+    if dist.is_initialized():  # both ranks done before either tears gloo down: without
+        dist.barrier()  # the barrier, a rank exiting mid-teardown was seen to abort
         dist.destroy_process_group()
 
 
