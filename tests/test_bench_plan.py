@@ -32,7 +32,8 @@ def test_reference_preset_uses_the_reference_settings():
     experiments = {e.name: e for e in plan("reference", None, {})}
     assert list(experiments) == [name for name, _ in PRESETS["reference"]]
     assert experiments["gpt2-small"].settings == {
-        "learning_rate": 5e-5, "trainable_layers": "all", "num_epochs": 1}
+        "learning_rate": 5e-5, "trainable_layers": "all", "num_epochs": 1,
+        "trainable_token_pos": "last_padded"}  # position -1 of the padded review, exactly
     assert experiments["roberta"].settings["trainable_layers"] == "last_block"
     assert experiments["distilbert"].settings["learning_rate"] == 5e-6
     assert experiments["dummy"].settings == {}

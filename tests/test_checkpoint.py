@@ -97,3 +97,26 @@ def test_periodic_checkpoints_and_non_finite_loss_keeps_the_last_good_one(tmp_pa
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(SentibenchError, match="no checkpoint to resume"):
         read_run_spec(tmp_path)
+
+
+@pytest.mark.parametrize("stop_at", [5, 14])
+def test_select_best_and_a_schedule_resume_exactly(tmp_path, stop_at):
+    """The best weights so far travel in the checkpoint (best.safetensors), and the
+    schedule depends on the step alone."""
+    settings = {"eval_every": 3, "select_best": "val_loss", "lr_schedule": "cosine",
+                "warmup_ratio": 0.2, "learning_rate": 0.2}
+    train, val = synthetic_split(80, 1), synthetic_split(16, 2)
+    reference = make_engine(**settings)
+    expected_history = reference.fit(train, val)
+    first = make_engine(**settings)
+    first.checkpointer = functools.partial(save_checkpoint, tmp_path, {"name": "toy"})
+    interrupt_after(first, stop_at)
+    with pytest.raises(KeyboardInterrupt):
+        first.fit(train, val)
+    second = make_engine(**settings)
+    resume = load_checkpoint(tmp_path, second.model)
+    assert (resume.best_params is not None) == (stop_at > 3)
+    assert second.fit(train, val, resume) == expected_history
+    assert second.best.step == reference.best.step
+    for a, b in zip(reference.model.parameters(), second.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -53,7 +53,9 @@ _SPAM_MINILM = {"num_epochs": 3, "max_length": 128, "learning_rate": 5e-5}
 
 PRESETS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "quick": [("dummy", {}), ("logreg", {}), ("logreg-tfidf", {}), ("minilm", _QUICK_MINILM)],
-    "reference": [("dummy", {}), ("logreg", {}), ("gpt2-small", {}), ("bert", {}),
+    # exact: the reference read position -1 of reviews padded to 256 tokens (last_padded)
+    "reference": [("dummy", {}), ("logreg", {}),
+                  ("gpt2-small", {"trainable_token_pos": "last_padded"}), ("bert", {}),
                   ("distilbert", {}), ("roberta", {}), ("deberta-v3-base", {}),
                   ("modernbert-base", {}), ("modernbert-large", {})],
     "spam": [("dummy", {}), ("logreg", {}), ("logreg-tfidf", {}), ("minilm", _SPAM_MINILM),

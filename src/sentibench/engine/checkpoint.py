@@ -23,6 +23,7 @@ from ..results import CHECKPOINT_DIR
 from .state import History, Resume, TrainState
 
 STATE_FILE = "state.json"
+BEST_FILE = "best.safetensors"
 
 
 def _flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -49,7 +50,7 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any])
 
 def save_checkpoint(run_dir: Path, run_spec: dict[str, Any], model: nn.Module,
                     optimizer: torch.optim.Optimizer, state: TrainState,
-                    history: History) -> Path:
+                    history: History, best: dict[str, torch.Tensor] | None = None) -> Path:
     """Write ``run_dir/checkpoint`` (replacing any previous one only once complete)."""
     final = Path(run_dir) / CHECKPOINT_DIR
     staging = final.with_name(CHECKPOINT_DIR + ".new")
@@ -59,6 +60,8 @@ def save_checkpoint(run_dir: Path, run_spec: dict[str, Any], model: nn.Module,
     opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
     save_file(opt_tensors, str(staging / "optimizer.safetensors"))
     save_file({"cpu": torch.get_rng_state()}, str(staging / "rng.safetensors"))
+    if best:  # --select-best: the weights of the best evaluation so far
+        save_file({k: v.contiguous() for k, v in best.items()}, str(staging / BEST_FILE))
     atomic_write_json(staging / STATE_FILE, {
         "run": run_spec, "state": asdict(state), "history": history.to_dict(),
         "optimizer": opt_meta})
@@ -91,4 +94,6 @@ def load_checkpoint(run_dir: Path, model: nn.Module) -> Resume:
     optimizer_state = _unflatten_optimizer(load_file(str(folder / "optimizer.safetensors")),
                                            meta["optimizer"])
     rng = load_file(str(folder / "rng.safetensors"))["cpu"]
-    return Resume(TrainState(**meta["state"]), History(**meta["history"]), optimizer_state, rng)
+    best = load_file(str(folder / BEST_FILE)) if (folder / BEST_FILE).is_file() else None
+    return Resume(TrainState(**meta["state"]), History(**meta["history"]), optimizer_state,
+                  rng, best)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from ..errors import SentibenchError
 from ..options import option, to_dict, validate
+from .schedule import SCHEDULES
+from .selection import METRICS
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -68,6 +70,23 @@ class TrainConfig:
         "auto", "draw CPU dropout masks with numpy's SFC64 generator, seeded from torch's: "
                 "the same distribution, about 3x faster than torch's CPU bernoulli (auto = on "
                 "CPU without --compile; off = torch's own masks)", choices=FAST_DROPOUT)
+    lr_schedule: str = option(
+        "constant", "learning rate over the steps: constant (the reference), linear decay to "
+                    "0, or cosine to 0, after the warm-up", choices=SCHEDULES)
+    warmup_ratio: float = option(0.0, "share of the steps that warm the rate up from 0",
+                                 minimum=0)
+    max_grad_norm: float | None = option(
+        None, "clip the gradients' global norm to this (default: no clipping)", above=0)
+    eval_every: int | None = option(
+        None, "also score the whole validation split every N steps (for --select-best)",
+        above=0)
+    select_best: str = option(
+        "none", "at the end, restore the weights of the best --eval-every evaluation by "
+                "this measure (none: keep the last weights, as the reference)",
+        choices=METRICS)
+    early_stopping_patience: int | None = option(
+        None, "stop after N --eval-every evaluations without improvement (needs "
+              "--select-best)", above=0)
     num_workers: int | None = option(
         None, "worker processes that collate batches ahead of the model (default: 2 on CUDA, "
               "where batches are also pinned for faster copies; 0 elsewhere)", minimum=0)
@@ -75,6 +94,14 @@ class TrainConfig:
     def __post_init__(self) -> None:
         validate(self)
         check_device(self.device)
+        if not self.warmup_ratio < 1:
+            raise SentibenchError(f"--warmup-ratio must be below 1, got {self.warmup_ratio}")
+        if self.select_best != "none" and self.eval_every is None:
+            raise SentibenchError("--select-best needs --eval-every N (how often to score "
+                                  "the validation split)")
+        if self.early_stopping_patience is not None and self.select_best == "none":
+            raise SentibenchError("--early-stopping-patience needs --select-best "
+                                  "val_accuracy or val_loss")
 
     def to_dict(self) -> dict:
         return to_dict(self)

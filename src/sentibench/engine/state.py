@@ -17,6 +17,10 @@ class History:
     val_loss: list[float] = field(default_factory=list)
     epoch_train_accuracy: list[float] = field(default_factory=list)
     epoch_val_accuracy: list[float] = field(default_factory=list)
+    learning_rate: list[float] = field(default_factory=list)  # at each logged step
+    eval_steps: list[int] = field(default_factory=list)  # --eval-every: whole validation
+    eval_val_loss: list[float] = field(default_factory=list)
+    eval_val_accuracy: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, list]:
         return asdict(self)
@@ -30,6 +34,8 @@ class TrainState:
     next_batch: int = 0
     global_step: int = -1
     seen: int = 0
+    stopped: bool = False  # early stopping ended training
+    best: dict | None = None  # --select-best: value, step and evaluations since
 
 
 @dataclass
@@ -40,3 +46,4 @@ class Resume:
     history: History
     optimizer_state: dict
     rng_state: torch.Tensor
+    best_params: dict[str, torch.Tensor] | None = None

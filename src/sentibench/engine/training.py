@@ -35,7 +35,9 @@ from .batching import (
 )
 from .config import TrainConfig
 from .loss import batch_loss, loss_denominator
+from .monitoring import Monitoring
 from .plan import AMP_DTYPES, resolve_device, resolve_plan
+from .selection import Best
 from .state import History, Resume, TrainState
 
 
@@ -51,10 +53,10 @@ class LogitsMemo:
 
 SPLIT_OVERHEAD_TOKENS = 64  # a micro-batch's fixed cost, in padded tokens (measured on CPU)
 
-Checkpointer = Callable[[nn.Module, torch.optim.Optimizer, TrainState, History], None]
+Checkpointer = Callable[..., None]  # (model, optimizer, state, history, best weights)
 
 
-class Engine:
+class Engine(Monitoring):
     """Trains and evaluates one classifier on encoded splits.
 
     Models that can be cut into a frozen part and a trainable rest expose ``features()``,
@@ -98,6 +100,8 @@ class Engine:
             self.cache = feature_cache.FeatureCache(self.cache_level, budget, self.log)
         self._memo: tuple[tuple, dict[int, LogitsMemo]] = ((), {})
         self._steps_taken = 0
+        self.best = Best(cfg.select_best, cfg.early_stopping_patience) \
+            if cfg.select_best != "none" else None
 
     @property
     def cache_level(self) -> str | None:
@@ -249,14 +253,6 @@ class Engine:
         return torch.optim.AdamW(params, lr=self.cfg.learning_rate,
                                  weight_decay=self.cfg.weight_decay, fused=fused)
 
-    def _monitor_indices(self, train: EncodedSplit,
-                         val: EncodedSplit) -> tuple[list[int], list[int]]:
-        """The reference evaluates on the first ``eval_iter`` batches of each loader."""
-        count = self.cfg.eval_iter * self.cfg.batch_size
-        generator = torch.Generator().manual_seed(self.cfg.seed)
-        train_idx = torch.randperm(len(train), generator=generator)[:count].tolist()
-        return train_idx, list(range(min(count, len(val))))
-
     def fit(self, train: EncodedSplit, val: EncodedSplit, resume: Resume | None = None) -> History:
         """Train for ``num_epochs`` (continuing ``resume``); print the reference's lines.
 
@@ -275,28 +271,36 @@ class Engine:
             optimizer.load_state_dict(resume.optimizer_state)
             torch.set_rng_state(resume.rng_state)
             state, self.history = resume.state, resume.history
+            if self.best is not None:
+                self.best.load_state(state.best, resume.best_params)
         monitor = self._monitor_indices(train, val)
         total = (len(train) // cfg.batch_size) * cfg.num_epochs
         total = min(total, cfg.max_steps) if cfg.max_steps is not None else total
+        self._total = total
         first_step = state.global_step
         self.model.train()
         try:
             with self._fast_dropout(), progress_bar(
                     total=total, initial=state.global_step + 1, desc="training", unit="step",
                     disable=not self.dist.is_main) as bar:
-                while state.epoch < cfg.num_epochs and state.global_step + 1 < total:
+                while state.epoch < cfg.num_epochs and state.global_step + 1 < total \
+                        and not state.stopped:
                     self._run_epoch(optimizer, state, train, val, monitor, total, bar)
         except KeyboardInterrupt:
             self._checkpoint(optimizer, state)
             self.log(f"Interrupted at step {state.global_step}; checkpoint saved.")
             raise
         if state.global_step != first_step:  # training's end is a checkpoint too
+            self._restore_best()
             self._checkpoint(optimizer, state)
         return self.history
 
     def _checkpoint(self, optimizer: torch.optim.Optimizer, state: TrainState) -> None:
         if self.checkpointer is not None and self.dist.is_main:
-            self.checkpointer(self.model, optimizer, state, self.history)
+            if self.best is not None:
+                state.best = self.best.to_state()
+            best = self.best.params if self.best is not None else None
+            self.checkpointer(self.model, optimizer, state, self.history, best)
 
     def _fast_dropout(self) -> contextlib.AbstractContextManager:
         """CPU dropout masks from a faster sampler while training (not under torch.compile,
@@ -318,6 +322,7 @@ class Engine:
         for batch, micro in zip(todo, self._train_batches(train, local), strict=True):
             if state.global_step + 1 >= total:
                 return
+            self._set_learning_rate(optimizer, state.global_step + 1)
             loss = self._step(optimizer, train, micro)
             state.next_batch, state.global_step = batch + 1, state.global_step + 1
             state.seen += cfg.batch_size
@@ -325,10 +330,14 @@ class Engine:
             bar.set_postfix(loss=f"{loss:.3f}")
             if state.global_step % cfg.eval_freq == 0:
                 self._log_losses(state, train, val, *monitor)
+            if cfg.eval_every and (state.global_step + 1) % cfg.eval_every == 0:
+                self._evaluate_and_select(state, val)
             if cfg.save_every and (state.global_step + 1) % cfg.save_every == 0:
                 self._checkpoint(optimizer, state)
             if self.stop_requested:
                 raise KeyboardInterrupt  # between steps: the checkpoint is consistent
+            if state.stopped:
+                return
         self._log_epoch_accuracy(train, val, *monitor)
         state.epoch, state.next_batch = state.epoch + 1, 0
 
@@ -369,27 +378,8 @@ class Engine:
                                   "lower --learning-rate or use --precision fp32")
         if self.use_feature_cache:
             distributed.average_gradients(optimizer.param_groups[0]["params"], self.dist)
+        if self.cfg.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], self.cfg.max_grad_norm)
         optimizer.step()
         self._steps_taken += 1
         return value
-
-    def _log_losses(self, state: TrainState, train: EncodedSplit, val: EncodedSplit,
-                    train_mon: list[int], val_mon: list[int]) -> None:
-        train_loss, _ = self.loss_and_accuracy(train, train_mon)
-        val_loss, _ = self.loss_and_accuracy(val, val_mon)
-        epoch, step = state.epoch, state.global_step
-        self.history.steps.append(step)
-        self.history.examples_seen.append(state.seen)
-        self.history.train_loss.append(train_loss)
-        self.history.val_loss.append(val_loss)
-        self.log(f"Ep {epoch + 1} (Step {step:06d}): "
-                 f"Train loss {train_loss:.3f}, Val loss {val_loss:.3f}")
-
-    def _log_epoch_accuracy(self, train: EncodedSplit, val: EncodedSplit,
-                            train_mon: list[int], val_mon: list[int]) -> None:
-        _, train_acc = self.loss_and_accuracy(train, train_mon)
-        _, val_acc = self.loss_and_accuracy(val, val_mon)
-        self.history.epoch_train_accuracy.append(train_acc)
-        self.history.epoch_val_accuracy.append(val_acc)
-        self.log(f"Training accuracy: {train_acc * 100:.2f}% | "
-                 f"Validation accuracy: {val_acc * 100:.2f}%")

@@ -1,0 +1,94 @@
+"""What the engine reports while it trains: the reference's loss and accuracy lines on a
+fixed set of rows, the learning-rate schedule, and ``--eval-every`` / ``--select-best`` on
+the whole validation split. A mixin of :class:`~sentibench.engine.training.Engine`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from .batching import EncodedSplit
+from .schedule import lr_factor, warmup_steps
+from .state import TrainState
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from torch import nn
+
+    from .config import TrainConfig
+    from .selection import Best
+    from .state import History
+
+
+class Monitoring:
+    """Reporting and best-weight selection; the engine provides these attributes."""
+
+    cfg: TrainConfig
+    model: nn.Module
+    history: History
+    best: Best | None
+    log: Callable[[str], None]
+    loss_and_accuracy: Callable[[EncodedSplit, Sequence[int]], tuple[float, float]]
+    _total: int
+
+    def _monitor_indices(self, train: EncodedSplit,
+                         val: EncodedSplit) -> tuple[list[int], list[int]]:
+        """The reference evaluates on the first ``eval_iter`` batches of each loader."""
+        count = self.cfg.eval_iter * self.cfg.batch_size
+        generator = torch.Generator().manual_seed(self.cfg.seed)
+        train_idx = torch.randperm(len(train), generator=generator)[:count].tolist()
+        return train_idx, list(range(min(count, len(val))))
+
+    def _restore_best(self) -> None:
+        if self.best is not None and self.best.params is not None:
+            self.best.restore(self.model)
+            self.log(f"Restored the weights of step {self.best.step} "
+                     f"({self.best.metric} {self.best.value:.4f})")
+
+    def _set_learning_rate(self, optimizer: torch.optim.Optimizer, step: int) -> None:
+        warmup = warmup_steps(self._total, self.cfg.warmup_ratio)
+        factor = lr_factor(step, self._total, warmup, self.cfg.lr_schedule)
+        for group in optimizer.param_groups:
+            group["lr"] = self.cfg.learning_rate * factor
+
+    def _evaluate_and_select(self, state: TrainState, val: EncodedSplit) -> None:
+        """--eval-every: the whole validation split; the best weights are kept."""
+        loss, accuracy = self.loss_and_accuracy(val, range(len(val)))
+        step = state.global_step
+        self.history.eval_steps.append(step)
+        self.history.eval_val_loss.append(loss)
+        self.history.eval_val_accuracy.append(accuracy)
+        mark = ""
+        if self.best is not None:
+            mark = " (best so far)" if self.best.update(self.model, accuracy, loss, step) else ""
+            state.stopped = self.best.should_stop
+        self.log(f"Step {step:06d}: whole validation split: loss {loss:.3f}, accuracy "
+                 f"{accuracy * 100:.2f}%{mark}")
+        if state.stopped:
+            self.log(f"Early stopping: {self.best.bad} evaluations without improvement")
+
+    def _log_losses(self, state: TrainState, train: EncodedSplit, val: EncodedSplit,
+                    train_mon: list[int], val_mon: list[int]) -> None:
+        train_loss, _ = self.loss_and_accuracy(train, train_mon)
+        val_loss, _ = self.loss_and_accuracy(val, val_mon)
+        epoch, step = state.epoch, state.global_step
+        self.history.steps.append(step)
+        self.history.examples_seen.append(state.seen)
+        self.history.train_loss.append(train_loss)
+        self.history.val_loss.append(val_loss)
+        self.history.learning_rate.append(self.cfg.learning_rate * lr_factor(
+            step, self._total, warmup_steps(self._total, self.cfg.warmup_ratio),
+            self.cfg.lr_schedule))
+        self.log(f"Ep {epoch + 1} (Step {step:06d}): "
+                 f"Train loss {train_loss:.3f}, Val loss {val_loss:.3f}")
+
+    def _log_epoch_accuracy(self, train: EncodedSplit, val: EncodedSplit,
+                            train_mon: list[int], val_mon: list[int]) -> None:
+        _, train_acc = self.loss_and_accuracy(train, train_mon)
+        _, val_acc = self.loss_and_accuracy(val, val_mon)
+        self.history.epoch_train_accuracy.append(train_acc)
+        self.history.epoch_val_accuracy.append(val_acc)
+        self.log(f"Training accuracy: {train_acc * 100:.2f}% | "
+                 f"Validation accuracy: {val_acc * 100:.2f}%")
