@@ -36,6 +36,7 @@ from .engine.checkpoint import load_checkpoint, read_run_spec, save_checkpoint
 from .engine.config import TrainConfig
 from .engine.plan import resolve_device
 from .engine.training import Engine
+from .engine.truncation import HEAD, Truncation
 from .fileio import atomic_path, cache_dir
 from .models import count_parameters
 from .models.registry import BuiltModel, get_family
@@ -68,24 +69,27 @@ def resolve_max_length(built: BuiltModel, train_texts: list[str]) -> int:
 
 
 def _cache_path(cache_dir: Path, tokenizer_name: str, max_length: int | None, csv_sha: str,
-                rows: int) -> Path:
-    key = hashlib.sha256(f"{tokenizer_name}|{max_length}|{csv_sha}|{rows}".encode()).hexdigest()
+                rows: int, truncation: Truncation = HEAD) -> Path:
+    cut = "" if truncation == HEAD else f"|{truncation.key}"  # head: the older caches' keys
+    key = hashlib.sha256(f"{tokenizer_name}|{max_length}|{csv_sha}|{rows}{cut}".encode()
+                         ).hexdigest()
     return cache_dir / f"{key[:32]}.npz"
 
 
 def cached_encode(tokenizer: TextEncoder, frame: pd.DataFrame, max_length: int | None,
-                  csv_sha: str | None, cache_dir: Path | None) -> EncodedSplit:
+                  csv_sha: str | None, cache_dir: Path | None,
+                  truncation: Truncation = HEAD) -> EncodedSplit:
     """Tokenize a split once; later runs with the same tokenizer, length and data reuse it."""
     labels = frame["label"].tolist()
     if cache_dir is None or csv_sha is None:
-        return encode_split(tokenizer, frame["text"].tolist(), labels, max_length)
-    path = _cache_path(cache_dir, tokenizer.name, max_length, csv_sha, len(frame))
+        return encode_split(tokenizer, frame["text"].tolist(), labels, max_length, truncation)
+    path = _cache_path(cache_dir, tokenizer.name, max_length, csv_sha, len(frame), truncation)
     if path.is_file():
         with np.load(path, allow_pickle=False) as stored:
             flat, offsets = stored["ids"].tolist(), stored["offsets"].tolist()
         ids = [flat[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
         return EncodedSplit(ids, torch.as_tensor(labels, dtype=torch.long))
-    split = encode_split(tokenizer, frame["text"].tolist(), labels, max_length)
+    split = encode_split(tokenizer, frame["text"].tolist(), labels, max_length, truncation)
     offsets = np.cumsum([0, *(len(x) for x in split.ids)], dtype=np.int64)
     flat = np.fromiter((t for row in split.ids for t in row), dtype=np.int32, count=offsets[-1])
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
@@ -94,12 +98,13 @@ def cached_encode(tokenizer: TextEncoder, frame: pd.DataFrame, max_length: int |
 
 
 def encode_splits(built: BuiltModel, frames: dict[str, pd.DataFrame], max_length: int,
-                  data_dir: Path | None = None) -> dict[str, EncodedSplit]:
+                  data_dir: Path | None = None, truncation: Truncation = HEAD
+                  ) -> dict[str, EncodedSplit]:
     """Token ids of every split, cached in ``<cache>/tokens`` by the CSVs' checksums."""
     sums = data_checksums(data_dir) if data_dir is not None else {}
     tokens = cache_dir() / "tokens" if data_dir is not None else None
     return {name: cached_encode(built.tokenizer, frame, max_length, sums.get(f"{name}.csv"),
-                                tokens)
+                                tokens, truncation)
             for name, frame in frames.items()}
 
 
@@ -120,7 +125,8 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
     with run_directory(run_dir, overwrite=run.overwrite, resume=resume_from is not None):
         built = get_family(family).build(model_args, train_cfg.seed, labels)
         max_length = resolve_max_length(built, frames["train"]["text"].tolist())
-        splits = encode_splits(built, frames, max_length, data.data_dir)
+        splits = encode_splits(built, frames, max_length, data.data_dir,
+                               train_cfg.truncation_rule)
         weights = class_weights(data, frames["train"], len(labels))
         engine = Engine(built.model, train_cfg, max_length, class_weights=weights)
         engine.log(engine.plan.describe())

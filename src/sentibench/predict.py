@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .engine.truncation import Truncation
 from .errors import SentibenchError
 from .models.registry import get_family
 from .results import read_results
@@ -22,8 +23,10 @@ def predict_proba(run_dir: Path, texts: Sequence[str], device: str = "cpu") -> n
         return np.zeros((0, len(result.labels)))
     family = get_family(result.kind)
     max_length = int(result.config.get("max_length", DEFAULT_MAX_LENGTH))
+    train = result.config.get("train", {})
+    truncation = Truncation(train.get("truncation", "head"), train.get("head_tokens"))
     return np.asarray(family.predict_proba(Path(run_dir), list(texts), device, max_length,
-                                           len(result.labels)))
+                                           len(result.labels), truncation))
 
 
 def read_inputs(texts: Sequence[str], file: Path | None, csv: Path | None,

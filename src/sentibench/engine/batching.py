@@ -10,6 +10,7 @@ from typing import Protocol
 import torch
 
 from ..errors import SentibenchError
+from .truncation import HEAD, Truncation
 
 
 class TextEncoder(Protocol):
@@ -18,7 +19,8 @@ class TextEncoder(Protocol):
     name: str
     pad_id: int
 
-    def encode_batch(self, texts: Sequence[str], max_length: int | None) -> list[list[int]]: ...
+    def encode_batch(self, texts: Sequence[str], max_length: int | None,
+                     truncation: Truncation = HEAD) -> list[list[int]]: ...
 
 
 @dataclass
@@ -36,12 +38,14 @@ class EncodedSplit:
 
 
 def encode_split(
-    tokenizer: TextEncoder, texts: Sequence[str], labels: Sequence[int], max_length: int | None
+    tokenizer: TextEncoder, texts: Sequence[str], labels: Sequence[int], max_length: int | None,
+    truncation: Truncation = HEAD,
 ) -> EncodedSplit:
     """Tokenize once, in batches; empty encodings would break pooling, so refuse them."""
     ids: list[list[int]] = []
     for start in range(0, len(texts), 1024):
-        ids.extend(tokenizer.encode_batch(list(texts[start : start + 1024]), max_length))
+        ids.extend(tokenizer.encode_batch(list(texts[start : start + 1024]), max_length,
+                                          truncation))
     empty = [i for i, x in enumerate(ids) if not x]
     if empty:
         raise SentibenchError(f"row {empty[0]} encodes to zero tokens")

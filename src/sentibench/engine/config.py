@@ -10,6 +10,7 @@ from ..errors import SentibenchError
 from ..options import option, to_dict, validate
 from .schedule import SCHEDULES
 from .selection import METRICS
+from .truncation import TRUNCATIONS, Truncation
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -70,6 +71,13 @@ class TrainConfig:
         "auto", "draw CPU dropout masks with numpy's SFC64 generator, seeded from torch's: "
                 "the same distribution, about 3x faster than torch's CPU bernoulli (auto = on "
                 "CPU without --compile; off = torch's own masks)", choices=FAST_DROPOUT)
+    truncation: str = option(
+        "head", "which tokens of a text longer than the length limit are kept: the first "
+                "(head, the reference), the last (tail), or both ends (head+tail)",
+        choices=TRUNCATIONS)
+    head_tokens: int | None = option(
+        None, "head+tail: tokens kept from the start, the rest of the budget from the end "
+              "(default: a quarter of it)", above=0)
     lr_schedule: str = option(
         "constant", "learning rate over the steps: constant (the reference), linear decay to "
                     "0, or cosine to 0, after the warm-up", choices=SCHEDULES)
@@ -105,3 +113,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return to_dict(self)
+
+    @property
+    def truncation_rule(self) -> Truncation:
+        return Truncation(self.truncation, self.head_tokens)

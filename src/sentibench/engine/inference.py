@@ -15,6 +15,7 @@ from torch import nn
 from ..progress import progress as progress_bar
 from .batching import EncodedSplit, TextEncoder, collate, encode_split, sorted_batches
 from .plan import resolve_device
+from .truncation import HEAD, Truncation
 
 PREDICT_BATCH = 64
 
@@ -46,8 +47,10 @@ def predict_logits(model: nn.Module, split: EncodedSplit, max_length: int,
 
 def class_probabilities(model: nn.Module, tokenizer: TextEncoder, texts: Sequence[str],
                         max_length: int, device: str = "cpu",
-                        batch_size: int = PREDICT_BATCH) -> np.ndarray:
-    """``[n, C]`` softmax probabilities of ``texts``, truncated to ``max_length`` tokens."""
-    split = encode_split(tokenizer, list(texts), [0] * len(texts), max_length)
+                        batch_size: int = PREDICT_BATCH,
+                        truncation: Truncation = HEAD) -> np.ndarray:
+    """``[n, C]`` softmax probabilities of ``texts``, cut to ``max_length`` tokens as the
+    run was trained (``truncation``)."""
+    split = encode_split(tokenizer, list(texts), [0] * len(texts), max_length, truncation)
     logits = predict_logits(model, split, max_length, device, batch_size)
     return torch.softmax(logits, dim=-1).numpy()

@@ -22,7 +22,6 @@ output per class, labelled with the data's class names; nothing here branches on
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -40,81 +39,9 @@ from ..errors import SentibenchError
 from ..fileio import atomic_write_json, usual_mode
 from . import TRAINABLE_LAYERS
 from .hf_errors import describe_loading, hf_errors, quiet_transformers
+from .hf_tokenizer import HFTokenizer
 
 META_FILE = "sentibench_encoder.json"
-_UNLIMITED = 1_000_000  # tokenizers without a length limit report about 1e30
-
-
-class HFTokenizer:
-    """A Hugging Face tokenizer behind the engine's ``encode_batch`` / ``pad_id`` / ``name``.
-
-    ``name`` is ``hf:<name_or_path>:<16 hex>`` where the hex is a sha256 of the tokenizer's full
-    serialisation (vocabulary, normaliser, special-token template; runtime truncation/padding
-    state excluded), so it changes whenever the token ids could. ``model_max_length`` is the
-    tokenizer's limit (512 for BERT/RoBERTa) or None when it declares none.
-    """
-
-    def __init__(self, tokenizer: Any, source: str | None = None) -> None:
-        self.hf = tokenizer
-        self.source = str(source or tokenizer.name_or_path)
-        if tokenizer.pad_token_id is None:
-            if tokenizer.eos_token is None:
-                raise SentibenchError(f"the tokenizer of {self.source} has no padding or "
-                                      "end-of-sequence token, so batches cannot be padded")
-            tokenizer.pad_token = tokenizer.eos_token  # decoder-only checkpoints (GPT-2 style)
-        self.pad_id = int(tokenizer.pad_token_id)
-        self.name = f"hf:{self.source}:{_fingerprint(tokenizer)[:16]}"
-        limit = getattr(tokenizer, "model_max_length", None)
-        self.model_max_length = int(limit) if limit and 0 < limit < _UNLIMITED else None
-        self.num_special_tokens = int(tokenizer.num_special_tokens_to_add())
-
-    def __len__(self) -> int:
-        return len(self.hf)
-
-    def encode_batch(self, texts: Sequence[str], max_length: int | None) -> list[list[int]]:
-        """Ids with the model's special tokens, truncated to ``max_length`` (None: no limit)."""
-        if max_length is not None:
-            if max_length <= self.num_special_tokens:
-                raise SentibenchError(f"max_length must exceed the {self.num_special_tokens} "
-                                      f"special tokens of {self.source}, got {max_length}")
-            if self.model_max_length is not None and max_length > self.model_max_length:
-                raise SentibenchError(f"max_length {max_length} exceeds the "
-                                      f"{self.model_max_length} tokens {self.source} accepts")
-        texts = list(texts)
-        if not texts:
-            return []
-        encoded = self.hf(texts, truncation=max_length is not None, max_length=max_length,
-                          padding=False, add_special_tokens=True, return_attention_mask=False,
-                          return_token_type_ids=False, verbose=False)
-        return [list(ids) for ids in encoded["input_ids"]]
-
-    def save(self, directory: str | os.PathLike[str]) -> None:
-        """``save_pretrained`` into ``directory`` without the runtime truncation state."""
-        backend = getattr(self.hf, "backend_tokenizer", None)
-        if backend is not None:
-            backend.no_truncation()
-            backend.no_padding()
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        self.hf.save_pretrained(str(directory))
-
-    def __repr__(self) -> str:
-        return f"HFTokenizer(name={self.name!r}, pad_id={self.pad_id})"
-
-
-def _fingerprint(tokenizer: Any) -> str:
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        state = json.loads(backend.to_str())
-        state.pop("truncation", None)
-        state.pop("padding", None)
-    else:  # a pure-Python tokenizer: its vocabulary and special tokens
-        state = {"vocab": sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1]),
-                 "special": tokenizer.all_special_tokens,
-                 "lower": getattr(tokenizer, "do_lower_case", None)}
-    payload = json.dumps([type(tokenizer).__name__, state], sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
 class HFClassifier(nn.Module):
     """``logits [B, num_labels] = model(input_ids [B, T], attention_mask [B, T])``.
 

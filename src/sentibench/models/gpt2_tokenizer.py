@@ -24,6 +24,7 @@ from pathlib import Path
 import tiktoken
 from tiktoken_ext.openai_public import r50k_pat_str
 
+from ..engine.truncation import HEAD, Truncation
 from ..errors import SentibenchError
 from ..fileio import atomic_write_text
 from .hub import download_hub_file, hub_repo_id
@@ -138,13 +139,16 @@ class GPT2BPETokenizer:
     def decode(self, ids: Iterable[int]) -> str:
         return self._enc.decode(list(ids))
 
-    def encode_batch(self, texts: Sequence[str], max_length: int | None = None) -> list[list[int]]:
-        """Encode many texts on tiktoken's thread pool, keeping the first ``max_length`` ids."""
+    def encode_batch(self, texts: Sequence[str], max_length: int | None = None,
+                     truncation: Truncation = HEAD) -> list[list[int]]:
+        """Encode many texts on tiktoken's thread pool, keeping ``max_length`` ids chosen by
+        ``truncation`` (the first ones by default)."""
         if max_length is not None and max_length < 1:
             raise SentibenchError(f"max_length must be a positive integer, got {max_length}")
         threads = min(8, os.cpu_count() or 1)
         batch = self._enc.encode_ordinary_batch(list(texts), num_threads=threads)
-        return batch if max_length is None else [ids[:max_length] for ids in batch]
+        return batch if max_length is None else [truncation.keep(ids, max_length)
+                                                 for ids in batch]
 
     def save(self, directory: str | os.PathLike[str]) -> None:
         """Write HF-style ``vocab.json`` + ``merges.txt`` so the tokenizer reloads offline."""

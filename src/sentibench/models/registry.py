@@ -273,7 +273,7 @@ def _load_hf(run_dir: Path) -> tuple[nn.Module, Any]:
 
 
 def _baseline_proba(run_dir: Path, texts: list[str], device: str, max_length: int,
-                    num_classes: int) -> np.ndarray:
+                    num_classes: int, truncation: Any = None) -> np.ndarray:
     from .baselines import predict_proba
 
     return predict_proba(run_dir, texts, num_classes)
@@ -281,17 +281,19 @@ def _baseline_proba(run_dir: Path, texts: list[str], device: str, max_length: in
 
 def _neural_proba(load: Callable[[Path], tuple[nn.Module, Any]]) -> Callable[..., np.ndarray]:
     def proba(run_dir: Path, texts: list[str], device: str, max_length: int,
-              num_classes: int) -> np.ndarray:
-        from ..engine.inference import class_probabilities
+              num_classes: int, truncation: Any = None) -> np.ndarray:
+        from ..engine.inference import PREDICT_BATCH, class_probabilities
+        from ..engine.truncation import HEAD
 
         model, tokenizer = load(run_dir)
-        return class_probabilities(model, tokenizer, texts, max_length, device)
+        return class_probabilities(model, tokenizer, texts, max_length, device,
+                                   PREDICT_BATCH, truncation or HEAD)
 
     return proba
 
 
 def _ensemble_proba(run_dir: Path, texts: list[str], device: str, max_length: int,
-                    num_classes: int) -> np.ndarray:
+                    num_classes: int, truncation: Any = None) -> np.ndarray:
     from ..ensemble import predict_proba
 
     return predict_proba(run_dir, texts, device, max_length, num_classes)
@@ -318,7 +320,7 @@ class Family:
     model_field: str | None
     engine: bool
     run: Callable[..., RunResult]
-    predict_proba: Callable[[Path, list[str], str, int, int], np.ndarray]
+    predict_proba: Callable[..., np.ndarray]  # (run dir, texts, device, length, K, cut)
     build: Callable[..., BuiltModel] | None = None  # (model args, seed, label names)
     train_defaults: dict[str, Any] = field(default_factory=dict)
     command: str = ""
