@@ -39,6 +39,7 @@ from .engine.training import Engine
 from .engine.truncation import HEAD, Truncation
 from .fileio import atomic_path, cache_dir
 from .models import count_parameters
+from .models.lora import apply_lora, merge_lora
 from .models.registry import BuiltModel, get_family
 from .options import to_dict
 from .results import (
@@ -124,6 +125,11 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
     resolve_device(train_cfg.device)
     with run_directory(run_dir, overwrite=run.overwrite, resume=resume_from is not None):
         built = get_family(family).build(model_args, train_cfg.seed, labels)
+        lora = getattr(model_args, "trainable_layers", None) == "lora"
+        if lora:
+            adapted = apply_lora(built.model, train_cfg.lora_rank, train_cfg.lora_alpha,
+                                 train_cfg.lora_suffixes)
+            built.config["lora_layers"] = len(adapted)
         max_length = resolve_max_length(built, frames["train"]["text"].tolist())
         splits = encode_splits(built, frames, max_length, data.data_dir,
                                train_cfg.truncation_rule)
@@ -153,6 +159,8 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
             count_parameters(built.model), started, history.to_dict())
         engine.log(format_accuracy_lines(result.accuracy))
         if engine.dist.is_main:
+            if lora:  # a saved run is a plain model: the adapters folded in
+                merge_lora(built.model)
             _save_run(run_dir, built, splits, logits, result, engine)
     return result
 

@@ -44,8 +44,11 @@ def encode_split(
     """Tokenize once, in batches; empty encodings would break pooling, so refuse them."""
     ids: list[list[int]] = []
     for start in range(0, len(texts), 1024):
-        ids.extend(tokenizer.encode_batch(list(texts[start : start + 1024]), max_length,
-                                          truncation))
+        chunk = list(texts[start : start + 1024])
+        # the rule is passed only when it is not the default, so a tokenizer that only
+        # keeps the first ids (encode_batch(texts, max_length)) still serves
+        ids.extend(tokenizer.encode_batch(chunk, max_length) if truncation == HEAD
+                   else tokenizer.encode_batch(chunk, max_length, truncation))
     empty = [i for i, x in enumerate(ids) if not x]
     if empty:
         raise SentibenchError(f"row {empty[0]} encodes to zero tokens")

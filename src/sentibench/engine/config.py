@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from ..errors import SentibenchError
 from ..options import option, to_dict, validate
 from .schedule import SCHEDULES
-from .selection import METRICS
 from .truncation import TRUNCATIONS, Truncation
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -19,6 +18,7 @@ SPLIT_BATCHES = ("auto", "on", "off")
 FAST_DROPOUT = ("auto", "off")
 DEVICE_HELP = "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps"
 DEFAULT_SEED = 123  # the reference's torch.manual_seed
+SELECT_METRICS = ("none", "val_accuracy", "val_loss")  # --select-best
 
 
 def check_device(name: str) -> None:
@@ -78,6 +78,12 @@ class TrainConfig:
     head_tokens: int | None = option(
         None, "head+tail: tokens kept from the start, the rest of the budget from the end "
               "(default: a quarter of it)", above=0)
+    lora_rank: int = option(16, "--trainable_layers lora: the adapters' rank", above=0)
+    lora_alpha: float = option(16.0, "--trainable_layers lora: the adapters' scale alpha "
+                                     "(the update is alpha / rank x B A)", above=0)
+    lora_targets: str | None = option(
+        None, "--trainable_layers lora: comma-separated name endings of the Linear layers to "
+              "adapt, e.g. qkv,proj or query,value (default: every frozen Linear layer)")
     lr_schedule: str = option(
         "constant", "learning rate over the steps: constant (the reference), linear decay to "
                     "0, or cosine to 0, after the warm-up", choices=SCHEDULES)
@@ -91,7 +97,7 @@ class TrainConfig:
     select_best: str = option(
         "none", "at the end, restore the weights of the best --eval-every evaluation by "
                 "this measure (none: keep the last weights, as the reference)",
-        choices=METRICS)
+        choices=SELECT_METRICS)
     early_stopping_patience: int | None = option(
         None, "stop after N --eval-every evaluations without improvement (needs "
               "--select-best)", above=0)
@@ -113,6 +119,10 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return to_dict(self)
+
+    @property
+    def lora_suffixes(self) -> list[str]:
+        return [s.strip() for s in (self.lora_targets or "").split(",") if s.strip()]
 
     @property
     def truncation_rule(self) -> Truncation:

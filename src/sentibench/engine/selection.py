@@ -9,8 +9,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-METRICS = ("none", "val_accuracy", "val_loss")
-
 
 @dataclass
 class Best:

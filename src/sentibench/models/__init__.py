@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from torch import nn
 
-TRAINABLE_LAYERS = ("all", "last_block", "last_layer")
+TRAINABLE_LAYERS = ("all", "last_block", "last_layer", "lora")  # lora: see models/lora.py
 TOKEN_POSITIONS = ("first", "last", "last_padded")
 
 

@@ -41,7 +41,8 @@ class GPTArgs:
     weights: str = option("pretrained", "OpenAI's weights, or a random initialisation",
                           choices=("pretrained", "random"))
     trainable_layers: str = option(
-        "last_block", "all; last_block (last block + final norm + head); last_layer (head)",
+        "last_block", "all; last_block (last block + final norm + head); last_layer (head); "
+                      "lora (low-rank adapters on the frozen layers + head)",
         choices=TRAINABLE_LAYERS, snake=True)
     trainable_token_pos: str = option(
         "last", "last: each review's true last token; first: position 0; last_padded: "
@@ -69,7 +70,8 @@ class HFArgs:
     model: str = option("distilbert", "a registered encoder (listed above), a Hub id or a "
                                       "local directory")
     trainable_layers: str = option(
-        "all", "all; last_block (last encoder layer + pooler + head); last_layer (head)",
+        "all", "all; last_block (last encoder layer + pooler + head); last_layer (head); "
+               "lora (low-rank adapters on the frozen layers + head)",
         choices=TRAINABLE_LAYERS, snake=True)
     use_attention_mask: bool = option(True, "pass the attention mask", snake=True)
     max_length: int = option(256, "truncate reviews to N tokens", above=0)
