@@ -26,6 +26,7 @@ from .results import (
     FAILURES_FILE,
     PLAN_FILE,
     RESULTS_FILE,
+    SEED_SUFFIX,
     RunArgs,
     environment,
     format_accuracy_lines,
@@ -159,9 +160,6 @@ def plan(preset: str, models: list[str] | None, overrides: dict[str, dict[str, A
     return with_seeds(experiments, seeds)
 
 
-SEED_SUFFIX = "-seed"  # run directory of one seed of a row: <row>-seed<N>
-
-
 def with_seeds(experiments: list[Experiment], seeds: list[int] | None) -> list[Experiment]:
     """One experiment per seed for the rows whose training depends on a seed (the neural
     families; the scikit-learn rows are deterministic and run once)."""
@@ -196,15 +194,24 @@ def parse_seeds(text: str) -> list[int]:
 def _check_row(name: str, model: str, family_name: str, settings: dict[str, Any]) -> None:
     """Build the row's option dataclasses now, so that a bad combination fails before the
     first row runs rather than after hours."""
-    family = get_family(family_name)
     try:
-        build(DataArgs, settings)
-        build(family.args, settings, **({family.model_field: model} if family.model_field
-                                         else {}))
-        if family.engine:
-            build(TrainConfig, settings)
+        row_options(family_name, model, settings)
     except SentibenchError as exc:
         raise SentibenchError(f"bench row {name}: {exc}") from None
+
+
+def row_options(family_name: str, model: str, settings: dict[str, Any],
+                data_dir: Path | None = None, device: str | None = None
+                ) -> tuple[DataArgs, Any, TrainConfig | None]:
+    """A row's data, model and (neural families) training options from its settings; the
+    bench-wide data directory and device, where given, override the defaults."""
+    family = get_family(family_name)
+    data = build(DataArgs, settings, **({"data_dir": data_dir} if data_dir else {}))
+    model_args = build(family.args, settings, **({family.model_field: model}
+                                                 if family.model_field else {}))
+    train = build(TrainConfig, settings, **({"device": device} if device else {})) \
+        if family.engine else None
+    return data, model_args, train
 
 
 def row_name(model: str) -> str:
@@ -231,10 +238,8 @@ class BenchArgs:
 def _run_one(exp: Experiment, run_dir: Path, bench: BenchArgs) -> None:
     """Build the row's options from its settings and let its family run it."""
     family = get_family(exp.family)
-    data = build(DataArgs, exp.settings, data_dir=bench.data_dir)
-    model = {family.model_field: exp.model} if family.model_field else {}
-    model_args = build(family.args, exp.settings, **model)
-    train = build(TrainConfig, exp.settings, device=bench.device) if family.engine else None
+    data, model_args, train = row_options(exp.family, exp.model, exp.settings,
+                                          bench.data_dir, bench.device)
     result = family.run(exp.model, family.name, model_args, train, data,
                         RunArgs(out=run_dir, overwrite=True, command=bench.command))
     if not family.engine:  # the engine prints these lines itself

@@ -24,7 +24,14 @@ from .errors import SentibenchError
 from .fileio import atomic_write_text
 from .models.registry import MODELS, ReferenceRow
 from .plots import ACCURACY_PLOT, LOSS_PLOT, plot_accuracy_vs_time, plot_loss_curves
-from .results import FAILURES_FILE, PLAN_FILE, RESULTS_FILE, RunResult, read_results
+from .results import (
+    FAILURES_FILE,
+    PLAN_FILE,
+    RESULTS_FILE,
+    SEED_SUFFIX,
+    RunResult,
+    read_results,
+)
 
 MARKDOWN_FILE = "results.md"
 CSV_FILE = "results.csv"
@@ -239,7 +246,7 @@ def format_table(results: Iterable[RunResult | Row],
     return "\n".join(lines) + "\n"
 
 
-_SEED_RUN = re.compile(r"^(?P<row>.+)-seed(?P<seed>-?\d+)$")
+_SEED_RUN = re.compile(rf"^(?P<row>.+){re.escape(SEED_SUFFIX)}(?P<seed>-?\d+)$")
 
 
 def _grouped(rows: Sequence[Row]) -> list[Row | tuple[str, list[Row]]]:
