@@ -52,12 +52,13 @@ def choose(runs: list[Path], k: int) -> list[Path]:
     scored on the same validation rows as the best of them."""
     if k < 2:
         raise SentibenchError(f"--ensemble {k}: an ensemble needs two or more runs")
-    scored = sorted(runs, key=lambda r: (-read_results(r).accuracy["validation"], r.name))
+    results = {r: read_results(r) for r in runs}  # each run's results.json read once
+    scored = sorted(runs, key=lambda r: (-results[r].accuracy["validation"], r.name))
     if not scored:
         raise SentibenchError(f"--ensemble {k}: no finished run saved its predictions")
-    labels = read_results(scored[0]).labels
+    labels = results[scored[0]].labels
     anchor = read_predictions(scored[0], labels, "validation")[0]
-    same = [r for r in scored if read_results(r).labels == labels and np.array_equal(
+    same = [r for r in scored if results[r].labels == labels and np.array_equal(
         read_predictions(r, labels, "validation")[0], anchor)]
     if len(same) < k:
         raise SentibenchError(f"--ensemble {k}: only {len(same)} finished runs share the "

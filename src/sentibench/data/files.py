@@ -18,8 +18,7 @@ import pandas as pd
 from ..errors import SentibenchError
 from .config import PrepareConfig
 from .download import file_digests
-from .prepared import check_parts, new_manifest, report, write_prepared
-from .sms_spam import stratified_split
+from .prepared import check_parts, cut, new_manifest, report, stratified_split, write_prepared
 
 READERS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
 
@@ -117,10 +116,7 @@ def _cut(frame: pd.DataFrame, fractions: tuple[float, float, float], seed: int,
          stratify: bool) -> dict[str, pd.DataFrame]:
     if stratify:
         return stratified_split(frame, fractions[:2], seed, column="raw")
-    shuffled = frame.sample(frac=1, random_state=seed).reset_index(drop=True)
-    a = int(len(shuffled) * fractions[0])
-    b = a + int(len(shuffled) * fractions[1])
-    return {"train": shuffled[:a], "validation": shuffled[a:b], "test": shuffled[b:]}
+    return cut(frame.sample(frac=1, random_state=seed).reset_index(drop=True), fractions)
 
 
 def _inputs(cfg: PrepareConfig) -> dict[str, Path]:

@@ -102,6 +102,29 @@ def summarize(parts: dict[str, pd.DataFrame], names: list[str]) -> str:
     return "\n".join(lines)
 
 
+def cut(frame: pd.DataFrame, fractions: tuple[float, ...]) -> dict[str, pd.DataFrame]:
+    """The first ``int(n x f0)`` rows, the next ``int(n x f1)``, the rest (the book's cut)."""
+    train_end = int(len(frame) * fractions[0])
+    val_end = train_end + int(len(frame) * fractions[1])
+    return {"train": frame[:train_end].reset_index(drop=True),
+            "validation": frame[train_end:val_end].reset_index(drop=True),
+            "test": frame[val_end:].reset_index(drop=True)}
+
+
+def stratified_split(frame: pd.DataFrame, fractions: tuple[float, ...], seed: int,
+                     column: str = "label") -> dict[str, pd.DataFrame]:
+    """Each class shuffled and cut in the same proportions, then each split shuffled:
+    every split keeps the overall class balance."""
+    rng = np.random.RandomState(seed)
+    parts: dict[str, list[pd.DataFrame]] = {"train": [], "validation": [], "test": []}
+    for label in sorted(frame[column].unique()):
+        rows = frame[frame[column] == label]
+        for split, piece in cut(rows.take(rng.permutation(len(rows))), fractions).items():
+            parts[split].append(piece)
+    return {split: (pd.concat(pieces).sample(frac=1, random_state=seed)
+                    .reset_index(drop=True)) for split, pieces in parts.items()}
+
+
 def check_parts(parts: dict[str, pd.DataFrame], names: list[str], where: str) -> None:
     """Refuse splits that a comparison cannot use: an empty split, a training split with one
     class, or a validation/test label that training never shows."""

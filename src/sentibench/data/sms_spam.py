@@ -17,7 +17,6 @@ import time
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ..errors import SentibenchError
@@ -25,9 +24,11 @@ from .config import PrepareConfig
 from .download import fetch, file_digests, is_url
 from .prepared import (
     check_parts,
+    cut,
     new_manifest,
     read_manifest,
     report,
+    stratified_split,
     up_to_date,
     write_prepared,
 )
@@ -60,32 +61,7 @@ def book_split(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     spam = frame[frame["label"] == 1]
     ham = frame[frame["label"] == 0].sample(len(spam), random_state=SEED)
     balanced = pd.concat([ham, spam]).sample(frac=1, random_state=SEED)
-    return cut(balanced.reset_index(drop=True))
-
-
-def cut(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    train_end = int(len(frame) * FRACTIONS[0])
-    val_end = train_end + int(len(frame) * FRACTIONS[1])
-    return {"train": frame[:train_end].reset_index(drop=True),
-            "validation": frame[train_end:val_end].reset_index(drop=True),
-            "test": frame[val_end:].reset_index(drop=True)}
-
-
-def stratified_split(frame: pd.DataFrame, fractions: tuple[float, float], seed: int,
-                     column: str = "label") -> dict[str, pd.DataFrame]:
-    """Each class cut in the same proportions (``int()`` per class), then each split
-    shuffled: every split keeps the overall class balance."""
-    rng = np.random.RandomState(seed)
-    parts: dict[str, list[pd.DataFrame]] = {"train": [], "validation": [], "test": []}
-    for label in sorted(frame[column].unique()):
-        rows = frame[frame[column] == label]
-        rows = rows.take(rng.permutation(len(rows)))
-        a = int(len(rows) * fractions[0])
-        b = a + int(len(rows) * fractions[1])
-        for split, piece in zip(parts, (rows[:a], rows[a:b], rows[b:]), strict=True):
-            parts[split].append(piece)
-    return {split: (pd.concat(pieces).sample(frac=1, random_state=seed)
-                    .reset_index(drop=True)) for split, pieces in parts.items()}
+    return cut(balanced.reset_index(drop=True), FRACTIONS)
 
 
 def _member_bytes(path: Path) -> bytes:

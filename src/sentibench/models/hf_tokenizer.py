@@ -3,6 +3,7 @@ with the length checks and the truncation rules (head, tail, head+tail)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -61,16 +62,17 @@ class HFTokenizer:
                               return_attention_mask=False, return_token_type_ids=False,
                               verbose=False)["input_ids"]
             budget = max_length - self.num_special_tokens
-            prefix, suffix = self._special_frame()
+            prefix, suffix = self._special_frame
             return [[*prefix, *truncation.keep(ids, budget), *suffix] for ids in content]
         encoded = self.hf(texts, truncation=max_length is not None, max_length=max_length,
                           padding=False, add_special_tokens=True, return_attention_mask=False,
                           return_token_type_ids=False, verbose=False)
         return [list(ids) for ids in encoded["input_ids"]]
 
+    @functools.cached_property
     def _special_frame(self) -> tuple[list[int], list[int]]:
         """The special ids the tokenizer puts before and after one text's ids, read off the
-        encoding of a sample text with and without them."""
+        encoding of a sample text with and without them (once per tokenizer)."""
         sample = "a"
         plain = self.hf([sample], add_special_tokens=False)["input_ids"][0]
         full = self.hf([sample], add_special_tokens=True)["input_ids"][0]
