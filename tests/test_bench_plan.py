@@ -6,16 +6,12 @@ import json
 
 import pytest
 
-from sentibench.bench import (
-    PRESETS,
-    load_override_file,
-    load_rerun,
-    parse_overrides,
-    plan,
-)
+from sentibench.bench import load_rerun, plan
 from sentibench.cli import main
 from sentibench.errors import SentibenchError
 from sentibench.models.registry import MODELS
+from sentibench.overrides import load_override_file, parse_overrides
+from sentibench.presets import PRESETS
 from sentibench.results import safe_name
 
 REQUIRED_NAMES = ["dummy", "logreg", "logreg-tfidf", "gpt2-small", "gpt2-medium", "gpt2-large",
@@ -30,13 +26,69 @@ def test_every_required_name_is_registered_with_a_known_family():
 
 def test_reference_preset_uses_the_reference_settings():
     experiments = {e.name: e for e in plan("reference", None, {})}
-    assert list(experiments) == [name for name, _ in PRESETS["reference"]]
+    assert list(experiments) == [row.row_name for row in PRESETS["reference"].rows]
     assert experiments["gpt2-small"].settings == {
         "learning_rate": 5e-5, "trainable_layers": "all", "num_epochs": 1,
         "trainable_token_pos": "last_padded"}  # position -1 of the padded review, exactly
     assert experiments["roberta"].settings["trainable_layers"] == "last_block"
     assert experiments["distilbert"].settings["learning_rate"] == 5e-6
     assert experiments["dummy"].settings == {}
+    assert all(e.note is None for name, e in experiments.items()
+               if name != "gpt2-small-true-last-token")
+    # the corrected pooling is an extra row, labelled as sentibench's, not the reference's
+    fix = experiments["gpt2-small-true-last-token"]
+    assert fix.model == "gpt2-small" and "sentibench's fix" in fix.note
+    assert fix.settings == {**experiments["gpt2-small"].settings, "trainable_token_pos": "last"}
+    registered = [e for e in experiments.values() if MODELS[e.model].reference is not None]
+    assert len({e.model for e in registered}) == 9  # every row of the reference's table
+
+
+def test_models_picks_preset_rows_by_name_or_by_model():
+    exact, fix = plan("reference", ["gpt2-small", "gpt2-small-true-last-token"], {})
+    assert exact.settings["trainable_token_pos"] == "last_padded"
+    assert fix.settings["trainable_token_pos"] == "last" and fix.name != exact.name
+    # an override by model reaches every row of it; one by row name only that row
+    a, b = plan("reference", ["gpt2-small", "gpt2-small-true-last-token"],
+                {"gpt2-small": {"num_epochs": "2"},
+                 "gpt2-small-true-last-token": {"batch_size": "4"}})
+    assert a.settings["num_epochs"] == b.settings["num_epochs"] == 2
+    assert "batch_size" not in a.settings and b.settings["batch_size"] == 4
+
+
+def test_spam_ablations_are_the_books_nineteen_rows():
+    rows = plan("spam-ablations", None, {})
+    assert len(rows) == 19 and PRESETS["spam-ablations"].dataset == "sms-spam"
+    assert [e.reference["row"] for e in rows] == list(range(1, 20))
+    by_row = {e.reference["row"]: e for e in rows}
+    base = by_row[1].settings
+    assert base["trainable_layers"] == "last_block" and base["num_epochs"] == 5
+    assert base["trainable_token_pos"] == "last_padded"
+    assert base["context_length"] == "longest_training_example"
+    changed = {row: {k: v for k, v in e.settings.items() if base.get(k) != v}
+               for row, e in by_row.items() if e.model == "gpt2-small"}
+    assert changed[4] == {"trainable_layers": "last_two_blocks"}
+    assert changed[11] == {"trainable_layers": "lora", "lora_rank": 16, "lora_alpha": 16.0}
+    assert changed[14] == {"no_padding": True, "batch_size": 1}
+    assert changed[15] == {"no_padding": True, "batch_size": 1, "accumulation_steps": 8}
+    assert changed[16] == {"trainable_token_pos": "last"}
+    assert changed[17] == {"disable_causal_mask": True}
+    assert changed[18] == {"ignore_index": 50256}
+    assert changed[19] == {"average_embeddings": True}
+    assert by_row[12].model == "gpt2-xl" and by_row[12].settings["lora_alpha"] == 8.0
+    assert (by_row[1].reference["test_accuracy"], by_row[1].reference["train_accuracy"],
+            by_row[1].reference["validation_accuracy"]) == (0.95, 0.9663, 0.9933)
+    assert by_row[9].reference["train_minutes"] == 8.12
+
+
+def test_best_preset_is_a_checked_plan_on_the_reference_split():
+    rows = {e.name: e for e in plan("best", None, {})}
+    assert PRESETS["best"].dataset == "imdb"
+    top = rows["modernbert-large-512-head+tail"].settings
+    assert (top["max_length"], top["truncation"], top["lr_schedule"], top["select_best"]) == \
+        (512, "head+tail", "linear", "val_accuracy")
+    assert top["num_epochs"] == 2 and top["warmup_ratio"] == 0.1
+    assert rows["gpt2-small-true-last-token-512"].settings["trainable_token_pos"] == "last"
+    assert "logreg-tfidf" in rows
 
 
 def test_quick_preset_slices_the_transformer_row():
@@ -201,7 +253,7 @@ def test_models_from_a_preset_keep_the_presets_settings():
 
 
 def test_seeds_multiply_the_rows_that_depend_on_randomness():
-    from sentibench.bench import parse_seeds
+    from sentibench.overrides import parse_seeds
 
     assert parse_seeds("3") == [123, 124, 125]
     assert parse_seeds("7,1") == [7, 1]

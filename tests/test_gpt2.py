@@ -412,10 +412,11 @@ def _trainable_expected(cfg: GPTConfig, classes: int) -> dict[str, int]:
     head = e * classes + classes
     block = 12 * e * e + 13 * e
     total = cfg.vocab_size * e + cfg.context_length * e + cfg.n_layers * block + 2 * e + head
-    return {"last_layer": head, "last_block": head + block + 2 * e, "all": total}
+    return {"last_layer": head, "last_block": head + block + 2 * e,
+            "last_two_blocks": head + 2 * block + 2 * e, "all": total}
 
 
-@pytest.mark.parametrize("mode", ["last_layer", "last_block", "all"])
+@pytest.mark.parametrize("mode", ["last_layer", "last_block", "last_two_blocks", "all"])
 def test_freezing_counts_and_optimizer_step(mode):
     model = classifier(average=True).train()
     model.set_trainable(mode)
@@ -503,3 +504,60 @@ def test_random_weights_are_reproducible_from_the_seed(tiny_gpt2_dir):
                             strict=True):
         assert torch.equal(a, b), name
     assert not torch.equal(first.gpt.wte.weight, other.gpt.wte.weight)
+
+
+def test_without_the_causal_mask_only_outputs_the_mask_changed_differ():
+    torch.manual_seed(0)
+    one_layer = GPT2(tiny_gpt2_config(n_layers=1)).eval()
+    ids = torch.randint(0, 64, (2, 10))
+    with torch.no_grad():
+        causal = one_layer.hidden_states(ids)
+        one_layer.set_causal(False)
+        full = one_layer.hidden_states(ids)
+    # the last position attends to every token either way; with one layer nothing else
+    # reaches it, so only the earlier positions (which now also see later tokens) change
+    torch.testing.assert_close(full[:, -1], causal[:, -1], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(full[:, :-1], causal[:, :-1], atol=1e-3)
+    torch.manual_seed(0)
+    two_layers = GPT2(tiny_gpt2_config(n_layers=2)).eval()
+    with torch.no_grad():
+        causal = two_layers.hidden_states(ids)
+        two_layers.set_causal(False)
+        # in the second layer the last position reads the changed earlier positions
+        assert not torch.allclose(two_layers.hidden_states(ids)[:, -1], causal[:, -1],
+                                  atol=1e-3)
+        single = two_layers.hidden_states(ids[:, :1])  # one token: no mask to speak of
+        two_layers.set_causal(True)
+        torch.testing.assert_close(single, two_layers.hidden_states(ids[:, :1]))
+
+
+@pytest.mark.parametrize("pooling", ["last", "first"])
+def test_without_the_causal_mask_padding_stays_hidden(pooling, tokenizer, tmp_path):
+    model = classifier(pooling)
+    model.gpt.set_causal(False)
+    ids, mask, lengths = _padded_batch()
+    with torch.no_grad():
+        batch = model(ids, mask)
+        for row, n in enumerate(lengths):
+            alone = model(ids[row:row + 1, :n], mask[row:row + 1, :n])
+            torch.testing.assert_close(batch[row:row + 1], alone, atol=1e-5, rtol=1e-5)
+    assert model.cache_level() is None or model.cache_level() == "pooled"
+    torch.manual_seed(0)
+    saved = GPT2Classifier(GPT2(tiny_gpt2_config(vocab_size=50257, context_length=16)),
+                           pooling=pooling, seed=1).eval()
+    saved.gpt.set_causal(False)
+    save_classifier(saved, tokenizer, tmp_path / "run")
+    loaded, _ = load_classifier(tmp_path / "run")
+    assert loaded.gpt.config.causal is False
+    assert all(block.attn.causal is False for block in loaded.gpt.blocks)
+
+
+def test_last_padded_without_the_causal_mask_attends_to_its_padding():
+    """The book's row 17: padded to a fixed length, read at position -1, no mask at all."""
+    model = classifier("last_padded")
+    model.gpt.set_causal(False)
+    ids, mask, _ = _padded_batch()
+    with torch.no_grad():
+        got = model(ids, mask)
+        hand = model.head(model.gpt.hidden_states(ids)[:, -1])  # no key mask
+    torch.testing.assert_close(got, hand)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sentibench.bench import allowed_settings, parse_overrides, plan
+from sentibench.bench import allowed_settings, plan
 from sentibench.cli import build_parser
 from sentibench.data.config import DataArgs, PrepareConfig
 from sentibench.engine.config import TrainConfig
@@ -25,6 +25,7 @@ from sentibench.options import (
     to_dict,
     validate,
 )
+from sentibench.overrides import parse_overrides
 
 
 @dataclass

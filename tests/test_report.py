@@ -10,8 +10,9 @@ import pytest
 from matplotlib import image as mpimg
 
 from sentibench import report
+from sentibench import rows as bench_rows
 from sentibench.errors import SentibenchError
-from sentibench.results import RunResult, write_results
+from sentibench.results import FAILURES_FILE, PLAN_FILE, RunResult, write_results
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CPU = {"device": "cpu", "python": "3.11"}
@@ -53,7 +54,7 @@ def bench(tmp_path: Path) -> Path:
     write_results(root / "dummy", _result("dummy", (0.5001, 0.5014, 0.4991), 0.0))
     write_results(root / "gpt2-small", _gpt2())
     (root / "distilbert").mkdir()  # a failed run leaves its directory behind
-    (root / report.FAILURES_FILE).write_text(
+    (root / FAILURES_FILE).write_text(
         json.dumps({"distilbert": "CUDA out of memory | try a smaller batch"}))
     return root
 
@@ -64,7 +65,7 @@ def _table_rows(markdown: str) -> list[list[str]]:
 
 
 def test_collect_orders_rows_like_the_reference(bench: Path) -> None:
-    models = [r.model for r in report.collect(bench)]
+    models = [r.model for r in bench_rows.collect(bench)]
     assert models == ["gpt2-small", "logreg", "dummy", "prajjwal1/bert-tiny"]
     names = [r.name for r in report.load_rows(bench)]
     assert names == ["gpt2-small", "distilbert", "logreg", "dummy", "zz-custom"]
@@ -151,7 +152,7 @@ def test_no_neural_runs_means_no_loss_plot(tmp_path: Path) -> None:
 
 
 def test_only_failures_still_reports(tmp_path: Path) -> None:
-    (tmp_path / report.FAILURES_FILE).write_text(json.dumps({"bert": "boom"}))
+    (tmp_path / FAILURES_FILE).write_text(json.dumps({"bert": "boom"}))
     written = report.build_report(tmp_path)
     assert "| bert |" in written[0].read_text(encoding="utf-8")
     _check_png(written[2])
@@ -170,9 +171,9 @@ def test_not_a_bench_is_a_one_line_error(tmp_path: Path, setup: str) -> None:
 
 
 def test_malformed_failures_file_is_an_error(bench: Path) -> None:
-    (bench / report.FAILURES_FILE).write_text("[1, 2")
+    (bench / FAILURES_FILE).write_text("[1, 2")
     with pytest.raises(SentibenchError, match="failures.json: not valid JSON"):
-        report.collect(bench)
+        bench_rows.collect(bench)
 
 
 def test_format_table_from_results_and_failures() -> None:
@@ -198,7 +199,7 @@ def test_human_seconds(value: float, text: str) -> None:
 
 
 def test_row_with_results_and_failure_keeps_numbers(bench: Path) -> None:
-    (bench / report.FAILURES_FILE).write_text(json.dumps({"logreg": "disk full"}))
+    (bench / FAILURES_FILE).write_text(json.dumps({"logreg": "disk full"}))
     row = {r.name: r for r in report.load_rows(bench)}["logreg"]
     assert row.result is not None and row.status == "ok (failures.json also lists: disk full)"
     unfinished = {r.name: r for r in report.load_rows(bench)}["distilbert"]
@@ -222,3 +223,38 @@ def test_seeded_runs_of_a_row_show_mean_std_and_range(tmp_path):
     assert minilm.endswith("| ok, 3 seeds |")
     assert sum(line.startswith("| minilm") for line in table.splitlines()) == 1
     assert "| logreg |" in table
+
+
+def test_a_preset_rows_own_figures_and_note_come_from_the_bench_plan(tmp_path):
+    """Two rows of one model (the book's ablations): each shows its own published figures
+    and note from bench.json, not the model's registry entry."""
+    bench = tmp_path / "bench"
+    write_results(bench / "01-chapter", _result("gpt2-small", (0.97, 0.99, 0.95), 20.0,
+                                                 kind="gpt2"))
+    write_results(bench / "16-true-last-token", _result("gpt2-small", (0.99, 0.98, 0.98),
+                                                         21.0, kind="gpt2"))
+    experiments = [
+        {"name": "01-chapter", "model": "gpt2-small", "note": "the chapter's setting",
+         "reference": {"row": 1, "params_label": "124M", "test_accuracy": 0.95,
+                       "train_minutes": 0.28, "train_accuracy": 0.9663,
+                       "validation_accuracy": 0.9933}},
+        {"name": "16-true-last-token", "model": "gpt2-small", "note": "--trainable_token_pos",
+         "reference": {"row": 16, "params_label": "124M", "test_accuracy": 0.9833,
+                       "train_minutes": 0.30}}]
+    (bench / PLAN_FILE).write_text(json.dumps({"dataset": "sms-spam",
+                                               "experiments": experiments}))
+    rows = report.load_rows(bench)
+    assert [r.name for r in rows] == ["01-chapter", "16-true-last-token"]  # book order
+    assert [r.reference.test_accuracy for r in rows] == [0.95, 0.9833]
+    text = report.format_markdown(rows)
+    chapter = next(line for line in text.splitlines() if line.startswith("| 01-chapter"))
+    assert report.percent(0.95) in chapter and report.percent(0.9833) not in chapter
+    notes = next(line for line in text.splitlines() if line.startswith("- `01-chapter`"))
+    assert "the chapter's setting" in notes
+    assert (f"published (row 1): train {report.percent(0.9663)}, validation "
+            f"{report.percent(0.9933)}, test {report.percent(0.95)}") in notes
+    plain = tmp_path / "plain"  # without a plan: the registry's figures (IMDb)
+    write_results(plain / "gpt2-small", _result("gpt2-small", (0.9, 0.9, 0.9), 1.0,
+                                                  kind="gpt2"))
+    (row,) = report.load_rows(plain)
+    assert row.reference.test_accuracy == 0.9188 and row.note is None

@@ -255,3 +255,58 @@ def test_balanced_class_weights_follow_the_training_label_counts(tmp_path):
     assert recorded["class_weights"] == [40 / 60, 40 / 20]
     assert recorded["data"]["class_weights"] == "balanced"
     assert "class_weight={0: 0.666" in recorded["pipeline"]["clf"]
+
+
+def test_accumulated_batches_train_exactly_as_one_batch_of_the_same_rows():
+    one = trained_run(batch_size=8, split_batches="off")
+    accumulated = trained_run(batch_size=2, accumulation_steps=4, split_batches="off")
+    assert accumulated.engine.history.steps == one.engine.history.steps
+    assert {rows for rows, _ in accumulated.train_shapes} == {2}  # the memory of one batch
+    assert len(accumulated.train_shapes) == 4 * len(one.train_shapes) == 64
+    for name, value in one.params.items():
+        torch.testing.assert_close(accumulated.params[name], value, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(accumulated.test_logits, one.test_logits, rtol=1e-5, atol=1e-6)
+    with pytest.raises(SentibenchError, match=r"fewer than one batch of 16 \(--batch-size x"):
+        quiet_engine(MeanPoolClassifier(), batch_size=4, accumulation_steps=4)[0].fit(
+            synthetic_split(12, 1), synthetic_split(8, 2))
+
+
+def test_no_padding_feeds_every_row_at_its_own_length():
+    padded = trained_run(split_batches="off")
+    unpadded = trained_run(no_padding=True)
+    train = synthetic_split(64, 1)
+    # every training forward holds rows of one length: the tokens fed are the rows' own
+    fed = sum(rows * width for rows, width in unpadded.train_shapes)
+    assert fed == 2 * sum(len(ids) for ids in train.ids)
+    assert sum(rows for rows, _ in unpadded.train_shapes) == 128
+    for name, value in padded.params.items():  # the mean-pool model ignores padding
+        torch.testing.assert_close(unpadded.params[name], value, rtol=1e-5, atol=1e-6)
+    engine, _ = quiet_engine(MeanPoolClassifier(fixed_padding=True), no_padding=True)
+    assert engine.pad_to is None and engine.multiple_of == 1
+    test = synthetic_split(30, 3)
+    batches = list(engine._eval_batches(test, range(len(test))))
+    assert all(len({len(test.ids[i]) for i in batch}) == 1 for batch in batches)
+    assert sorted(i for batch in batches for i in batch) == list(range(30))
+
+
+def test_ignore_index_leaves_those_rows_out_of_the_loss():
+    from sentibench.engine.loss import batch_loss, loss_denominator
+
+    logits = torch.tensor([[2.0, 0.5], [0.1, 0.2], [-1.0, 3.0], [0.3, 0.0]])
+    labels = torch.tensor([0, 1, 1, 0])
+    kept = labels != 1
+    for weights in (None, torch.tensor([0.5, 2.0])):
+        loss = batch_loss(logits, labels, weights, loss_denominator(labels, weights, 1), 1)
+        hand = torch.nn.functional.cross_entropy(logits[kept], labels[kept], weight=weights)
+        torch.testing.assert_close(loss, hand)
+    # the book's --ignore_index 50256 changes nothing: no class index equals it
+    torch.testing.assert_close(
+        batch_loss(logits, labels, None, loss_denominator(labels, None, 50256), 50256),
+        torch.nn.functional.cross_entropy(logits, labels))
+    all_ignored = torch.tensor([1, 1, 1, 1])
+    assert batch_loss(logits, all_ignored, None, loss_denominator(all_ignored, None, 1),
+                      1).item() == 0.0
+    book = trained_run(ignore_index=50256, split_batches="off")
+    plain = trained_run(split_batches="off")
+    for name, value in plain.params.items():
+        assert torch.equal(book.params[name], value)

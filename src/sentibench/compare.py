@@ -18,7 +18,7 @@ from . import stats
 from .results import read_predictions
 
 if TYPE_CHECKING:
-    from .report import Row
+    from .rows import Row
 
 ALPHA = 0.05
 

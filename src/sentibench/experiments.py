@@ -37,6 +37,7 @@ from .engine.config import TrainConfig
 from .engine.plan import resolve_device
 from .engine.training import Engine
 from .engine.truncation import HEAD, Truncation
+from .errors import SentibenchError
 from .fileio import atomic_path, cache_dir
 from .models import count_parameters
 from .models.lora import apply_lora, merge_lora
@@ -56,16 +57,26 @@ from .rundir import run_directory
 
 
 def resolve_max_length(built: BuiltModel, train_texts: list[str]) -> int:
-    """An integer length, the longest training example, or the model's limit."""
+    """An integer length, the longest training example, or the model's limit.
+
+    A length asked for by number beyond the model's limit is an error (its position
+    embeddings end there); the longest training example is cut to the limit, as the book
+    does, with a note."""
     length = built.max_length
     if length == "longest_training_example":
         ids = built.tokenizer.encode_batch(train_texts, None)
-        length = max(len(x) for x in ids)
+        longest = max(len(x) for x in ids)
+        if longest > built.model_max_length:
+            print(f"note: the longest training example has {longest} tokens, more than the "
+                  f"model's {built.model_max_length}; using {built.model_max_length}")
+        return min(longest, built.model_max_length)
     length = int(length)
     if length > built.model_max_length:
-        print(f"note: context length {length} exceeds the model's limit; "
-              f"using {built.model_max_length}")
-        length = built.model_max_length
+        raise SentibenchError(f"{built.length_flag} {length} exceeds the "
+                              f"{built.model_max_length} tokens this model accepts (its "
+                              "position embeddings end there); use at most "
+                              f"{built.model_max_length}, or --eval-windows to read "
+                              "longer texts")
     return length
 
 
@@ -121,7 +132,7 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
     run_dir = Path(resume_from or run.out or default_run_dir(name))
     frames = load_splits(data)
     labels = read_label_names(data.data_dir)
-    check_trainable(frames, data, train_cfg.batch_size)
+    check_trainable(frames, data, train_cfg.batch_size * train_cfg.accumulation_steps)
     resolve_device(train_cfg.device)
     with run_directory(run_dir, overwrite=run.overwrite, resume=resume_from is not None):
         built = get_family(family).build(model_args, train_cfg.seed, labels)

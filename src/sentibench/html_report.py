@@ -19,7 +19,8 @@ import pandas as pd
 
 from .compare import RunStats, format_stats
 from .plots import ACCURACY_PLOT, LOSS_PLOT, row_figure
-from .report import Row, format_table
+from .report import format_table
+from .rows import Row
 
 HTML_FILE = "report.html"
 WRONG_EXAMPLES = 10

@@ -20,7 +20,7 @@ from .fileio import atomic_path
 from .stats import wilson_interval
 
 if TYPE_CHECKING:
-    from .report import Row
+    from .rows import Row
 
 ACCURACY_PLOT = "accuracy_vs_time.png"
 LOSS_PLOT = "loss_curves.png"

@@ -11,32 +11,22 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import SentibenchError
 from .fileio import atomic_write_text
-from .models.registry import MODELS, ReferenceRow
+from .models.registry import MODELS
 from .plots import ACCURACY_PLOT, LOSS_PLOT, plot_accuracy_vs_time, plot_loss_curves
-from .results import (
-    FAILURES_FILE,
-    PLAN_FILE,
-    RESULTS_FILE,
-    SEED_SUFFIX,
-    RunResult,
-    read_results,
-)
+from .results import SEED_SUFFIX, RunResult
+from .rows import Row, load_rows, one_line, sort_rows
 
 MARKDOWN_FILE = "results.md"
 CSV_FILE = "results.csv"
 _NONE = "–"
-_UNRANKED = 10**6
 _COLUMNS = ("model", "params", "trainable", "train acc", "val acc", "test acc", "test F1",
             "train time", "device", "ref. test acc", "ref. time", "status")
 _TEXT_COLUMNS = ("model", "device", "status")
@@ -45,102 +35,6 @@ _CSV_COLUMNS = ("run", "model", "status", "params", "trainable_params", "train_a
                 "total_seconds",
                 "device", "device_name", "max_train_samples", "max_eval_samples",
                 "ref_test_accuracy", "ref_train_seconds")
-
-
-@dataclass(frozen=True)
-class Row:
-    """One table row: a finished run, or a row that failed or never finished."""
-
-    name: str
-    result: RunResult | None = None
-    status: str = "ok"
-    dataset: str = "imdb"  # of the bench, for rows without results
-    run_dir: Path | None = None
-
-    @property
-    def model(self) -> str:
-        return self.result.model if self.result is not None else self.name
-
-    @property
-    def data(self) -> str:
-        return str(self.result.data.get("dataset", self.dataset)) if self.result else \
-            self.dataset
-
-    @property
-    def reference(self) -> ReferenceRow | None:
-        spec = MODELS.get(self.model)
-        return spec.reference_for(self.data) if spec is not None else None
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
-def _read_failures(bench_dir: Path) -> dict[str, str]:
-    """``failures.json`` if present; a malformed one is an error, not silently ignored."""
-    path = bench_dir / FAILURES_FILE
-    if not path.is_file():
-        return {}
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SentibenchError(f"{path}: not valid JSON ({_one_line(exc)})") from None
-    if not isinstance(raw, dict):
-        raise SentibenchError(f"{path}: expected an object {{row name: error message}}")
-    return {str(name): _one_line(msg) for name, msg in raw.items()}
-
-
-def _sort_key(row: Row) -> tuple[int, str]:
-    ref = row.reference
-    return (ref.row if ref is not None else _UNRANKED, row.name)
-
-
-def sort_rows(rows: Iterable[Row]) -> list[Row]:
-    """Reference rows first in the reference's order, then the rest by name."""
-    return sorted(rows, key=_sort_key)
-
-
-def _bench_dataset(bench: Path) -> str:
-    """The data set bench.json names (older benches: IMDb, the only one they could run)."""
-    try:
-        plan = json.loads((bench / PLAN_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return "imdb"
-    return str(plan.get("dataset", "imdb")) if isinstance(plan, dict) else "imdb"
-
-
-def load_rows(bench_dir: str | Path) -> list[Row]:
-    """Every row of a bench: finished runs, failures, and run dirs left unfinished.
-
-    A run directory with a results.json is shown with its numbers even when failures.json
-    also names it (the results are complete; the failure is kept in its status).
-    """
-    bench = Path(bench_dir)
-    if not bench.is_dir():
-        raise SentibenchError(f"{bench}: not a directory")
-    failures = _read_failures(bench)
-    dataset = _bench_dataset(bench)
-    rows: dict[str, Row] = {}
-    for child in sorted(bench.iterdir()):
-        if not child.is_dir() or child.name.startswith("."):
-            continue
-        failed = failures.get(child.name)
-        if (child / RESULTS_FILE).is_file():
-            status = "ok" if failed is None else f"ok (failures.json also lists: {failed})"
-            rows[child.name] = Row(child.name, read_results(child), status, dataset, child)
-        elif failed is None:
-            rows[child.name] = Row(child.name, None, f"unfinished: no {RESULTS_FILE}", dataset)
-    for name, msg in failures.items():
-        rows.setdefault(name, Row(name, None, f"failed: {msg}", dataset))
-    if not any(r.result is not None for r in rows.values()) and not failures:
-        raise SentibenchError(
-            f"{bench}: not a bench directory (no <run>/{RESULTS_FILE} and no {FAILURES_FILE})")
-    return sort_rows(rows.values())
-
-
-def collect(bench_dir: Path) -> list[RunResult]:
-    """The finished runs of a bench, in the reference's row order."""
-    return [row.result for row in load_rows(bench_dir) if row.result is not None]
 
 
 def human_count(n: int | None) -> str:
@@ -220,13 +114,13 @@ def _cells(row: Row) -> list[str]:
                    _macro_f1_cell(res), human_seconds(res.train_seconds),
                    device_label(res.environment)]
     cells = [_name_cell(row), *numbers, *_reference_cells(row), row.status]
-    return [_one_line(c).replace("|", "\\|") for c in cells]
+    return [one_line(c).replace("|", "\\|") for c in cells]
 
 
 def _as_rows(results: Iterable[RunResult | Row], failures: Mapping[str, str] | None) -> list[Row]:
     rows = [r if isinstance(r, Row) else Row(r.model, r) for r in results]
     names = {r.name for r in rows}
-    rows += [Row(n, None, f"failed: {_one_line(m)}") for n, m in (failures or {}).items()
+    rows += [Row(n, None, f"failed: {one_line(m)}") for n, m in (failures or {}).items()
              if n not in names]
     return sort_rows(rows)
 
@@ -287,7 +181,7 @@ def _group_cells(name: str, members: list[Row]) -> list[str]:
                device_label(first.environment)]
     cells = [f"{name} ({first.model})" if first.model != name else name, *numbers,
              *_reference_cells(members[0]), f"ok, {len(members)} seeds"]
-    return [_one_line(c).replace("|", "\\|") for c in cells]
+    return [one_line(c).replace("|", "\\|") for c in cells]
 
 
 _COLUMNS_NOTE = f"""\
@@ -296,7 +190,8 @@ test acc** accuracy in percent on the train, validation and test splits after tr
 **test F1** the macro-F1 on test (the mean over classes of each class's F1); **train time**
 wall time of the training loop only (evaluation and loading excluded); **device** where it
 ran; **ref. test acc** and **ref. time** the published figures for the same model on the same
-data (IMDb: the reference experiment's; SMS spam: the book's ch06; blank: none published;
+data (IMDb: the reference experiment's; SMS spam: the book's ch06, or for an ablation row
+the book's figures for that row; blank: none published;
 {_NONE}: no time reported; their GPU is not named); **status** `ok`, or why the row has no
 numbers."""
 
@@ -331,8 +226,18 @@ def _notes(rows: Sequence[Row]) -> list[str]:
     for row in rows:
         spec = MODELS.get(row.model)
         what = spec.summary if spec is not None else "custom model (not in the registry)"
-        out.append(f"- `{row.name}`: {_one_line(what)}")
+        extra = "".join(f"; {part}" for part in (row.note, _published(row)) if part)
+        out.append(f"- `{row.name}`: {one_line(what + extra)}")
     return out
+
+
+def _published(row: Row) -> str | None:
+    """A preset's own published figures for the row, train and validation included."""
+    ref = row.plan_reference
+    if ref is None or ref.train_accuracy is None or ref.validation_accuracy is None:
+        return None
+    return (f"published (row {ref.row}): train {percent(ref.train_accuracy)}, validation "
+            f"{percent(ref.validation_accuracy)}, test {percent(ref.test_accuracy)}")
 
 
 def format_markdown(rows: Sequence[Row], all_stats: Sequence[Any] | None = None) -> str:

@@ -80,6 +80,15 @@ def sorted_batches(split: EncodedSplit, indices: Sequence[int],
         yield order[start : start + size]
 
 
+def same_length_groups(split: EncodedSplit, rows: Sequence[int]) -> list[list[int]]:
+    """``rows`` grouped by token count (in order of first appearance): batches that need
+    no padding at all (``--no_padding``)."""
+    groups: dict[int, list[int]] = {}
+    for row in rows:
+        groups.setdefault(len(split.ids[row]), []).append(row)
+    return list(groups.values())
+
+
 def epoch_order(n: int, batch_size: int, seed: int,
                 lengths: torch.Tensor | None = None) -> list[int]:
     """One epoch's rows, shuffled by a generator of our own (evaluation never shifts it),

@@ -19,6 +19,7 @@ FAST_DROPOUT = ("auto", "off")
 DEVICE_HELP = "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps"
 DEFAULT_SEED = 123  # the reference's torch.manual_seed
 SELECT_METRICS = ("none", "val_accuracy", "val_loss")  # --select-best
+IGNORE_INDEX = -100  # torch's default: no class index equals it, so no row is left out
 
 
 def check_device(name: str) -> None:
@@ -101,6 +102,18 @@ class TrainConfig:
     early_stopping_patience: int | None = option(
         None, "stop after N --eval-every evaluations without improvement (needs "
               "--select-best)", above=0)
+    accumulation_steps: int = option(
+        1, "add up the gradients of N consecutive batches before each optimizer step: the "
+           "update of one batch of N x --batch-size rows, in the memory of one batch",
+        above=0, snake=True)
+    no_padding: bool = option(
+        False, "feed every example at its own length: each micro-batch holds rows of one "
+               "length, so no padding token enters the model (with --batch-size 1, the "
+               "book's ablation row 14)", snake=True)
+    ignore_index: int = option(
+        IGNORE_INDEX, "rows labelled N are left out of the loss (torch's default -100 leaves "
+                      "none out; the book's ablation passes 50256, which no class equals)",
+        snake=True)
     num_workers: int | None = option(
         None, "worker processes that collate batches ahead of the model (default: 2 on CUDA, "
               "where batches are also pinned for faster copies; 0 elsewhere)", minimum=0)

@@ -31,6 +31,7 @@ from .batching import (
     epoch_order,
     iter_batches,
     length_groups,
+    same_length_groups,
     sorted_batches,
 )
 from .config import TrainConfig
@@ -85,8 +86,10 @@ class Engine(Monitoring):
             self.forward = nn.parallel.DistributedDataParallel(self.eval_forward, device_ids=ids)
         self.max_length = max_length
         self.pad_id = int(getattr(model, "pad_id", 0))
-        self.pad_to = max_length if getattr(model, "fixed_padding", False) else None
-        self.multiple_of = 8 if device.type == "cuda" else 1
+        fixed = getattr(model, "fixed_padding", False) and not cfg.no_padding
+        self.pad_to = max_length if fixed else None
+        self.multiple_of = 8 if device.type == "cuda" and not cfg.no_padding else 1
+        self.step_rows = cfg.batch_size * cfg.accumulation_steps  # rows per optimizer step
         self.amp_dtype = AMP_DTYPES[self.plan.precision]
         self.class_weights = None if class_weights is None else \
             torch.tensor(list(class_weights), dtype=torch.float32)
@@ -175,7 +178,10 @@ class Engine(Monitoring):
             return forward(input_ids, mask).float()
 
     def _eval_batches(self, split: EncodedSplit, indices: Sequence[int]) -> Iterator[list[int]]:
-        return sorted_batches(split, indices, self.plan.eval_batch_size)
+        batches = sorted_batches(split, indices, self.plan.eval_batch_size)
+        if not self.cfg.no_padding:
+            return batches
+        return (group for batch in batches for group in same_length_groups(split, batch))
 
     # -- evaluation ------------------------------------------------------------------
     def _memo_for(self, split: EncodedSplit) -> LogitsMemo | None:
@@ -233,7 +239,8 @@ class Engine(Monitoring):
     def loss_and_accuracy(self, split: EncodedSplit, indices: Sequence[int]) -> tuple[float, float]:
         logits = self.predict_logits(split, indices)
         labels = split.labels[list(indices)]
-        loss = nn.functional.cross_entropy(logits, labels, weight=self.class_weights).item()
+        loss = nn.functional.cross_entropy(logits, labels, weight=self.class_weights,
+                                           ignore_index=self.cfg.ignore_index).item()
         return loss, (logits.argmax(-1) == labels).float().mean().item()
 
     def evaluate(self, splits: dict[str, EncodedSplit]) -> dict[str, float]:
@@ -261,9 +268,9 @@ class Engine(Monitoring):
         does not, so the last good checkpoint is kept.
         """
         cfg = self.cfg
-        if len(train) < cfg.batch_size:
-            raise SentibenchError(
-                f"{len(train)} training rows is fewer than one batch of {cfg.batch_size}")
+        if len(train) < self.step_rows:
+            raise SentibenchError(f"{len(train)} training rows is fewer than one batch of "
+                                  f"{self.step_rows} (--batch-size x --accumulation_steps)")
         torch.manual_seed(cfg.seed)
         optimizer = self._optimizer()
         state = TrainState()
@@ -274,7 +281,7 @@ class Engine(Monitoring):
             if self.best is not None:
                 self.best.load_state(state.best, resume.best_params)
         monitor = self._monitor_indices(train, val)
-        total = (len(train) // cfg.batch_size) * cfg.num_epochs
+        total = (len(train) // self.step_rows) * cfg.num_epochs
         total = min(total, cfg.max_steps) if cfg.max_steps is not None else total
         self._total = total
         first_step = state.global_step
@@ -314,8 +321,8 @@ class Engine(Monitoring):
                    monitor: tuple[list[int], list[int]], total: int, bar: Any) -> None:
         cfg = self.cfg
         lengths = train.lengths() if cfg.group_by_length else None  # O(rows): only if used
-        order = epoch_order(len(train), cfg.batch_size, cfg.seed + state.epoch, lengths)
-        size = cfg.batch_size
+        size = self.step_rows
+        order = epoch_order(len(train), size, cfg.seed + state.epoch, lengths)
         todo = range(state.next_batch, len(order) // size)
         local = [distributed.local_slice(order[b * size:(b + 1) * size], self.dist, size)
                  for b in todo]
@@ -325,7 +332,7 @@ class Engine(Monitoring):
             self._set_learning_rate(optimizer, state.global_step + 1)
             loss = self._step(optimizer, train, micro)
             state.next_batch, state.global_step = batch + 1, state.global_step + 1
-            state.seen += cfg.batch_size
+            state.seen += size
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}")
             if state.global_step % cfg.eval_freq == 0:
@@ -350,10 +357,18 @@ class Engine(Monitoring):
             yield [(group, next(collated)) for group in plan]
 
     def _micro_batches(self, split: EncodedSplit, rows: Sequence[int]) -> list[list[int]]:
+        """One step's rows in the pieces that run through the model: batches of
+        --batch-size (--accumulation_steps of them), each cut further into rows of one
+        length (--no_padding) or into length-sorted micro-batches (--split-batches)."""
+        size = self.cfg.batch_size
+        chunks = [list(rows[i:i + size]) for i in range(0, len(rows), size)]
+        if self.cfg.no_padding:
+            return [group for chunk in chunks for group in same_length_groups(split, chunk)]
         if not self.plan.split_batches:
-            return [list(rows)]
-        groups = length_groups([len(split.ids[i]) for i in rows], SPLIT_OVERHEAD_TOKENS)
-        return [[rows[p] for p in group] for group in groups]
+            return chunks
+        return [[chunk[p] for p in group] for chunk in chunks
+                for group in length_groups([len(split.ids[i]) for i in chunk],
+                                           SPLIT_OVERHEAD_TOKENS)]
 
     def _step(self, optimizer: torch.optim.Optimizer, split: EncodedSplit,
               micro: list[tuple[list[int], tuple[torch.Tensor, ...] | None]]) -> float:
@@ -362,14 +377,14 @@ class Engine(Monitoring):
         optimizer.zero_grad(set_to_none=True)
         weights = None if self.class_weights is None else self.class_weights.to(self.device)
         denominator = loss_denominator([split.labels[i] for rows, _ in micro for i in rows],
-                                       self.class_weights)
+                                       self.class_weights, self.cfg.ignore_index)
         total = torch.zeros((), device=self.device)
         ddp = isinstance(self.forward, nn.parallel.DistributedDataParallel)
         for i, (indices, tensors) in enumerate(micro):
             defer = ddp and i < len(micro) - 1
             with self.forward.no_sync() if defer else contextlib.nullcontext():  # type: ignore[operator]
                 logits, labels = self._split_logits(split, indices, tensors)
-                loss = batch_loss(logits, labels, weights, denominator)
+                loss = batch_loss(logits, labels, weights, denominator, self.cfg.ignore_index)
                 loss.backward()
             total += loss.detach()
         value = total.item()

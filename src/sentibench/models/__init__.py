@@ -13,7 +13,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from torch import nn
 
-TRAINABLE_LAYERS = ("all", "last_block", "last_layer", "lora")  # lora: see models/lora.py
+TRAINABLE_LAYERS = ("all", "last_block", "last_two_blocks", "last_layer",
+                    "lora")  # lora: see models/lora.py
+# How many of the last transformer blocks a --trainable_layers choice trains (with what
+# runs after them: final norm / pooler, and the head); the other choices train none or all.
+LAST_BLOCKS = {"last_block": 1, "last_two_blocks": 2}
 TOKEN_POSITIONS = ("first", "last", "last_padded")
 
 

@@ -17,6 +17,7 @@ output per class, labelled with the data's class names; nothing here branches on
   + final norm + head); the reference's ModernBERT branch leaves ``final_norm`` (768 / 1024
   weights) frozen. Modules that every block uses (DeBERTa's relative-position embeddings and
   their LayerNorm, inside the encoder) stay frozen, as in the reference.
+* ``last_two_blocks``: the same with the last two blocks (the book's GPT-2 ablation row 4).
 * ``all``: everything except parameters the architecture itself creates frozen.
 """
 
@@ -37,7 +38,7 @@ from torch import nn
 from ..data.config import DEFAULT_LABEL_NAMES
 from ..errors import SentibenchError
 from ..fileio import atomic_write_json, usual_mode
-from . import TRAINABLE_LAYERS
+from . import LAST_BLOCKS, TRAINABLE_LAYERS
 from .hf_errors import describe_loading, hf_errors, quiet_transformers
 from .hf_tokenizer import HFTokenizer
 
@@ -250,18 +251,20 @@ def trainable_parameter_names(model: nn.Module, mode: str) -> set[str]:
         prefix = model.backbone_name()
         backbone = getattr(hf, prefix)
         chosen = {name for name in names if not name.startswith(prefix + ".")}
-        if mode == "last_block":
+        if mode in LAST_BLOCKS:
             blocks = _block_list(backbone)
-            last = len(backbone.get_submodule(blocks)) - 1
+            count = len(backbone.get_submodule(blocks))
+            last = range(max(count - LAST_BLOCKS[mode], 0), count)
             children = [name for name, _ in backbone.named_children()]
             after = children[children.index(blocks.split(".")[0]) + 1:]
-            starts = tuple(f"{prefix}.{name}." for name in [f"{blocks}.{last}", *after])
+            starts = tuple(f"{prefix}.{name}." for name in [*(f"{blocks}.{i}" for i in last),
+                                                             *after])
             chosen |= {name for name in names if name.startswith(starts)}
     return chosen - model.fixed_parameters
 
 
 def set_trainable(model: nn.Module, mode: str) -> None:
-    """Freeze all but ``mode``'s parameters: ``all``, ``last_block`` or ``last_layer``."""
+    """Freeze all but ``mode``'s parameters (see the module docstring)."""
     chosen = trainable_parameter_names(model, mode)
     for name, param in _unwrap(model).hf_model.named_parameters():
         param.requires_grad_(name in chosen)

@@ -41,6 +41,7 @@ class GPTConfig:
     context_length: int = 1024
     drop_rate: float = 0.0
     qkv_bias: bool = True
+    causal: bool = True  # False: every token attends to every other (book's ablation row 17)
 
     def __post_init__(self) -> None:
         for name in ("emb_dim", "n_layers", "n_heads", "vocab_size", "context_length"):
@@ -83,22 +84,31 @@ class GPTConfig:
 
 
 class CausalSelfAttention(nn.Module):
-    """Multi-head attention with one fused qkv projection; the causal mask comes from SDPA."""
+    """Multi-head attention with one fused qkv projection; the causal mask comes from SDPA.
+
+    Without the causal mask (``config.causal`` False) a token also attends to later ones,
+    and then padding would be seen too: ``key_mask`` [B,T] (1 = real token) hides it. With
+    the causal mask, padding after a token never reaches it, so no mask is needed.
+    """
 
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
         self.n_heads = cfg.n_heads
         self.drop_rate = cfg.drop_rate
+        self.causal = cfg.causal
         self.qkv = nn.Linear(cfg.emb_dim, 3 * cfg.emb_dim, bias=cfg.qkv_bias)
         self.proj = nn.Linear(cfg.emb_dim, cfg.emb_dim)
         self.resid_drop = nn.Dropout(cfg.drop_rate)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
         B, T, E = x.shape
         q, k, v = self.qkv(x).split(E, dim=2)  # 3 x [B,T,E]
         q, k, v = (t.view(B, T, self.n_heads, E // self.n_heads).transpose(1, 2) for t in (q, k, v))
         dropout_p = self.drop_rate if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+        causal = self.causal
+        mask = None if causal or key_mask is None else key_mask.bool()[:, None, None, :]
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
+                                           is_causal=causal)
         # y: [B,H,T,D]
         y = y.transpose(1, 2).reshape(B, T, E)  # [B,T,E]
         return self.resid_drop(self.proj(y))
@@ -125,8 +135,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(cfg.emb_dim, eps=1e-5)
         self.mlp = MLP(cfg)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), key_mask)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -159,8 +169,16 @@ class GPT2(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def residual(self, input_ids: torch.Tensor, n_blocks: int | None = None) -> torch.Tensor:
-        """The residual stream [B,T,E] after the first ``n_blocks`` blocks (default: all)."""
+    def set_causal(self, causal: bool) -> None:
+        """Switch the causal mask on or off in every block (recorded in the config)."""
+        self.config.causal = causal
+        for block in self.blocks:
+            block.attn.causal = causal
+
+    def residual(self, input_ids: torch.Tensor, n_blocks: int | None = None,
+                 key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The residual stream [B,T,E] after the first ``n_blocks`` blocks (default: all);
+        ``key_mask`` hides padding from attention when the causal mask is off."""
         T = input_ids.shape[1]
         if T > self.config.context_length:
             raise SentibenchError(
@@ -169,12 +187,13 @@ class GPT2(nn.Module):
         pos = torch.arange(T, device=input_ids.device)  # [T]
         x = self.drop(self.wte(input_ids) + self.wpe(pos))  # [B,T,E]
         for block in self.blocks[:n_blocks]:
-            x = block(x)
+            x = block(x, key_mask)
         return x
 
-    def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
+    def hidden_states(self, input_ids: torch.Tensor,
+                      key_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Final-LayerNorm outputs [B,T,E] for input ids [B,T] (what any head reads)."""
-        return self.ln_f(self.residual(input_ids))
+        return self.ln_f(self.residual(input_ids, key_mask=key_mask))
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.lm_head(self.hidden_states(input_ids))  # [B,T,V]

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import SentibenchError
 from ..fileio import atomic_path, atomic_write_json
-from . import TOKEN_POSITIONS, TRAINABLE_LAYERS
+from . import LAST_BLOCKS, TOKEN_POSITIONS, TRAINABLE_LAYERS
 from .gpt2 import GPT2, GPTConfig, check_state_dict, load_safetensors
 from .gpt2_tokenizer import GPT2BPETokenizer, tokenizer_from_dir
 from .hub import read_json
@@ -83,6 +83,8 @@ class GPT2Classifier(nn.Module):
         head = {f"gpt.lm_head.{name}" for name, _ in self.head.named_parameters()}
         if trainable <= head:
             return "pooled"
+        if not self.gpt.config.causal:
+            return None  # the last block's input would depend on the padding around it
         tail = (f"gpt.blocks.{len(self.gpt.blocks) - 1}.", "gpt.ln_f.")
         if all(name in head or name.startswith(tail) for name in trainable):
             return "tokens"
@@ -97,7 +99,8 @@ class GPT2Classifier(nn.Module):
         """The frozen part's output: pooled [B,E], or the last block's input [B,T,E]."""
         if self.cache_level() == "tokens":
             return self.gpt.residual(input_ids, len(self.gpt.blocks) - 1)
-        return self.pool(self.gpt.hidden_states(input_ids), attention_mask)
+        return self.pool(self.gpt.hidden_states(input_ids, self.key_mask(attention_mask)),
+                         attention_mask)
 
     def classify(self, features: torch.Tensor,
                  attention_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -109,17 +112,29 @@ class GPT2Classifier(nn.Module):
 
     def forward(self, input_ids: torch.Tensor,
                 attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.pool(self.gpt.hidden_states(input_ids), attention_mask))
+        hidden = self.gpt.hidden_states(input_ids, self.key_mask(attention_mask))
+        return self.head(self.pool(hidden, attention_mask))
+
+    def key_mask(self, attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+        """What attention must not see: nothing under the causal mask (padding only
+        follows a token); without it, the padding, except with ``last_padded``, where the
+        book's model attends to its padding as it reads position -1 of it."""
+        if self.gpt.config.causal or self.pooling == "last_padded":
+            return None
+        return attention_mask
 
     def set_trainable(self, mode: str) -> None:
-        """Freeze all, then unfreeze as the reference: head / last block+final norm+head / all."""
+        """Freeze all, then unfreeze as the reference: head / last block(s) + final norm + head
+        / all (``last_two_blocks``: the book's ablation row 4)."""
         if mode not in TRAINABLE_LAYERS:
             raise SentibenchError(
                 f"--trainable_layers must be one of {', '.join(TRAINABLE_LAYERS)}, got {mode!r}"
             )
         self.requires_grad_(mode == "all")
-        if mode == "last_block":
-            self.gpt.blocks[-1].requires_grad_(True)
+        last = LAST_BLOCKS.get(mode, 0)
+        if last:
+            for block in self.gpt.blocks[-last:]:
+                block.requires_grad_(True)
             self.gpt.ln_f.requires_grad_(True)
         self.head.requires_grad_(True)
 
@@ -155,7 +170,8 @@ def load_classifier(directory: str | os.PathLike[str]) -> tuple[GPT2Classifier, 
     if config.get("sentibench_kind") != CLASSIFIER_KIND:
         raise SentibenchError(f"{config_path}: sentibench_kind is not {CLASSIFIER_KIND!r}")
     try:
-        cfg = GPTConfig(**{f.name: config[f.name] for f in fields(GPTConfig)})
+        cfg = GPTConfig(**{f.name: config[f.name] for f in fields(GPTConfig)
+                           if f.name in config or f.name != "causal"})  # older saves: causal
         options = {k: config[k] for k in ("num_classes", "pooling", "average", "pad_id")}
     except KeyError as exc:
         raise SentibenchError(f"{config_path}: missing field {exc}") from exc

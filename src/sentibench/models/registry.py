@@ -41,7 +41,8 @@ class GPTArgs:
     weights: str = option("pretrained", "OpenAI's weights, or a random initialisation",
                           choices=("pretrained", "random"))
     trainable_layers: str = option(
-        "last_block", "all; last_block (last block + final norm + head); last_layer (head); "
+        "last_block", "all; last_block (last block + final norm + head); last_two_blocks; "
+                      "last_layer (head); "
                       "lora (low-rank adapters on the frozen layers + head)",
         choices=TRAINABLE_LAYERS, snake=True)
     trainable_token_pos: str = option(
@@ -52,6 +53,9 @@ class GPTArgs:
         False, "classify the mean of the token outputs instead of one position", snake=True)
     context_length: str = option(
         "256", "N, longest_training_example or model_context_length", snake=True)
+    disable_causal_mask: bool = option(
+        False, "let every token attend to later tokens too (padding stays hidden, except "
+               "with last_padded, as in the book's ablation row 17)", snake=True)
 
     def __post_init__(self) -> None:
         self.context_length = str(self.context_length)
@@ -70,7 +74,8 @@ class HFArgs:
     model: str = option("distilbert", "a registered encoder (listed above), a Hub id or a "
                                       "local directory")
     trainable_layers: str = option(
-        "all", "all; last_block (last encoder layer + pooler + head); last_layer (head); "
+        "all", "all; last_block (last encoder layer + pooler + head); last_two_blocks; "
+               "last_layer (head); "
                "lora (low-rank adapters on the frozen layers + head)",
         choices=TRAINABLE_LAYERS, snake=True)
     use_attention_mask: bool = option(True, "pass the attention mask", snake=True)
@@ -92,6 +97,8 @@ class ReferenceRow:
     params_label: str
     test_accuracy: float
     train_minutes: float | None = None
+    train_accuracy: float | None = None  # where the publication gives them
+    validation_accuracy: float | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,7 @@ class BuiltModel:
     model_max_length: int
     save: Callable[[Path], None]
     config: dict[str, Any]
+    length_flag: str = "--max-length"  # the option that sets max_length, for error messages
 
 
 def _ref(row: int, params: str, acc: float, minutes: float | None = None) -> ReferenceRow:
@@ -210,6 +218,7 @@ def build_gpt2(args: GPTArgs, seed: int, labels: list[str] | None = None) -> Bui
         pooling=args.trainable_token_pos,
         average=args.average_embeddings, seed=seed)
     model.set_trainable(args.trainable_layers)
+    backbone.set_causal(not args.disable_causal_mask)
     limit = backbone.config.context_length
     length: int | str = args.context_length
     if length == "model_context_length":
@@ -218,7 +227,7 @@ def build_gpt2(args: GPTArgs, seed: int, labels: list[str] | None = None) -> Bui
         length = int(length)
     return BuiltModel(model, tokenizer, length, limit,
                       lambda d: gpt2_classifier.save_classifier(model, tokenizer, d),
-                      {"checkpoint": source, **vars(args)})
+                      {"checkpoint": source, **vars(args)}, "--context_length")
 
 
 def build_hf(args: HFArgs, seed: int, labels: list[str] | None = None) -> BuiltModel:
