@@ -159,3 +159,16 @@ def test_failed_starts_leave_no_run_directory(tmp_path, capsys, monkeypatch):
     assert main(["train-hf", "--device", "mps", "--data-dir", str(data)]) == 2
     assert "--device mps: MPS is not available" in _err(capsys)
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("command,flags", [
+    ("train-gpt", ["--trainable_layers", "last_two_blocks", "--disable_causal_mask",
+                   "--accumulation_steps", "--no_padding", "--ignore_index"]),
+    ("train-hf", ["last_two_blocks", "--accumulation_steps", "--no_padding", "--ignore_index"]),
+])
+def test_the_books_ablation_flags_are_offered_under_its_names(command, flags, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    assert all(flag in text for flag in flags)
+    assert command != "train-hf" or "--disable_causal_mask" not in text  # GPT-2 only

@@ -1,0 +1,48 @@
+"""Run orchestration: the length a run trains at, and refusing one the model cannot take."""
+
+from __future__ import annotations
+
+import pytest
+from torch import nn
+
+from sentibench.errors import SentibenchError
+from sentibench.experiments import resolve_max_length
+from sentibench.models.registry import BuiltModel
+
+
+class WordTokenizer:
+    """One id per whitespace-separated word (only lengths matter here)."""
+
+    name = "words"
+
+    def encode_batch(self, texts, max_length, truncation=None):
+        return [[1] * len(t.split())[:max_length] if max_length else [1] * len(t.split())
+                for t in texts]
+
+
+def _built(max_length: int | str, limit: int, flag: str = "--max-length") -> BuiltModel:
+    return BuiltModel(nn.Linear(1, 2), WordTokenizer(), max_length, limit, lambda d: None, {},
+                      flag)
+
+
+def test_a_length_within_the_limit_is_used_as_asked():
+    assert resolve_max_length(_built(256, 512), ["a b c"]) == 256
+    assert resolve_max_length(_built(512, 512), ["a b c"]) == 512
+
+
+@pytest.mark.parametrize("flag", ["--max-length", "--context_length"])
+def test_a_length_past_the_models_limit_is_an_error_naming_flag_and_limit(flag):
+    with pytest.raises(SentibenchError) as info:
+        resolve_max_length(_built(600, 512, flag), ["a b c"])
+    message = str(info.value)
+    assert message.startswith(f"{flag} 600 exceeds the 512 tokens this model accepts")
+    assert "\n" not in message
+
+
+def test_the_longest_training_example_is_cut_to_the_limit_with_a_note(capsys):
+    texts = ["a b c", "a b c d e f g"]
+    assert resolve_max_length(_built("longest_training_example", 100), texts) == 7
+    assert capsys.readouterr().out == ""
+    assert resolve_max_length(_built("longest_training_example", 5), texts) == 5
+    assert "longest training example has 7 tokens, more than the model's 5" in \
+        capsys.readouterr().out
