@@ -45,7 +45,7 @@ class SpeedArgs:
                                     "does)", metavar="P[,P...]")
     compile: bool = option(False, "time torch.compile'd models, and check that compiled and "
                                   "eager logits agree")
-    tiny: bool = option(False, "the same code at toy sizes (2 layers, width 64, 32 tokens): "
+    tiny: bool = option(False, "the same code at toy sizes (2-3 layers, width 64, 32 tokens): "
                                "seconds, for CPUs and CI; its figures are not saved for "
                                "bench --dry-run")
     peak_tflops: float | None = option(

@@ -51,7 +51,7 @@ def _logits(sm: SpeedModel, device: torch.device, precision: str, seq_len: int,
     return engine.predict_logits(synthetic_split(sm.vocab_size, CHECK_ROWS, seq_len, SEED + 3))
 
 
-def _max_excess(got: torch.Tensor, want: torch.Tensor, atol: float, rtol: float
+def within_tolerance(got: torch.Tensor, want: torch.Tensor, atol: float, rtol: float
                 ) -> tuple[bool, float]:
     diff = (got - want).abs()
     ok = bool(torch.isfinite(got).all()) and bool((diff <= atol + rtol * want.abs()).all())
@@ -64,7 +64,7 @@ def bf16_vs_fp32(sm: SpeedModel, device: torch.device, seq_len: int) -> Check:
         return Check(name, None, f"bf16 autocast unsupported on {device.type} here")
     want = _logits(sm, device, "fp32", seq_len)
     got = _logits(sm, device, "bf16", seq_len)
-    ok, worst = _max_excess(got, want, BF16_ATOL, BF16_RTOL)
+    ok, worst = within_tolerance(got, want, BF16_ATOL, BF16_RTOL)
     return Check(name, ok, f"max |diff| {worst:.2e} (tolerance {BF16_ATOL} + {BF16_RTOL} "
                            f"|fp32|, logits up to {float(want.abs().max()):.2f})")
 
@@ -72,7 +72,7 @@ def bf16_vs_fp32(sm: SpeedModel, device: torch.device, seq_len: int) -> Check:
 def compiled_vs_eager(sm: SpeedModel, device: torch.device, seq_len: int) -> Check:
     want = _logits(sm, device, "fp32", seq_len)
     got = _logits(sm, device, "fp32", seq_len, compile=True)
-    ok, worst = _max_excess(got, want, COMPILE_TOL, COMPILE_TOL)
+    ok, worst = within_tolerance(got, want, COMPILE_TOL, COMPILE_TOL)
     return Check("compiled logits = eager logits", ok,
                  f"fp32, max |diff| {worst:.2e} (tolerance {COMPILE_TOL} + {COMPILE_TOL} |eager|)")
 

@@ -100,6 +100,7 @@ def _flops_rates(model: str, length: int, device: torch.device, precision: str,
     """(train, eval) tokens/s from FLOPs at the assumed MFU, the model's layer count, and
     the source's wording; None when the peak is unknown."""
     from .models import meta_model
+    from .peaks import flops_text
 
     tflops = peaks.get(precision)
     if tflops is None:
@@ -108,11 +109,7 @@ def _flops_rates(model: str, length: int, device: torch.device, precision: str,
     usable = tflops * 1e12 * ASSUMED_MFU.get(device.type, 0.25)
     return (usable / sm.flops_per_token(length, True), usable / sm.flops_per_token(length, False),
             len(sm.windows), f"FLOPs at an assumed {ASSUMED_MFU.get(device.type, 0.25):.0%} "
-                             f"MFU of {rate_text(tflops)} {precision}")
-
-
-def rate_text(tflops: float) -> str:
-    return f"{tflops:.0f} TFLOP/s" if tflops >= 1 else f"{tflops * 1000:.0f} GFLOP/s"
+                             f"MFU of {flops_text(tflops)} {precision}")
 
 
 def _measured_rates(figures: dict[str, Any] | None, model: str, precision: str

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fileio import atomic_write_json, atomic_write_text, cache_dir
+from .peaks import flops_text
 
 FLOPS_NOTE = ("MFU counts model FLOPs per token: training 6N + 12 d x (attention span summed "
               "over layers), evaluation 2N + 4 d x (the same), N the non-embedding "
@@ -87,16 +88,17 @@ def format_checks(report: dict[str, Any]) -> str:
 
 def format_report(report: dict[str, Any]) -> str:
     first = report["models"][0] if report["models"] else {}
-    peaks = ", ".join(f"{p} {v:g}" for p, v in report["peak_tflops"].items() if v) or "none"
+    peaks = ", ".join(f"{p} {flops_text(v)}" for p, v in report["peak_tflops"].items()
+                      if v) or "none"
     return "\n".join([
         f"## sentibench speedtest: {report['device']}", "",
         f"Random weights{' at toy sizes (--tiny)' if first.get('tiny') else ' at real sizes'}"
         f", synthetic rows of {first.get('seq_len')} tokens, training batch "
-        f"{first.get('batch_size')}, {report['steps']} timed steps after "
-        f"{report['warmup_steps']} warm-up steps, {report['eval_batches']} evaluation "
+        f"{first.get('batch_size')}, {report['steps']} timed training steps after "
+        f"{report['warmup_steps']} untimed, {report['eval_batches']} timed evaluation "
         f"batches, all through sentibench's engine; compile "
         f"{'on' if first.get('compile') else 'off'}.",
-        f"Peak TFLOP/s for MFU: {peaks} ({report['peak_source']}).",
+        f"Peak for MFU: {peaks} ({report['peak_source']}).",
         f"Peak memory: {report['memory']}. {FLOPS_NOTE}.", "",
         format_table(report), "", "### Checks", "", format_checks(report), "",
         f"Total time {report['seconds']:.1f} s, {report['created']}.",

@@ -23,7 +23,16 @@ from ..results import environment, utc_stamp
 from . import checks as chk
 from . import models
 from .args import SpeedArgs, split_list
-from .measure import PeakMemory, finite, quiet_engine, speed_config, time_evaluation, time_training
+from .measure import (
+    SPEED_LR,
+    TINY_LR,
+    PeakMemory,
+    finite,
+    quiet_engine,
+    speed_config,
+    time_evaluation,
+    time_training,
+)
 from .peaks import device_peaks
 from .report import format_report, save_figures, write_outputs
 
@@ -66,7 +75,8 @@ def _precision_run(name: str, args: SpeedArgs, device: torch.device, precision: 
                    ) -> tuple[dict[str, Any], list[chk.Check]]:
     """Time training and evaluation in one precision on fresh weights; its checks."""
     sm = models.build(name, args.tiny)
-    cfg = speed_config(str(device), precision, args.batch_size, args.compile)
+    cfg = speed_config(str(device), precision, args.batch_size, args.compile,
+                       TINY_LR if args.tiny else SPEED_LR)
     engine = quiet_engine(sm.model, cfg, args.length)
     try:
         train = time_training(engine, sm, args.length, args.steps, args.warmup_steps, memory)
