@@ -4,6 +4,8 @@ name, and a dry run that estimates every row and creates nothing."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import subprocess
@@ -30,19 +32,13 @@ TINY_ARGS = ["speedtest", "--tiny", "--device", "cpu", "--models", "gpt2-small,m
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """One toy-size speedtest through the CLI, on one thread (the cores are shared)."""
+    """One toy-size speedtest through the CLI (on one thread, which --tiny chooses)."""
     out = tmp_path_factory.mktemp("speedtest")
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        import contextlib
-        import io
-
-        buffer = io.StringIO()
-        with contextlib.redirect_stdout(buffer):
-            code = main([*TINY_ARGS, "--out", str(out)])
-    finally:
-        torch.set_num_threads(threads)
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = main([*TINY_ARGS, "--out", str(out)])
+    assert torch.get_num_threads() == threads  # restored
     return code, buffer.getvalue(), out
 
 
@@ -69,6 +65,7 @@ def test_tiny_speedtest_writes_table_and_json_with_sane_figures(tiny_run):
             row = f"| {entry['model']} | {precision} |"
             assert row in out and row in (directory / "speedtest.md").read_text()
     assert "| model | precision | params | train tokens/s |" in out
+    assert report["device"].endswith(", 1 thread")
     assert "peak RSS" in report["memory"] and "matmuls on this CPU" in report["peak_source"]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import resource
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -80,7 +81,8 @@ class PeakMemory:
         if "reset" in self.kind:
             line = next(x for x in _STATUS.read_text().splitlines() if x.startswith("VmHWM"))
             return int(line.split()[1]) * 1024
-        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+        scale = 1 if sys.platform == "darwin" else 1024  # macOS counts bytes, Linux KiB
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * scale
 
 
 def synchronize(device: torch.device) -> None:

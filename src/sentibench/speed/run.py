@@ -52,7 +52,8 @@ def device_name(device: torch.device) -> str:
         cpu = found.group(1).strip() if found else cpu
     except OSError:
         pass
-    return f"CPU {cpu}, {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    return f"CPU {cpu}, {threads} thread{'s' if threads != 1 else ''}"
 
 
 def resolve_precisions(text: str, device: torch.device) -> list[str]:
@@ -130,10 +131,7 @@ def _progress_line(name: str, precision: str, figures: dict[str, Any]) -> str:
             f"({t['step_s']:.3f} s/step), eval {e['tokens_per_s']:,.0f} tokens/s")
 
 
-def run_speedtest(args: SpeedArgs) -> dict[str, Any]:
-    from ..engine.plan import resolve_device
-
-    device = resolve_device(args.device)
+def _measure_all(args: SpeedArgs, device: torch.device) -> dict[str, Any]:
     precisions = resolve_precisions(args.precision, device)
     name = device_name(device)
     print(f"speedtest on {name}: {', '.join(args.model_list)}; precisions "
@@ -146,18 +144,36 @@ def run_speedtest(args: SpeedArgs) -> dict[str, Any]:
     for index, model_name in enumerate(args.model_list, 1):
         print(f"[{index}/{len(args.model_list)}] {model_name}", flush=True)
         entries.append(measure_model(model_name, args, device, precisions, peaks, memory))
-    report = {"schema": "sentibench.speedtest/1", "created": utc_stamp(), "device": name,
-              "device_type": device.type, "precisions": precisions, "peak_tflops": peaks,
-              "peak_source": peak_source, "memory": memory.kind, "steps": args.steps,
-              "warmup_steps": args.warmup_steps, "eval_batches": args.eval_batches,
-              "seconds": time.perf_counter() - started, "environment": environment(str(device)),
-              "models": entries}
+    return {"schema": "sentibench.speedtest/1", "created": utc_stamp(), "device": name,
+            "device_type": device.type, "precisions": precisions, "peak_tflops": peaks,
+            "peak_source": peak_source, "memory": memory.kind, "steps": args.steps,
+            "warmup_steps": args.warmup_steps, "eval_batches": args.eval_batches,
+            "seconds": time.perf_counter() - started, "environment": environment(str(device)),
+            "models": entries}
+
+
+def run_speedtest(args: SpeedArgs) -> dict[str, Any]:
+    """Measure, write the table and files, save real-size figures; fail if a check failed.
+
+    ``--tiny`` runs on one CPU thread: toy-sized operations are too small to share, and on
+    a busy machine the threads only wait for each other (2 s instead of 10 ms per step on
+    this project's shared 2-core machine). Its figures are not saved."""
+    from ..engine.plan import resolve_device
+
+    device = resolve_device(args.device)
+    threads = torch.get_num_threads()
+    if args.tiny:
+        torch.set_num_threads(1)
+    try:
+        report = _measure_all(args, device)
+    finally:
+        torch.set_num_threads(threads)
     paths = write_outputs(report, args.out)
     print(format_report(report))
     print(f"\nWrote {', '.join(str(p) for p in paths)}")
     if not args.tiny:
         print(f"Saved the figures for bench --dry-run: {save_figures(report)}")
-    failed = [f"{e['model']}: {c['name']}" for e in entries for c in e["checks"]
+    failed = [f"{e['model']}: {c['name']}" for e in report["models"] for c in e["checks"]
               if c["passed"] is False]
     if failed:
         raise SentibenchError(f"{len(failed)} check(s) failed: {'; '.join(failed)}")
