@@ -18,8 +18,8 @@ and the accuracies of both, and for the training part the throughput in referenc
 (every training row padded to max_length, the work the reference does) per second. With
 ``--device cuda`` the reference side runs in fp32 as the reference does and the engine with
 its CUDA defaults (bf16 autocast, fused AdamW); model FLOPs utilisation is printed when the
-GPU's peak is known (``--peak-tflops``, or looked up for H100/H200/A100). For example, GPT-2
-124M with random weights at the reference's settings:
+GPU's peak is known (``--peak-tflops``, or a GPU sentibench.speed.peaks knows by name).
+For example, GPT-2 124M with random weights at the reference's settings:
 
     python benchmarks/engine_vs_reference.py --model gpt2 --gpt2-layers 12 --gpt2-width 768 \
         --trainable-layers all --device cuda --train 4000 --eval 1000
@@ -47,6 +47,7 @@ from sentibench.engine import Engine, TrainConfig
 from sentibench.engine.plan import resolve_device
 from sentibench.experiments import encode_splits
 from sentibench.models.registry import FAMILIES, GPTArgs, HFArgs
+from sentibench.speed.peaks import gpu_peak
 
 SHARED = Path(os.environ.get("SENTIBENCH_SHARED_DATA",
                              Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -157,14 +158,12 @@ def engine_job(built, frames, max_length: int, cfg: TrainConfig, seconds: dict) 
     return engine.evaluate(splits)
 
 
-PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, SXM
-
-
 def peak_tflops(device: torch.device, given: float | None) -> float | None:
+    """``given``, else the dense bf16 peak of a GPU the speedtest knows by name."""
     if given is not None or device.type != "cuda":
         return given
-    name = torch.cuda.get_device_name(device)
-    return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+    known = gpu_peak(torch.cuda.get_device_name(device))
+    return known.bf16 if known is not None else None
 
 
 def train_flops_per_token(model: torch.nn.Module, max_length: int) -> float | None:

@@ -20,7 +20,7 @@ from .engine.config import TrainConfig, check_device
 from .errors import SentibenchError
 from .fileio import atomic_write_json
 from .models.registry import MODELS, get_family, spec_for
-from .options import Opt, build, check, convert, option_map
+from .options import Opt, build, check, convert, option, option_map
 from .presets import PRESETS, PresetRow
 from .results import (
     CHECKPOINT_DIR,
@@ -187,6 +187,8 @@ class BenchArgs:
     seeds: list[int] | None = None
     ensemble: int | None = None  # K: add the mean of the K runs best on validation
     command: list[str] = field(default_factory=list)
+    dry_run: bool = option(False, "print the plan with an estimated time per row on this "
+                                  "device (see sentibench speedtest); run nothing")
 
 
 def _run_one(exp: Experiment, run_dir: Path, bench: BenchArgs) -> None:
@@ -257,9 +259,12 @@ def _run_row(exp: Experiment, run_dir: Path, bench: BenchArgs) -> None:
     _run_one(exp, run_dir, bench)
 
 
-def run_bench(bench: BenchArgs) -> Path:
+def run_bench(bench: BenchArgs) -> Path | None:
     """Plan, prepare data, run every experiment not yet completed, report."""
     experiments = plan(bench.preset, bench.models, bench.overrides, bench.seeds)
+    if bench.dry_run:  # the plan and its estimates only (None: no bench directory)
+        from .speed.estimate import print_dry_run
+        return print_dry_run(bench, experiments, PRESETS[bench.preset].dataset)
     if bench.ensemble is not None and bench.ensemble < 2:
         raise SentibenchError(f"--ensemble {bench.ensemble}: an ensemble needs two or more "
                               "runs")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
+from .bench import BenchArgs
 from .data.config import SOURCE_ENV, DataArgs, PrepareConfig
 from .engine.config import DEVICE_HELP, TrainConfig
 from .errors import SentibenchError
@@ -24,6 +25,7 @@ from .models.registry import FAMILIES, MODELS, Family
 from .options import add_flag, add_options, from_namespace
 from .presets import PRESETS
 from .results import RunArgs, short_name
+from .speed.args import SpeedArgs
 
 
 def _add_data_and_output(parser: argparse.ArgumentParser) -> None:
@@ -156,16 +158,19 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     add_flag(p, "--ensemble", type=int, default=None, metavar="K",
              help="add a row averaging the class probabilities of the K runs best on "
                   "validation (test labels are never used to choose)")
+    add_options(p, BenchArgs)
     p.set_defaults(handler=_run_bench)
 
 
 def _run_bench(args: argparse.Namespace, argv: list[str]) -> None:
-    from .bench import BenchArgs, load_rerun, run_bench
+    from .bench import load_rerun, run_bench
     from .overrides import load_override_file, parse_overrides, parse_seeds
 
     command = ["sentibench", *argv]
     if args.rerun is not None:
-        run_bench(load_rerun(args.rerun, args.out, command))
+        bench = load_rerun(args.rerun, args.out, command)
+        bench.dry_run = args.dry_run
+        run_bench(bench)
         return
     overrides = load_override_file(args.config) if args.config else {}
     for row, values in parse_overrides(args.overrides).items():
@@ -178,7 +183,7 @@ def _run_bench(args: argparse.Namespace, argv: list[str]) -> None:
     run_bench(BenchArgs(preset=args.preset, models=models, overrides=overrides, out=args.out,
                         data_dir=args.data_dir, source=args.source, device=args.device,
                         seeds=parse_seeds(args.seeds) if args.seeds else None,
-                        ensemble=args.ensemble,
+                        ensemble=args.ensemble, dry_run=args.dry_run,
                         command=command))
 
 
@@ -218,6 +223,24 @@ def _run_predict(args: argparse.Namespace, argv: list[str]) -> None:
     run_predict(args.run_dir, texts, device=args.device)
 
 
+def _add_speedtest(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("speedtest", help="measure this device's training and evaluation speed",
+                       description="Train and evaluate the reference's models (random weights "
+                                   "at their real sizes, synthetic tokens) for a few steps "
+                                   "through sentibench's engine: tokens/s, step time, peak "
+                                   "memory, MFU, and correctness checks (bf16 vs fp32, "
+                                   "compiled vs eager, loss falls, no NaN, one-process DDP). "
+                                   "The figures feed `bench --dry-run`.")
+    add_options(p, SpeedArgs)
+    p.set_defaults(handler=_run_speedtest)
+
+
+def _run_speedtest(args: argparse.Namespace, argv: list[str]) -> None:
+    from .speed.run import run_speedtest
+
+    run_speedtest(from_namespace(SpeedArgs, args))
+
+
 # --- entry point ---------------------------------------------------------------------
 
 def _add_commands(sub: argparse._SubParsersAction) -> None:
@@ -229,6 +252,7 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
     _add_bench(sub)
     _add_report(sub)
     _add_predict(sub)
+    _add_speedtest(sub)
 
 
 class _Parser(argparse.ArgumentParser):
