@@ -128,3 +128,15 @@ def test_a_long_texts_evaluation_is_the_mean_over_its_windows():
 def test_window_stride_needs_eval_windows():
     with pytest.raises(SentibenchError, match="--window-stride needs --eval-windows"):
         TrainConfig(window_stride=4)
+
+
+def test_gpt2_windows_are_plain_slices_of_the_bpe_ids(gpt2_bpe_dir):
+    from sentibench.models.gpt2_tokenizer import tokenizer_from_dir
+
+    tokenizer = tokenizer_from_dir(gpt2_bpe_dir)
+    text = "A slow start, then a moving and beautifully acted film. " * 4
+    ids = tokenizer.encode(text)
+    windowed = encode_windows(tokenizer, [text], [1], max_length=16)
+    starts = window_starts(len(ids), 16, 8)
+    assert len(starts) > 2
+    assert windowed.split.ids == [ids[first:first + 16] for first in starts]
