@@ -146,9 +146,9 @@ class PredictConfig:
     """How ``predict`` scores text with a saved neural run (opt-in speed and reach)."""
 
     quantize: str = option(
-        "none", "int8: torch's dynamic int8 quantization of every Linear layer (weights int8, "
-                "activations quantized on the fly; CPU only): several times faster, labels "
-                "almost always unchanged", choices=QUANTIZE)
+        "none", "int8: torch's dynamic int8 quantization of every Linear layer (weights int8 "
+                "per output channel, activations quantized on the fly; CPU only): 2-3x faster, "
+                "a few percent of labels may change", choices=QUANTIZE)
     windows: str = option(
         "auto", "score each review as overlapping windows with averaged logits (on), as one "
                 "truncated input (off), or as the run was evaluated (auto: its --eval-windows "

@@ -99,16 +99,19 @@ def predict_logits(model: nn.Module, split: EncodedSplit, max_length: int,
 
 def quantize_int8(model: nn.Module) -> nn.Module:
     """A copy of ``model`` whose ``nn.Linear`` layers are torch's dynamic int8 ones: int8
-    weights, activations quantized per batch (fbgemm kernels, which use AVX-512 VNNI where
-    the CPU has it). Embeddings, attention, norms and activations stay in float32."""
+    weights with one scale per output channel (per-tensor scales changed 4.3 % of a MiniLM
+    run's labels, per-channel 2.8 %, at the same speed), activations quantized per batch
+    (fbgemm kernels, which use AVX-512 VNNI where the CPU has it). Embeddings, attention,
+    norms and activations stay in float32."""
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
-    from torch.ao.quantization import quantize_dynamic
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     model = model.cpu().eval()
     with warnings.catch_warnings():  # torch announces the quantized dtypes' deprecation
         warnings.filterwarnings("ignore", message=".*quantiz.*deprecated", category=UserWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
-        quantized = quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+        quantized = quantize_dynamic(model, {nn.Linear: per_channel_dynamic_qconfig},
+                                     dtype=torch.qint8)
     if not any(isinstance(m, DynamicLinear) for m in quantized.modules()):
         raise SentibenchError(f"--quantize int8: {type(model).__name__} has no Linear layer "
                               "to quantize")
