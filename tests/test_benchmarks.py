@@ -52,3 +52,45 @@ def test_benchmark_prints_times_ratio_accuracies_and_throughput(engine_vs_refere
     assert "device cpu" in out and "16 train / 8 eval reviews, 32 tokens" in out
     ratio = re.search(r"speed-up \(reference / engine\): ([\d.]+)x", out)
     assert ratio and float(ratio.group(1)) > 0
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_predict_vs_pipeline_prints_times_ratios_agreement_and_accuracies(tmp_path, capsys):
+    from sentibench.cli import main
+    from tests.helpers import synthetic_csvs, write_tiny_encoder_dir
+
+    data = synthetic_csvs(tmp_path / "data", rows=(64, 16, 24))
+    words = ["great", "superb", "wonderful", "moving", "awful", "boring", "dull", "weak",
+             "the", "film", "plot", "actor", "scene", "was", "and", "a", "it", "story"]
+    model = write_tiny_encoder_dir(tmp_path / "enc", "bert", words)
+    run = tmp_path / "run"
+    assert main(["train-hf", "--model", str(model), "--max-length", "12", "--data-dir",
+                 str(data), "--out", str(run), "--device", "cpu"]) == 0
+    capsys.readouterr()
+    _load("predict_vs_pipeline").main(["--run", str(run), "--data-dir", str(data),
+                                       "--texts", "20", "--rounds", "2"])
+    out = capsys.readouterr().out
+    assert "20 test reviews, 12 tokens" in out
+    for name in ("transformers.pipeline", "sentibench predict", "--quantize int8"):
+        assert re.search(rf"{re.escape(name)}: +[\d.]+ s wall +[\d.]+ s CPU +accuracy "
+                         r"[\d.]+ %", out), out
+    assert len(re.findall(r"round [12]: ", out)) == 6
+    same = re.search(r"speed-up \(pipeline / predict\): [\d.]+x wall, [\d.]+x CPU; labels "
+                     r"identical: (\d+)/20", out)
+    assert same and int(same.group(1)) == 20, out  # the same model, the same tokens
+    assert re.search(r"speed-up \(predict / int8\): [\d.]+x wall, [\d.]+x CPU; labels "
+                     r"unchanged: \d+/20 \([\d.]+ %\); accuracy fp32 [\d.]+ % -> int8 [\d.]+ %",
+                     out), out
+    _load("predict_vs_pipeline").main(["--run", str(run), "--data-dir", str(data),
+                                       "--texts", "20", "--sides", "predict,int8",
+                                       "--threads", "1"])
+    out = capsys.readouterr().out
+    assert "1 torch threads" in out and "transformers.pipeline" not in out
+    assert "speed-up (predict / int8)" in out and "speed-up (pipeline" not in out

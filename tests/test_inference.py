@@ -6,8 +6,22 @@ import numpy as np
 import pytest
 import torch
 
-from sentibench.engine.inference import class_probabilities, predict_logits
-from tests.helpers import MeanPoolClassifier, quiet_engine, synthetic_split, trained_run
+from sentibench.engine.batching import EncodedSplit
+from sentibench.engine.inference import (
+    CPU_PREDICT_BATCH,
+    class_probabilities,
+    predict_logits,
+    quantize_int8,
+)
+from sentibench.errors import SentibenchError
+from tests.helpers import (
+    MeanPoolClassifier,
+    quiet_engine,
+    random_split,
+    synthetic_split,
+    tiny_classifier,
+    trained_run,
+)
 
 
 class Exploding(MeanPoolClassifier):
@@ -68,3 +82,35 @@ def test_class_probabilities_are_a_softmax_of_the_logits():
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-6)
     one = class_probabilities(model, _Tokens(), texts[2:], max_length=4)
     np.testing.assert_allclose(probs[2:], one, rtol=1e-6)  # batching does not change a row
+
+
+def test_cpu_batches_on_worker_threads_equal_each_text_scored_alone():
+    model = tiny_classifier("bert")
+    split = random_split(40, 5, low=3, high=30)
+    threads = torch.get_num_threads()
+    together = predict_logits(model, split, max_length=32)  # batches of CPU_PREDICT_BATCH
+    assert torch.get_num_threads() == threads  # the intra-op threads are given back
+    alone = torch.cat([predict_logits(model, EncodedSplit([ids], split.labels[i:i + 1]),
+                                      max_length=32) for i, ids in enumerate(split.ids)])
+    torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-5)
+    assert len(split) > CPU_PREDICT_BATCH
+
+
+def test_int8_quantization_replaces_linear_layers_and_keeps_probabilities_close():
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    model = tiny_classifier("bert")
+    split = random_split(40, 6, low=3, high=30)
+    quantized = quantize_int8(model)
+    linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert sum(isinstance(m, DynamicLinear) for m in quantized.modules()) == len(linear)
+    assert not any(isinstance(m, DynamicLinear) for m in model.modules())  # a copy
+    fp32 = torch.softmax(predict_logits(model, split, max_length=32), -1)
+    int8 = torch.softmax(predict_logits(quantized, split, max_length=32), -1)
+    assert not torch.equal(fp32, int8)
+    torch.testing.assert_close(int8, fp32, rtol=0, atol=0.02)
+
+
+def test_a_model_without_linear_layers_cannot_be_quantized():
+    with pytest.raises(SentibenchError, match="has no Linear layer"):
+        quantize_int8(torch.nn.Sequential(torch.nn.Embedding(4, 2)))

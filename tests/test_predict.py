@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from sentibench.cli import main
+from sentibench.engine.config import PredictConfig
 from sentibench.errors import SentibenchError
-from sentibench.predict import read_inputs
+from sentibench.predict import predict_proba, read_inputs
+from sentibench.results import read_results
+from tests.helpers import cli_error, write_tiny_encoder_dir
 
 
 def test_one_line_of_a_file_is_one_text_whatever_separators_it_holds(tmp_path):
@@ -42,3 +47,61 @@ def test_a_missing_run_directory_is_named(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["predict", str(tmp_path / "empty"), "great film"]) == 2
     assert "empty: not a sentibench run (no results.json)" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def windowed_run(tmp_path_factory):
+    """A tiny encoder trained with --eval-windows on 31-word texts (windows of 16 tokens)
+    whose verdict is the first word, which only the first window sees; and a bag-of-words
+    run on the same data."""
+    base = tmp_path_factory.mktemp("windowed")
+    rng = np.random.default_rng(0)
+    data = base / "data"
+    data.mkdir()
+    for split, n in (("train", 128), ("validation", 16), ("test", 16)):
+        labels = rng.integers(0, 2, n)
+        texts = [" ".join([("bad", "good")[y], *rng.choice(["the", "a", "so"], 30)])
+                 for y in labels]
+        pd.DataFrame({"text": texts, "label": labels}).to_csv(data / f"{split}.csv",
+                                                              index=False)
+    model = write_tiny_encoder_dir(base / "enc", "bert", ["the", "a", "so", "good", "bad"])
+    run, logreg = base / "run", base / "logreg"
+    assert main(["train-hf", "--model", str(model), "--max-length", "16", "--eval-windows",
+                 "--num_epochs", "4", "--learning_rate", "5e-3",
+                 "--data-dir", str(data), "--out", str(run), "--device", "cpu"]) == 0
+    assert main(["train-logreg", "--data-dir", str(data), "--out", str(logreg)]) == 0
+    return run, logreg, pd.read_csv(data / "test.csv")["text"].tolist()
+
+
+def test_predict_scores_with_the_windows_the_run_was_evaluated_with(windowed_run):
+    run, _, texts = windowed_run
+    assert read_results(run).config["train"]["eval_windows"] is True
+    saved = pd.read_csv(run / "test_predictions.csv")["prob_positive"]  # windowed evaluation
+    auto = predict_proba(run, texts)
+    np.testing.assert_allclose(auto[:, 1], saved, atol=2e-5)
+    np.testing.assert_allclose(predict_proba(run, texts, settings=PredictConfig(windows="on")),
+                               auto, rtol=1e-6)
+    off = predict_proba(run, texts, settings=PredictConfig(windows="off"))
+    assert np.abs(off - auto).max() > 1e-3  # one truncated input per text is another score
+
+
+def test_predict_quantize_int8_flag_labels_text_with_close_probabilities(windowed_run, capsys):
+    run, _, texts = windowed_run
+    assert main(["predict", str(run), *texts[:3], "--quantize", "int8", "--windows", "off"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all(line.split("\t")[0] in ("negative", "positive")
+                                   for line in lines)
+    fp32 = predict_proba(run, texts, settings=PredictConfig(windows="off"))
+    int8 = predict_proba(run, texts, settings=PredictConfig(quantize="int8", windows="off"))
+    assert not np.array_equal(fp32, int8)
+    np.testing.assert_allclose(int8, fp32, atol=0.02)
+    probs = [float(line.split("\t")[1]) for line in lines]
+    np.testing.assert_allclose(probs, int8[:3].max(1), atol=1e-4)
+
+
+def test_quantize_needs_a_neural_run_on_the_cpu(windowed_run, capsys):
+    run, logreg, _ = windowed_run
+    err = cli_error(capsys, ["predict", str(logreg), "great film", "--quantize", "int8"])
+    assert "is a sklearn run; only neural runs have Linear layers" in err
+    err = cli_error(capsys, ["predict", str(run), "x", "--quantize", "int8", "--device", "cuda"])
+    assert "--quantize int8 runs on the CPU" in err

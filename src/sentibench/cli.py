@@ -19,7 +19,7 @@ from typing import NoReturn
 from . import __version__
 from .bench import BenchArgs
 from .data.config import SOURCE_ENV, DataArgs, PrepareConfig
-from .engine.config import DEVICE_HELP, TrainConfig
+from .engine.config import DEVICE_HELP, PredictConfig, TrainConfig
 from .errors import SentibenchError
 from .models.registry import FAMILIES, MODELS, Family
 from .options import add_flag, add_options, from_namespace
@@ -213,6 +213,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     add_flag(p, "--csv", type=Path, default=None, help="CSV file with a text column")
     add_flag(p, "--column", default="text", help="CSV column to read (default: %(default)s)")
     add_flag(p, "--device", default="cpu", help="cpu (default), cuda or mps")
+    add_options(p, PredictConfig)
     p.set_defaults(handler=_run_predict)
 
 
@@ -220,7 +221,8 @@ def _run_predict(args: argparse.Namespace, argv: list[str]) -> None:
     from .predict import read_inputs, run_predict
 
     texts = read_inputs(args.texts, args.file, args.csv, args.column)
-    run_predict(args.run_dir, texts, device=args.device)
+    run_predict(args.run_dir, texts, device=args.device,
+                settings=from_namespace(PredictConfig, args))
 
 
 def _add_speedtest(sub: argparse._SubParsersAction) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .data.config import DataArgs
+from .engine.config import PredictConfig
 from .errors import SentibenchError
 from .fileio import atomic_write_json
 from .results import (
@@ -104,8 +105,10 @@ def member_dirs(run_dir: Path) -> list[Path]:
 
 
 def predict_proba(run_dir: Path, texts: list[str], device: str, max_length: int,
-                  num_classes: int) -> np.ndarray:
-    """The mean of the members' class probabilities for ``texts``."""
+                  num_classes: int, settings: PredictConfig | None = None) -> np.ndarray:
+    """The mean of the members' class probabilities for ``texts`` (each member scored with
+    ``settings`` as predict would score it alone)."""
     from .predict import predict_proba as member_proba
 
-    return np.mean([member_proba(m, texts, device) for m in member_dirs(run_dir)], axis=0)
+    return np.mean([member_proba(m, texts, device, settings) for m in member_dirs(run_dir)],
+                   axis=0)

@@ -37,6 +37,7 @@ from .engine.config import TrainConfig
 from .engine.plan import resolve_device
 from .engine.training import Engine
 from .engine.truncation import HEAD, Truncation
+from .engine.windows import encode_windows
 from .errors import SentibenchError
 from .fileio import atomic_path, cache_dir
 from .models import count_parameters
@@ -158,8 +159,7 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
             train_seconds = time.perf_counter() - t_train
             engine.log(f"Training completed in {train_seconds / 60:.2f} minutes.")
             engine.log("\nEvaluating on the full datasets ...\n")
-            logits = {k: engine.predict_logits(v, progress=f"eval {k}")
-                      for k, v in splits.items()}
+            logits = final_logits(engine, built, splits, frames, max_length, train_cfg)
         scored = {k: (v.labels.numpy(), logits[k].argmax(-1).numpy())
                   for k, v in splits.items()}
         result = run_result(
@@ -174,6 +174,22 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
                 merge_lora(built.model)
             _save_run(run_dir, built, splits, logits, result, engine)
     return result
+
+
+def final_logits(engine: Engine, built: BuiltModel, splits: dict[str, EncodedSplit],
+                 frames: dict[str, pd.DataFrame], max_length: int,
+                 cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    """Every split's logits after training: of its truncated inputs, or with
+    ``--eval-windows`` the mean over windows that cover each whole review."""
+    if not cfg.eval_windows:
+        return {k: engine.predict_logits(v, progress=f"eval {k}") for k, v in splits.items()}
+    out = {}
+    for name, split in splits.items():
+        windows = encode_windows(built.tokenizer, frames[name]["text"].tolist(),
+                                 split.labels.tolist(), max_length, cfg.window_stride)
+        out[name] = windows.average(engine.predict_logits(windows.split,
+                                                          progress=f"eval {name} (windows)"))
+    return out
 
 
 def _save_run(run_dir: Path, built: BuiltModel, splits: dict[str, EncodedSplit],

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .engine.config import PredictConfig
 from .engine.truncation import Truncation
 from .errors import SentibenchError
 from .models.registry import get_family
@@ -16,17 +17,30 @@ from .results import read_results
 DEFAULT_MAX_LENGTH = 256
 
 
-def predict_proba(run_dir: Path, texts: Sequence[str], device: str = "cpu") -> np.ndarray:
-    """``[n, C]`` class probabilities from the model saved in ``run_dir``."""
+def predict_proba(run_dir: Path, texts: Sequence[str], device: str = "cpu",
+                  settings: PredictConfig | None = None) -> np.ndarray:
+    """``[n, C]`` class probabilities from the model saved in ``run_dir``, scored as the run
+    was evaluated unless ``settings`` say otherwise (windows, int8 quantization)."""
+    settings = settings or PredictConfig()
     result = read_results(run_dir)
     if not texts:
         return np.zeros((0, len(result.labels)))
     family = get_family(result.kind)
+    if settings.quantize != "none" and not family.engine and result.kind != "ensemble":
+        raise SentibenchError(f"--quantize {settings.quantize}: {run_dir} is a "
+                              f"{result.kind} run; only neural runs have Linear layers")
+    if settings.quantize != "none" and device != "cpu":
+        raise SentibenchError(f"--quantize {settings.quantize} runs on the CPU (torch's "
+                              f"dynamic quantization has no {device} kernels); use --device cpu")
     max_length = int(result.config.get("max_length", DEFAULT_MAX_LENGTH))
     train = result.config.get("train", {})
     truncation = Truncation(train.get("truncation", "head"), train.get("head_tokens"))
-    return np.asarray(family.predict_proba(Path(run_dir), list(texts), device, max_length,
-                                           len(result.labels), truncation))
+    windows = bool(train.get("eval_windows", False)) if settings.windows == "auto" \
+        else settings.windows == "on"
+    return np.asarray(family.predict_proba(
+        Path(run_dir), list(texts), device, max_length, len(result.labels), truncation,
+        windows=windows, window_stride=train.get("window_stride"),
+        quantize=settings.quantize, settings=settings))
 
 
 def read_inputs(texts: Sequence[str], file: Path | None, csv: Path | None,
@@ -59,11 +73,12 @@ def read_inputs(texts: Sequence[str], file: Path | None, csv: Path | None,
     return items
 
 
-def run_predict(run_dir: Path, texts: list[str], device: str = "cpu") -> list[tuple[str, float]]:
+def run_predict(run_dir: Path, texts: list[str], device: str = "cpu",
+                settings: PredictConfig | None = None) -> list[tuple[str, float]]:
     """Print ``label<TAB>probability<TAB>every class's probability<TAB>text`` per input;
     return (label, probability)."""
     names = read_results(run_dir).labels
-    probs = predict_proba(run_dir, texts, device=device)
+    probs = predict_proba(run_dir, texts, device=device, settings=settings)
     rows = []
     for text, p in zip(texts, probs, strict=True):
         label = int(np.argmax(p))

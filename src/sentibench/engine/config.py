@@ -1,6 +1,6 @@
 """The training options, declared once (flags, bench overrides, results and resume derive
-from these fields). Defaults are the reference's; ``auto`` values are resolved by
-:mod:`sentibench.engine.plan` into what actually runs."""
+from these fields), and ``predict``'s. Defaults are the reference's; ``auto`` values are
+resolved by :mod:`sentibench.engine.plan` into what actually runs."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ DEVICE_HELP = "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps"
 DEFAULT_SEED = 123  # the reference's torch.manual_seed
 SELECT_METRICS = ("none", "val_accuracy", "val_loss")  # --select-best
 IGNORE_INDEX = -100  # torch's default: no class index equals it, so no row is left out
+QUANTIZE = ("none", "int8")  # predict --quantize
+WINDOWS = ("auto", "on", "off")  # predict --windows
 
 
 def check_device(name: str) -> None:
@@ -114,6 +116,14 @@ class TrainConfig:
         IGNORE_INDEX, "rows labelled N are left out of the loss (torch's default -100 leaves "
                       "none out; the book's ablation passes 50256, which no class equals)",
         snake=True)
+    eval_windows: bool = option(
+        False, "final train/validation/test accuracy (and predict, unless told otherwise) "
+               "from overlapping windows of the length limit that cover each whole review, "
+               "special tokens in every window, the windows' logits averaged (default: off, "
+               "the reference's one truncated input per review)")
+    window_stride: int | None = option(
+        None, "--eval-windows: text tokens from one window's start to the next (default: "
+              "half a window)", above=0)
     num_workers: int | None = option(
         None, "worker processes that collate batches ahead of the model (default: 2 on CUDA, "
               "where batches are also pinned for faster copies; 0 elsewhere)", minimum=0)
@@ -126,6 +136,8 @@ class TrainConfig:
         if self.select_best != "none" and self.eval_every is None:
             raise SentibenchError("--select-best needs --eval-every N (how often to score "
                                   "the validation split)")
+        if self.window_stride is not None and not self.eval_windows:
+            raise SentibenchError("--window-stride needs --eval-windows")
         if self.early_stopping_patience is not None and self.select_best == "none":
             raise SentibenchError("--early-stopping-patience needs --select-best "
                                   "val_accuracy or val_loss")
@@ -140,3 +152,20 @@ class TrainConfig:
     @property
     def truncation_rule(self) -> Truncation:
         return Truncation(self.truncation, self.head_tokens)
+
+
+@dataclass
+class PredictConfig:
+    """How ``predict`` scores text with a saved neural run (opt-in speed and reach)."""
+
+    quantize: str = option(
+        "none", "int8: torch's dynamic int8 quantization of every Linear layer (weights int8 "
+                "per output channel, activations quantized on the fly; CPU only): 2-3x faster, "
+                "a few percent of labels may change", choices=QUANTIZE)
+    windows: str = option(
+        "auto", "score each review as overlapping windows with averaged logits (on), as one "
+                "truncated input (off), or as the run was evaluated (auto: its --eval-windows "
+                "and --window-stride)", choices=WINDOWS)
+
+    def __post_init__(self) -> None:
+        validate(self)

@@ -62,7 +62,7 @@ class HFTokenizer:
                               return_attention_mask=False, return_token_type_ids=False,
                               verbose=False)["input_ids"]
             budget = max_length - self.num_special_tokens
-            prefix, suffix = self._special_frame
+            prefix, suffix = self.special_frame
             return [[*prefix, *truncation.keep(ids, budget), *suffix] for ids in content]
         encoded = self.hf(texts, truncation=max_length is not None, max_length=max_length,
                           padding=False, add_special_tokens=True, return_attention_mask=False,
@@ -70,7 +70,7 @@ class HFTokenizer:
         return [list(ids) for ids in encoded["input_ids"]]
 
     @functools.cached_property
-    def _special_frame(self) -> tuple[list[int], list[int]]:
+    def special_frame(self) -> tuple[list[int], list[int]]:
         """The special ids the tokenizer puts before and after one text's ids, read off the
         encoding of a sample text with and without them (once per tokenizer)."""
         sample = "a"

@@ -284,7 +284,8 @@ def _load_hf(run_dir: Path) -> tuple[nn.Module, Any]:
 
 
 def _baseline_proba(run_dir: Path, texts: list[str], device: str, max_length: int,
-                    num_classes: int, truncation: Any = None) -> np.ndarray:
+                    num_classes: int, truncation: Any = None, **scoring: Any) -> np.ndarray:
+    """Bag-of-words runs read whole texts: no length limit, windows or quantization."""
     from .baselines import predict_proba
 
     return predict_proba(run_dir, texts, num_classes)
@@ -292,22 +293,28 @@ def _baseline_proba(run_dir: Path, texts: list[str], device: str, max_length: in
 
 def _neural_proba(load: Callable[[Path], tuple[nn.Module, Any]]) -> Callable[..., np.ndarray]:
     def proba(run_dir: Path, texts: list[str], device: str, max_length: int,
-              num_classes: int, truncation: Any = None) -> np.ndarray:
-        from ..engine.inference import PREDICT_BATCH, class_probabilities
+              num_classes: int, truncation: Any = None, *, windows: bool = False,
+              window_stride: int | None = None, quantize: str = "none",
+              settings: Any = None) -> np.ndarray:
+        """``settings`` (predict's options as given) arrive resolved into the others."""
+        from ..engine.inference import class_probabilities, quantize_int8
         from ..engine.truncation import HEAD
 
         model, tokenizer = load(run_dir)
-        return class_probabilities(model, tokenizer, texts, max_length, device,
-                                   PREDICT_BATCH, truncation or HEAD)
+        if quantize == "int8":
+            model = quantize_int8(model)
+        return class_probabilities(model, tokenizer, texts, max_length, device, None,
+                                   truncation or HEAD, windows, window_stride)
 
     return proba
 
 
 def _ensemble_proba(run_dir: Path, texts: list[str], device: str, max_length: int,
-                    num_classes: int, truncation: Any = None) -> np.ndarray:
+                    num_classes: int, truncation: Any = None, *,
+                    settings: Any = None, **scoring: Any) -> np.ndarray:
     from ..ensemble import predict_proba
 
-    return predict_proba(run_dir, texts, device, max_length, num_classes)
+    return predict_proba(run_dir, texts, device, max_length, num_classes, settings)
 
 
 def _not_a_bench_row(*args: Any) -> RunResult:
@@ -331,7 +338,8 @@ class Family:
     model_field: str | None
     engine: bool
     run: Callable[..., RunResult]
-    predict_proba: Callable[..., np.ndarray]  # (run dir, texts, device, length, K, cut)
+    predict_proba: Callable[..., np.ndarray]  # (run dir, texts, device, length, K, cut,
+    #                                          **scoring options)
     build: Callable[..., BuiltModel] | None = None  # (model args, seed, label names)
     train_defaults: dict[str, Any] = field(default_factory=dict)
     command: str = ""
