@@ -5,7 +5,8 @@ The "trainer" side is the script a user would otherwise write: ``AutoTokenizer``
 tokenized with ``map`` (truncation to max_length, no padding), ``DataCollatorWithPadding``
 (dynamic padding), ``Trainer`` with the engine's settings: seed, batch size, learning rate,
 weight decay (Trainer's usual grouping: none on biases and LayerNorm weights), a constant
-rate without warm-up, no gradient clipping, the same drop-last batches, and eval loss on
+rate without warm-up, no gradient clipping (the engine drops a last partial batch, Trainer
+trains on it: give a multiple of the batch size, as 400 of 8, for the same steps), eval loss on
 the engine's monitoring rows (``eval_iter`` batches of train and of validation) after
 optimizer steps 1, N+1, 2N+1, ... as the engine logs them; then ``Trainer.predict`` on
 train, validation and test. The "engine" side is what ``sentibench train-hf`` runs: the
@@ -165,7 +166,7 @@ def trainer_job(args: argparse.Namespace, output_dir: str) -> JobResult:
         per_device_eval_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
         weight_decay=cfg.weight_decay, lr_scheduler_type="constant", warmup_steps=0,
         max_grad_norm=0.0, num_train_epochs=cfg.num_epochs, seed=cfg.seed,
-        dataloader_drop_last=True, eval_strategy="no", save_strategy="no", report_to="none",
+        eval_strategy="no", save_strategy="no", report_to="none",
         disable_tqdm=True, use_cpu=device.type == "cpu", bf16=device.type == "cuda")
     trainer = Trainer(model=model, args=training_args, train_dataset=sets["train"],
                       eval_dataset={"train": sets["train"].select(train_mon),
