@@ -12,14 +12,22 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-@pytest.fixture(scope="module")
-def engine_vs_reference():
-    spec = importlib.util.spec_from_file_location("engine_vs_reference",
-                                                  BENCHMARKS / "engine_vs_reference.py")
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def engine_vs_reference():
+    return _load("engine_vs_reference")
+
+
+@pytest.fixture(scope="module")
+def engine_vs_trainer():
+    return _load("engine_vs_trainer")
 
 
 def test_flops_per_token_is_palms_estimate_only_when_everything_trains(engine_vs_reference):
@@ -54,13 +62,6 @@ def test_benchmark_prints_times_ratio_accuracies_and_throughput(engine_vs_refere
     assert ratio and float(ratio.group(1)) > 0
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_predict_vs_pipeline_prints_times_ratios_agreement_and_accuracies(tmp_path, capsys):
     from sentibench.cli import main
@@ -94,3 +95,38 @@ def test_predict_vs_pipeline_prints_times_ratios_agreement_and_accuracies(tmp_pa
     out = capsys.readouterr().out
     assert "1 torch threads" in out and "transformers.pipeline" not in out
     assert "speed-up (predict / int8)" in out and "speed-up (pipeline" not in out
+
+
+def test_trainer_benchmark_sides_train_alike_and_report_sklearns_accuracy(engine_vs_trainer,
+                                                                          tmp_path, capsys):
+    """Both sides (each in its own process) run the same optimizer steps on the same number
+    of rows, predict every row of every split, and print what scikit-learn computes."""
+    import pandas as pd
+    from sklearn.metrics import accuracy_score
+
+    from tests.helpers import synthetic_csvs, write_tiny_encoder_dir
+
+    data = synthetic_csvs(tmp_path / "data", rows=(32, 16, 12))
+    words = ["great", "superb", "wonderful", "moving", "awful", "boring", "dull", "weak", "the",
+             "film", "plot", "actor", "scene", "was", "and", "a", "it", "story", "."]
+    encoder = write_tiny_encoder_dir(tmp_path / "encoder", "bert", words)
+    runs = engine_vs_trainer.main([
+        "--model", str(encoder), "--train", "32", "--eval", "16", "--max-length", "16",
+        "--eval-every", "2", "--lr", "1e-3", "--data-dir", str(data), "--rounds", "2"])
+    out = capsys.readouterr().out
+    truth = {k: pd.read_csv(data / f"{k}.csv")["label"].tolist()
+             for k in ("train", "validation", "test")}
+    for side, results in runs.items():
+        assert len(results) == 2
+        for r in results:
+            assert (r.steps, r.examples) == (4, 32)
+            assert r.labels == truth
+            for split, labels in truth.items():
+                assert r.accuracy[split] == accuracy_score(labels, r.predictions[split])
+            acc = " / ".join(f"{100 * r.accuracy[k]:.2f}" for k in truth)
+            assert re.search(rf"{side}: +[\d.]+ s wall, +[\d.]+ s CPU +accuracy train / val / "
+                             rf"test: {re.escape(acc)} % +\(4 steps, 32 training rows\)", out)
+        assert results[0].predictions == results[1].predictions  # seeded: repeatable
+    assert len(re.findall(r"round \d: speed-up \(trainer / engine\) [\d.]+x wall", out)) == 2
+    assert re.search(r"speed-up \(trainer / engine\): [\d.]+x wall, [\d.]+x CPU \(medians "
+                     r"of 2: [\d.]+x, [\d.]+x wall\)", out)
