@@ -62,7 +62,6 @@ def test_benchmark_prints_times_ratio_accuracies_and_throughput(engine_vs_refere
     assert ratio and float(ratio.group(1)) > 0
 
 
-
 def test_predict_vs_pipeline_prints_times_ratios_agreement_and_accuracies(tmp_path, capsys):
     from sentibench.cli import main
     from tests.helpers import synthetic_csvs, write_tiny_encoder_dir
