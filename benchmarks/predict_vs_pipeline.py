@@ -132,8 +132,16 @@ def main(argv: list[str] | None = None) -> None:
     sides = tuple(side.strip() for side in args.sides.split(",") if side.strip())
     if not sides or not set(sides) <= set(SIDES):
         raise SystemExit(f"--sides: choose among {', '.join(SIDES)}")
+    threads = torch.get_num_threads()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    try:
+        _run(args, sides)
+    finally:  # a caller in the same process (the tests) keeps its own thread count
+        torch.set_num_threads(threads)
+
+
+def _run(args: argparse.Namespace, sides: tuple[str, ...]) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         run = args.run or train_run(args, Path(scratch) / "run")
         result = read_results(run)

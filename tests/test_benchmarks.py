@@ -88,9 +88,13 @@ def test_predict_vs_pipeline_prints_times_ratios_agreement_and_accuracies(tmp_pa
     assert re.search(r"speed-up \(predict / int8\): [\d.]+x wall, [\d.]+x CPU; labels "
                      r"unchanged: \d+/20 \([\d.]+ %\); accuracy fp32 [\d.]+ % -> int8 [\d.]+ %",
                      out), out
+    import torch
+
+    threads = torch.get_num_threads()
     _load("predict_vs_pipeline").main(["--run", str(run), "--data-dir", str(data),
                                        "--texts", "20", "--sides", "predict,int8",
                                        "--threads", "1"])
+    assert torch.get_num_threads() == threads  # later tests in this process are unaffected
     out = capsys.readouterr().out
     assert "1 torch threads" in out and "transformers.pipeline" not in out
     assert "speed-up (predict / int8)" in out and "speed-up (pipeline" not in out

@@ -20,9 +20,10 @@ class WordTokenizer:
                 for t in texts]
 
 
-def _built(max_length: int | str, limit: int, flag: str = "--max-length") -> BuiltModel:
+def _built(max_length: int | str, limit: int, flag: str = "--max-length",
+           default: int | None = 256) -> BuiltModel:
     return BuiltModel(nn.Linear(1, 2), WordTokenizer(), max_length, limit, lambda d: None, {},
-                      flag)
+                      flag, default)
 
 
 def test_a_length_within_the_limit_is_used_as_asked():
@@ -46,3 +47,11 @@ def test_the_longest_training_example_is_cut_to_the_limit_with_a_note(capsys):
     assert resolve_max_length(_built("longest_training_example", 5), texts) == 5
     assert "longest training example has 7 tokens, more than the model's 5" in \
         capsys.readouterr().out
+
+
+def test_the_default_length_is_cut_to_a_smaller_models_limit_with_a_note(capsys):
+    """256 (the reference's) is what a user gets without asking; a 64-token model takes 64."""
+    assert resolve_max_length(_built(256, 64), ["a b c"]) == 64
+    assert "the default length 256 is more than the model's 64 tokens" in capsys.readouterr().out
+    with pytest.raises(SentibenchError, match="--max-length 300 exceeds"):
+        resolve_max_length(_built(300, 64), ["a b c"])

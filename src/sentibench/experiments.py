@@ -61,8 +61,8 @@ def resolve_max_length(built: BuiltModel, train_texts: list[str]) -> int:
     """An integer length, the longest training example, or the model's limit.
 
     A length asked for by number beyond the model's limit is an error (its position
-    embeddings end there); the longest training example is cut to the limit, as the book
-    does, with a note."""
+    embeddings end there); the option's default and the longest training example are cut
+    to the limit, with a note."""
     length = built.max_length
     if length == "longest_training_example":
         ids = built.tokenizer.encode_batch(train_texts, None)
@@ -72,6 +72,10 @@ def resolve_max_length(built: BuiltModel, train_texts: list[str]) -> int:
                   f"model's {built.model_max_length}; using {built.model_max_length}")
         return min(longest, built.model_max_length)
     length = int(length)
+    if length > built.model_max_length and length == built.default_length:
+        print(f"note: the default length {length} is more than the model's "
+              f"{built.model_max_length} tokens; using {built.model_max_length}")
+        return built.model_max_length
     if length > built.model_max_length:
         raise SentibenchError(f"{built.length_flag} {length} exceeds the "
                               f"{built.model_max_length} tokens this model accepts (its "

@@ -11,7 +11,7 @@ only when a model is built or loaded.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -129,6 +129,7 @@ class BuiltModel:
     save: Callable[[Path], None]
     config: dict[str, Any]
     length_flag: str = "--max-length"  # the option that sets max_length, for error messages
+    default_length: int | None = None  # the option's default: cut to the limit, not refused
 
 
 def _ref(row: int, params: str, acc: float, minutes: float | None = None) -> ReferenceRow:
@@ -227,7 +228,8 @@ def build_gpt2(args: GPTArgs, seed: int, labels: list[str] | None = None) -> Bui
         length = int(length)
     return BuiltModel(model, tokenizer, length, limit,
                       lambda d: gpt2_classifier.save_classifier(model, tokenizer, d),
-                      {"checkpoint": source, **vars(args)}, "--context_length")
+                      {"checkpoint": source, **vars(args)}, "--context_length",
+                      int(_default(GPTArgs, "context_length")))
 
 
 def build_hf(args: HFArgs, seed: int, labels: list[str] | None = None) -> BuiltModel:
@@ -248,7 +250,13 @@ def build_hf(args: HFArgs, seed: int, labels: list[str] | None = None) -> BuiltM
         limit = tokenizer.model_max_length
     return BuiltModel(model, tokenizer, args.max_length, limit,
                       lambda d: encoders.save_hf_classifier(model, tokenizer, d),
-                      {"checkpoint": source, **vars(args)})
+                      {"checkpoint": source, **vars(args)},
+                      default_length=_default(HFArgs, "max_length"))
+
+
+def _default(cls: type, name: str) -> Any:
+    """A dataclass field's default (the length a user gets without asking)."""
+    return next(f.default for f in fields(cls) if f.name == name)
 
 
 def _run_neural(name: str, family: str, model_args: Any, train: TrainConfig | None,
