@@ -123,9 +123,9 @@ def load_rows(bench_dir: str | Path) -> list[Row]:
             rows[child.name] = Row(child.name, None, f"unfinished: no {RESULTS_FILE}", dataset)
     for name, msg in failures.items():
         rows.setdefault(name, Row(name, None, f"failed: {msg}", dataset))
-    rows = {name: replace(row, plan_reference=planned.get(name, (None, None))[0],
-                          note=planned.get(name, (None, None))[1])
-            for name, row in rows.items()}
+    for name, row in rows.items():
+        reference, note = planned.get(name, (None, None))
+        rows[name] = replace(row, plan_reference=reference, note=note)
     if not any(r.result is not None for r in rows.values()) and not failures:
         raise SentibenchError(
             f"{bench}: not a bench directory (no <run>/{RESULTS_FILE} and no {FAILURES_FILE})")
