@@ -265,6 +265,24 @@ def synthetic_csvs(directory: Path, rows: tuple[int, int, int] = (320, 60, 100),
     return directory
 
 
+def first_word_csvs(directory: Path, rows: tuple[int, int, int], cues: tuple[str, str],
+                    fillers: int, seed: int = 0) -> Path:
+    """A prepared data directory whose label is told by the first word alone (``cues[label]``),
+    followed by ``fillers`` words drawn from 'the', 'a', 'so' (the vocabulary of
+    :data:`FIRST_WORD_VOCAB`)."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True)
+    for split, count in zip(("train", "validation", "test"), rows, strict=True):
+        labels = rng.integers(0, 2, count)
+        texts = [" ".join([cues[y], *rng.choice(["the", "a", "so"], fillers)]) for y in labels]
+        pd.DataFrame({"text": texts, "label": labels}).to_csv(directory / f"{split}.csv",
+                                                              index=False)
+    return directory
+
+
+FIRST_WORD_VOCAB = ["the", "a", "so", "good", "bad"]
+
+
 def write_tiny_encoder_dir(directory: Path, arch: str, words: list[str]) -> Path:
     """A 'pretrained' tiny encoder of ``arch`` (random weights, no head) in the Hub layout,
     with an uncased WordPiece vocabulary of ``words`` (every family reads it as a BERT

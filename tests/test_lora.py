@@ -16,7 +16,14 @@ from sentibench.models.gpt2_classifier import GPT2Classifier
 from sentibench.models.lora import apply_lora, merge_lora
 from sentibench.predict import predict_proba
 from sentibench.results import read_results
-from tests.helpers import quiet_engine, synthetic_split, tiny_gpt2_config, write_tiny_encoder_dir
+from tests.helpers import (
+    FIRST_WORD_VOCAB,
+    first_word_csvs,
+    quiet_engine,
+    synthetic_split,
+    tiny_gpt2_config,
+    write_tiny_encoder_dir,
+)
 
 
 def _lora_gpt2(rank: int = 4, alpha: float = 8.0, suffixes: tuple[str, ...] = ()):
@@ -60,16 +67,8 @@ def test_training_moves_only_adapters_and_head_and_merging_keeps_the_logits():
 
 @pytest.mark.slow
 def test_a_saved_lora_run_reloads_and_predicts_the_same(tmp_path):
-    rng = np.random.default_rng(0)
-    data = tmp_path / "data"
-    data.mkdir()
-    for split, n in (("train", 160), ("validation", 40), ("test", 40)):
-        labels = rng.integers(0, 2, n)
-        texts = [" ".join([("good", "bad")[y], *rng.choice(["the", "a", "so"], 5)])
-                 for y in labels]
-        pd.DataFrame({"text": texts, "label": labels}).to_csv(data / f"{split}.csv",
-                                                              index=False)
-    model = write_tiny_encoder_dir(tmp_path / "enc", "bert", ["the", "a", "so", "good", "bad"])
+    data = first_word_csvs(tmp_path / "data", (160, 40, 40), ("good", "bad"), 5)
+    model = write_tiny_encoder_dir(tmp_path / "enc", "bert", FIRST_WORD_VOCAB)
     out = tmp_path / "run"
     assert main(["train-hf", "--model", str(model), "--trainable_layers", "lora",
                  "--lora-rank", "4", "--num_epochs", "6", "--learning_rate", "5e-3",

@@ -11,7 +11,7 @@ from sentibench.engine.config import PredictConfig
 from sentibench.errors import SentibenchError
 from sentibench.predict import predict_proba, read_inputs
 from sentibench.results import read_results
-from tests.helpers import cli_error, write_tiny_encoder_dir
+from tests.helpers import FIRST_WORD_VOCAB, cli_error, first_word_csvs, write_tiny_encoder_dir
 
 
 def test_one_line_of_a_file_is_one_text_whatever_separators_it_holds(tmp_path):
@@ -55,16 +55,8 @@ def windowed_run(tmp_path_factory):
     whose verdict is the first word, which only the first window sees; and a bag-of-words
     run on the same data."""
     base = tmp_path_factory.mktemp("windowed")
-    rng = np.random.default_rng(0)
-    data = base / "data"
-    data.mkdir()
-    for split, n in (("train", 128), ("validation", 16), ("test", 16)):
-        labels = rng.integers(0, 2, n)
-        texts = [" ".join([("bad", "good")[y], *rng.choice(["the", "a", "so"], 30)])
-                 for y in labels]
-        pd.DataFrame({"text": texts, "label": labels}).to_csv(data / f"{split}.csv",
-                                                              index=False)
-    model = write_tiny_encoder_dir(base / "enc", "bert", ["the", "a", "so", "good", "bad"])
+    data = first_word_csvs(base / "data", (128, 16, 16), ("bad", "good"), 30)
+    model = write_tiny_encoder_dir(base / "enc", "bert", FIRST_WORD_VOCAB)
     run, logreg = base / "run", base / "logreg"
     assert main(["train-hf", "--model", str(model), "--max-length", "16", "--eval-windows",
                  "--num_epochs", "4", "--learning_rate", "5e-3",
