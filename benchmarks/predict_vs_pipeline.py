@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=1, help="times to run the three sides")
     p.add_argument("--sides", default=",".join(SIDES),
                    help="comma-separated sides to run (default: all three)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="where both sides run (int8 is CPU-only, so cuda leaves it out)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch.set_num_threads for both sides (default: torch's own)")
     return p.parse_args(argv)
@@ -63,24 +65,26 @@ def train_run(args: argparse.Namespace, out: Path) -> Path:
     """A short MiniLM run, head-truncated to ``--max-length`` tokens."""
     argv = ["train-hf", "--model", "minilm", "--data-dir", str(args.data_dir),
             "--max-train-samples", str(args.train_samples), "--max-eval-samples", "200",
-            "--max-length", str(args.max_length), "--device", "cpu", "--out", str(out)]
+            "--max-length", str(args.max_length), "--device", args.device, "--out", str(out)]
     if sentibench_main(argv) != 0:
         raise SystemExit("training the benchmark's run failed")
     return out
 
 
-def pipeline_labels(run: Path, texts: list[str], max_length: int) -> np.ndarray:
+def pipeline_labels(run: Path, texts: list[str], max_length: int, device: str = "cpu"
+                    ) -> np.ndarray:
     from transformers import pipeline
 
-    classify = pipeline("text-classification", model=str(run), device="cpu",
+    classify = pipeline("text-classification", model=str(run), device=device,
                         truncation=True, max_length=max_length)
     label2id = classify.model.config.label2id
     return np.array([label2id[out["label"]] for out in classify(texts)])
 
 
-def sentibench_labels(run: Path, texts: list[str], quantize: str) -> np.ndarray:
+def sentibench_labels(run: Path, texts: list[str], quantize: str, device: str = "cpu"
+                      ) -> np.ndarray:
     settings = PredictConfig(quantize=quantize, windows="off")
-    return predict_proba(run, texts, "cpu", settings).argmax(1)
+    return predict_proba(run, texts, device, settings).argmax(1)
 
 
 def timed(work: Callable[[], np.ndarray]) -> tuple[np.ndarray, float, float]:
@@ -90,10 +94,11 @@ def timed(work: Callable[[], np.ndarray]) -> tuple[np.ndarray, float, float]:
 
 
 def measure(run: Path, texts: list[str], max_length: int, rounds: int,
-            sides: tuple[str, ...] = SIDES) -> dict[str, tuple[np.ndarray, float, float]]:
+            sides: tuple[str, ...] = SIDES, device: str = "cpu"
+            ) -> dict[str, tuple[np.ndarray, float, float]]:
     """Each side's labels and median wall / CPU seconds over ``rounds``."""
-    work = {"pipeline": lambda: pipeline_labels(run, texts, max_length),
-            "predict": lambda: sentibench_labels(run, texts, "none"),
+    work = {"pipeline": lambda: pipeline_labels(run, texts, max_length, device),
+            "predict": lambda: sentibench_labels(run, texts, "none", device),
             "int8": lambda: sentibench_labels(run, texts, "int8")}
     times: dict[str, list[tuple[float, float]]] = {side: [] for side in sides}
     labels: dict[str, np.ndarray] = {}
@@ -130,6 +135,8 @@ def report(results: dict[str, tuple[np.ndarray, float, float]], truth: np.ndarra
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     sides = tuple(side.strip() for side in args.sides.split(",") if side.strip())
+    if args.device == "cuda":
+        sides = tuple(side for side in sides if side != "int8")
     if not sides or not set(sides) <= set(SIDES):
         raise SystemExit(f"--sides: choose among {', '.join(SIDES)}")
     threads = torch.get_num_threads()
@@ -152,9 +159,10 @@ def _run(args: argparse.Namespace, sides: tuple[str, ...]) -> None:
         max_length = int(result.config["max_length"])
         frame = pd.read_csv(args.data_dir / "test.csv").head(args.texts)
         texts, truth = frame["text"].tolist(), frame["label"].to_numpy()
-        print(f"device cpu, {torch.get_num_threads()} torch threads; {len(texts)} test reviews, "
-              f"{max_length} tokens; run {run}")
-        report(measure(Path(run), texts, max_length, args.rounds, sides), truth)
+        print(f"device {args.device}, {torch.get_num_threads()} torch threads; {len(texts)} "
+              f"test reviews, {max_length} tokens; run {run}")
+        report(measure(Path(run), texts, max_length, args.rounds, sides, args.device),
+               truth)
 
 
 if __name__ == "__main__":

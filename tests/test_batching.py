@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from sentibench.engine.batching import (
+    WORKER_MIN_BATCHES,
     EncodedSplit,
     collate,
     encode_split,
@@ -60,14 +61,31 @@ def test_group_by_length_keeps_the_rows_and_cuts_padding():
 
 def test_worker_processes_collate_the_same_batches_in_order():
     split = synthetic_split(40, 7)
-    batches = [[3, 1, 4], [15, 9], [2, 6, 5, 35], [8]]
+    batches = [[3, 1, 4], [15, 9], [2, 6, 5, 35], [8]] * (WORKER_MIN_BATCHES // 4 + 1)
     plain = list(iter_batches(split, batches, pad_id=0, multiple_of=4))
     workers = list(iter_batches(split, batches, pad_id=0, multiple_of=4, workers=2))
-    assert len(plain) == len(workers) == 4
+    assert len(plain) == len(workers) == len(batches)
     for a, b in zip(plain, workers, strict=True):
         for x, y in zip(a, b, strict=True):
             assert torch.equal(x, y)
     assert plain[1][0].shape[1] % 4 == 0
+
+
+def test_a_short_pass_starts_no_worker_processes(monkeypatch):
+    """Worker start-up costs more than collating a few batches in-process."""
+    started = []
+    real = torch.utils.data.DataLoader
+
+    def recording(*args, **kwargs):
+        started.append(kwargs["num_workers"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.utils.data, "DataLoader", recording)
+    split = synthetic_split(40, 7)
+    short = [[i] for i in range(WORKER_MIN_BATCHES - 1)]
+    list(iter_batches(split, short, pad_id=0, workers=2, pin_memory=True))
+    list(iter_batches(split, short + [[0]], pad_id=0, workers=2, pin_memory=True))
+    assert started == [0, 2]
 
 
 def _brute_force_cost(lengths: list[int], overhead: int) -> int:
