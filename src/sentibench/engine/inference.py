@@ -14,10 +14,12 @@ per row, so the logits are those of the batch-of-64 path up to float rounding.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import warnings
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -51,6 +53,40 @@ def _one_thread_each() -> Iterator[int]:
         torch.set_num_threads(threads)
 
 
+Item, Scored = TypeVar("Item"), TypeVar("Scored")
+
+
+def _ordered(pool: ThreadPoolExecutor, score: Callable[[Item], Scored], items: Iterable[Item],
+             ahead: int) -> Iterator[Scored]:
+    """``map(score, items)`` in order, with at most ``ahead`` items submitted and not yet
+    taken (so a long pass never holds all its collated batches at once)."""
+    pending: collections.deque[Future] = collections.deque()
+    for item in items:
+        pending.append(pool.submit(score, item))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+@contextlib.contextmanager
+def scored_ahead(score: Callable[[Item], Scored], items: Iterable[Item], count: int,
+                 parallel: bool) -> Iterator[Iterator[Scored]]:
+    """``map(score, items)``; where ``parallel`` (CPU work), torch has several threads and
+    there are two items or more, computed ahead by one-thread workers, one per torch thread
+    (the module's docstring says why). ``score`` then runs in a worker thread, so it must
+    enter ``inference_mode`` and any autocast itself (both are per thread)."""
+    if not parallel or count < 2 or torch.get_num_threads() < 2:
+        yield map(score, items)
+        return
+    with _one_thread_each() as workers:
+        pool = ThreadPoolExecutor(workers)
+        try:
+            yield _ordered(pool, score, items, 2 * workers)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
     """bf16 autocast on CUDA (as training's default precision there); fp32 elsewhere."""
     if device.type == "cuda":
@@ -79,13 +115,7 @@ def predict_logits(model: nn.Module, split: EncodedSplit, max_length: int,
 
     out: torch.Tensor | None = None
     try:
-        with contextlib.ExitStack() as stack:
-            if target.type == "cpu" and len(batches) > 1:
-                workers = stack.enter_context(_one_thread_each())
-                pool = stack.enter_context(ThreadPoolExecutor(workers))
-                scored = pool.map(score, batches)  # in order, computed ahead
-            else:
-                scored = map(score, batches)
+        with scored_ahead(score, batches, len(batches), target.type == "cpu") as scored:
             for batch, logits in progress_bar(zip(batches, scored, strict=True),
                                               total=len(batches), desc=progress,
                                               disable=progress is None, unit="batch"):

@@ -15,7 +15,6 @@ import contextlib
 import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -32,32 +31,21 @@ from .batching import (
     iter_batches,
     length_groups,
     same_length_groups,
-    sorted_batches,
 )
 from .config import TrainConfig
+from .evaluation import Evaluation, LogitsMemo
 from .loss import batch_loss, loss_denominator
 from .monitoring import Monitoring
 from .plan import AMP_DTYPES, resolve_device, resolve_plan
 from .selection import Best
 from .state import History, Resume, TrainState
 
-
-@dataclass
-class LogitsMemo:
-    """Evaluation logits of a split's rows under one set of weights (eval mode is
-    deterministic, so scoring a row twice would give the same numbers)."""
-
-    split: EncodedSplit  # held, so that its id() is not reused while the memo lives
-    table: torch.Tensor  # [rows, C]
-    have: torch.Tensor  # [rows] bool
-
-
 SPLIT_OVERHEAD_TOKENS = 64  # a micro-batch's fixed cost, in padded tokens (measured on CPU)
 
 Checkpointer = Callable[..., None]  # (model, optimizer, state, history, best weights)
 
 
-class Engine(Monitoring):
+class Engine(Monitoring, Evaluation):
     """Trains and evaluates one classifier on encoded splits.
 
     Models that can be cut into a frozen part and a trainable rest expose ``features()``,
@@ -176,80 +164,6 @@ class Engine(Monitoring):
         forward = self.forward if torch.is_grad_enabled() else self.eval_forward
         with self._autocast():
             return forward(input_ids, mask).float()
-
-    def _eval_batches(self, split: EncodedSplit, indices: Sequence[int]) -> Iterator[list[int]]:
-        batches = sorted_batches(split, indices, self.plan.eval_batch_size)
-        if not self.cfg.no_padding:
-            return batches
-        return (group for batch in batches for group in same_length_groups(split, batch))
-
-    # -- evaluation ------------------------------------------------------------------
-    def _memo_for(self, split: EncodedSplit) -> LogitsMemo | None:
-        """The split's memo, emptied whenever any weight changed: by our optimizer steps
-        (fused AdamW leaves version counters alone) or in place elsewhere (the counters)."""
-        version = (self._steps_taken, *((id(p), p._version) for p in self.model.parameters()))
-        if version != self._memo[0]:
-            self._memo = (version, {})
-        return self._memo[1].get(id(split))
-
-    @torch.inference_mode()
-    def predict_logits(self, split: EncodedSplit, indices: Sequence[int] | None = None,
-                       progress: str | None = None) -> torch.Tensor:
-        """Logits for ``indices`` (default: all rows), returned in the order given.
-
-        Rows already scored with the current weights are not run again (the full evaluation
-        after the last epoch re-reads the rows its epoch-end accuracy has just scored).
-        Under torchrun each rank computes a shard of the rest; every rank gets all rows.
-        """
-        rows = torch.arange(len(split)) if indices is None \
-            else torch.as_tensor(list(indices), dtype=torch.long)
-        memo = self._memo_for(split)
-        todo = rows.unique() if memo is None else rows[~memo.have[rows]].unique()
-        if len(todo):
-            fresh = self._compute_logits(split, todo.tolist(), progress)
-            if memo is None:
-                memo = LogitsMemo(split, torch.empty((len(split), fresh.shape[1])),
-                                  torch.zeros(len(split), dtype=torch.bool))
-                self._memo[1][id(split)] = memo
-            memo.table[todo], memo.have[todo] = fresh, True
-        return memo.table[rows] if memo is not None else torch.empty((0, 0))
-
-    def _compute_logits(self, split: EncodedSplit, indices: list[int],
-                        progress: str | None) -> torch.Tensor:
-        positions = distributed.shard(range(len(indices)), self.dist)
-        local = [indices[i] for i in positions]
-        was_training = self.model.training
-        self.model.eval()
-        out = torch.empty((len(local), 0))
-        where = {idx: pos for pos, idx in enumerate(local)}
-        batches = list(self._eval_batches(split, local))
-        hide = progress is None or not self.dist.is_main
-        stream = zip(batches, self._collated(split, batches), strict=True)
-        try:
-            for batch, tensors in progress_bar(stream, total=len(batches), desc=progress,
-                                               disable=hide, leave=False):
-                logits = self._split_logits(split, batch, tensors)[0].cpu()
-                if out.shape[1] == 0:
-                    out = torch.empty((len(local), logits.shape[1]))
-                out[[where[i] for i in batch]] = logits
-        finally:
-            self.model.train(was_training)
-        return distributed.gather_rows(out, positions, len(indices), self.dist)
-
-    def loss_and_accuracy(self, split: EncodedSplit, indices: Sequence[int]) -> tuple[float, float]:
-        logits = self.predict_logits(split, indices)
-        labels = split.labels[list(indices)]
-        loss = nn.functional.cross_entropy(logits, labels, weight=self.class_weights,
-                                           ignore_index=self.cfg.ignore_index).item()
-        return loss, (logits.argmax(-1) == labels).float().mean().item()
-
-    def evaluate(self, splits: dict[str, EncodedSplit]) -> dict[str, float]:
-        """Full-split accuracy, as the reference prints after training."""
-        out = {}
-        for name, split in splits.items():
-            logits = self.predict_logits(split, progress=f"eval {name}")
-            out[name] = (logits.argmax(-1) == split.labels).float().mean().item()
-        return out
 
     # -- training --------------------------------------------------------------------
     def _optimizer(self) -> torch.optim.Optimizer:
