@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from sentibench.engine.inference import (
     class_probabilities,
     predict_logits,
     quantize_int8,
+    scored_ahead,
 )
 from sentibench.errors import SentibenchError
 from tests.helpers import (
@@ -114,3 +117,41 @@ def test_int8_quantization_replaces_linear_layers_and_keeps_probabilities_close(
 def test_a_model_without_linear_layers_cannot_be_quantized():
     with pytest.raises(SentibenchError, match="has no Linear layer"):
         quantize_int8(torch.nn.Sequential(torch.nn.Embedding(4, 2)))
+
+
+@pytest.fixture
+def two_threads():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_an_error_in_a_worker_reaches_the_caller_and_restores_the_threads(two_threads):
+    def score(item: int) -> int:
+        if item == 5:
+            raise ValueError("row 5")
+        return item
+
+    with pytest.raises(ValueError, match="row 5"):
+        with scored_ahead(score, range(20), 20, parallel=True) as scored:
+            list(scored)
+    assert torch.get_num_threads() == 2
+
+
+def test_scoring_ahead_keeps_order_and_holds_few_items_at_once(two_threads):
+    pulled: list[int] = []
+
+    def items():
+        for i in range(50):
+            pulled.append(i)
+            yield i
+
+    with scored_ahead(lambda i: (i, threading.get_ident()), items(), 50, True) as scored:
+        first = next(scored)
+        assert len(pulled) <= 4  # 2 workers x 2 ahead, not all 50 collated batches
+        rest = list(scored)
+    assert [i for i, _ in [first, *rest]] == list(range(50))
+    assert threading.get_ident() not in {ident for _, ident in [first, *rest]}
+    with scored_ahead(lambda i: threading.get_ident(), range(3), 3, False) as scored:
+        assert set(scored) == {threading.get_ident()}  # not parallel: in the caller's thread

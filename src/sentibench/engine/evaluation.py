@@ -1,8 +1,10 @@
 """Scoring splits with the weights in training: length-sorted batches under
-``inference_mode``, rows already scored with the current weights taken from a memo, and on
-the CPU batches scored ahead by one-thread workers (as ``predict`` does; measured on MiniLM
-at 256 tokens, 400 reviews in batches of 8: 9.0-9.3 s against 10.1-10.5 s with both threads
-on each batch). A mixin of :class:`~sentibench.engine.training.Engine`."""
+``inference_mode``, and rows already scored with the current weights taken from a memo.
+A mixin of :class:`~sentibench.engine.training.Engine`.
+
+Unlike ``predict``, evaluation keeps torch's own threads on each batch: scoring batches on
+one-thread worker threads (``inference.scored_ahead``) was measured here and gained nothing
+(MiniLM, 256 tokens, 800 reviews in batches of 8: 19.2 / 19.9 s against 19.5 / 20.0 s)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ from torch import nn
 from ..progress import progress as progress_bar
 from . import distributed
 from .batching import EncodedSplit, same_length_groups, sorted_batches
-from .inference import scored_ahead
 
 if TYPE_CHECKING:
     from .config import TrainConfig
@@ -46,7 +47,6 @@ class Evaluation:
     _steps_taken: int
     _split_logits: Callable[..., tuple[torch.Tensor, torch.Tensor]]
     _collated: Callable[..., Iterator[tuple[torch.Tensor, ...] | None]]
-    _cached_rows: Callable[[EncodedSplit], object | None]
 
     def _eval_batches(self, split: EncodedSplit, indices: Sequence[int]) -> Iterator[list[int]]:
         batches = sorted_batches(split, indices, self.plan.eval_batch_size)
@@ -94,24 +94,14 @@ class Evaluation:
         where = {idx: pos for pos, idx in enumerate(local)}
         batches = list(self._eval_batches(split, local))
         hide = progress is None or not self.dist.is_main
-
-        @torch.inference_mode()
-        def score(item: tuple[list[int], tuple[torch.Tensor, ...] | None]) -> torch.Tensor:
-            return self._split_logits(split, *item)[0].cpu()  # in a worker thread on CPU
-
         stream = zip(batches, self._collated(split, batches), strict=True)
-        # Threads only for whole-model forwards: a head on cached features is cheap, and an
-        # encoder's classify() swaps its backbone module for the call (not thread-safe).
-        parallel = self.device.type == "cpu" and not self.dist.enabled \
-            and self._cached_rows(split) is None
         try:
-            with scored_ahead(score, stream, len(batches), parallel) as scored:
-                for batch, logits in progress_bar(zip(batches, scored, strict=True),
-                                                  total=len(batches), desc=progress,
-                                                  disable=hide, leave=False):
-                    if out.shape[1] == 0:
-                        out = torch.empty((len(local), logits.shape[1]))
-                    out[[where[i] for i in batch]] = logits
+            for batch, tensors in progress_bar(stream, total=len(batches), desc=progress,
+                                               disable=hide, leave=False):
+                logits = self._split_logits(split, batch, tensors)[0].cpu()
+                if out.shape[1] == 0:
+                    out = torch.empty((len(local), logits.shape[1]))
+                out[[where[i] for i in batch]] = logits
         finally:
             self.model.train(was_training)
         return distributed.gather_rows(out, positions, len(indices), self.dist)
