@@ -208,3 +208,17 @@ def test_tolerance_rule_accepts_bf16_rounding_and_refuses_more():
     ok, worst = within_tolerance(torch.tensor([[1.2, -2.0]]), want, 0.05, 0.05)
     assert not ok and worst == pytest.approx(0.2)
     assert not within_tolerance(torch.tensor([[float("nan"), -2.0]]), want, 0.05, 0.05)[0]
+
+
+def test_models_that_differ_at_full_size_differ_at_toy_size():
+    """Two rows of a --tiny table must not be the same model under two names."""
+    from sentibench.speed.args import speed_models
+
+    shipped = [n for n in speed_models() if (models.CONFIG_DIR / f"{n}.json").is_file()]
+    seen: dict[str, str] = {}
+    for name in shipped:
+        data = models.encoder_file(name)
+        tiny = json.dumps({**data["config"], **data["tiny"]}, sort_keys=True)
+        assert tiny not in seen, f"{name} and {seen.get(tiny)} are the same toy model"
+        seen[tiny] = name
+    assert {"modernbert-base", "modernbert-large"} <= set(seen.values())
