@@ -135,10 +135,12 @@ def report(results: dict[str, tuple[np.ndarray, float, float]], truth: np.ndarra
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     sides = tuple(side.strip() for side in args.sides.split(",") if side.strip())
-    if args.device == "cuda":
-        sides = tuple(side for side in sides if side != "int8")
     if not sides or not set(sides) <= set(SIDES):
         raise SystemExit(f"--sides: choose among {', '.join(SIDES)}")
+    if args.device == "cuda":
+        sides = tuple(side for side in sides if side != "int8")
+        if not sides:
+            raise SystemExit("--sides int8: int8 runs on the CPU only; use --device cpu")
     threads = torch.get_num_threads()
     if args.threads is not None:
         torch.set_num_threads(args.threads)

@@ -133,3 +133,9 @@ def test_trainer_benchmark_sides_train_alike_and_report_sklearns_accuracy(engine
     assert len(re.findall(r"round \d: speed-up \(trainer / engine\) [\d.]+x wall", out)) == 2
     assert re.search(r"speed-up \(trainer / engine\): [\d.]+x wall, [\d.]+x CPU \(medians "
                      r"of 2: [\d.]+x, [\d.]+x wall\)", out)
+
+
+def test_predict_vs_pipeline_refuses_int8_alone_on_cuda(tmp_path):
+    with pytest.raises(SystemExit, match="int8 runs on the CPU only"):
+        _load("predict_vs_pipeline").main(["--data-dir", str(tmp_path), "--sides", "int8",
+                                           "--device", "cuda"])

@@ -134,7 +134,7 @@ def test_an_error_in_a_worker_reaches_the_caller_and_restores_the_threads(two_th
         return item
 
     with pytest.raises(ValueError, match="row 5"):
-        with scored_ahead(score, range(20), 20, parallel=True) as scored:
+        with scored_ahead(score, range(20), parallel=True) as scored:
             list(scored)
     assert torch.get_num_threads() == 2
 
@@ -142,16 +142,19 @@ def test_an_error_in_a_worker_reaches_the_caller_and_restores_the_threads(two_th
 def test_scoring_ahead_keeps_order_and_holds_few_items_at_once(two_threads):
     pulled: list[int] = []
 
-    def items():
-        for i in range(50):
-            pulled.append(i)
-            yield i
+    class Items(list):
+        """Notes each item as the scorer takes it."""
 
-    with scored_ahead(lambda i: (i, threading.get_ident()), items(), 50, True) as scored:
+        def __iter__(self):
+            for item in super().__iter__():
+                pulled.append(item)
+                yield item
+
+    with scored_ahead(lambda i: (i, threading.get_ident()), Items(range(50)), True) as scored:
         first = next(scored)
-        assert len(pulled) <= 4  # 2 workers x 2 ahead, not all 50 collated batches
+        assert len(pulled) <= 4  # 2 workers x 2 ahead, not all 50 batches
         rest = list(scored)
     assert [i for i, _ in [first, *rest]] == list(range(50))
     assert threading.get_ident() not in {ident for _, ident in [first, *rest]}
-    with scored_ahead(lambda i: threading.get_ident(), range(3), 3, False) as scored:
+    with scored_ahead(lambda i: threading.get_ident(), range(3), False) as scored:
         assert set(scored) == {threading.get_ident()}  # not parallel: in the caller's thread

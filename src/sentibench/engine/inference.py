@@ -59,7 +59,8 @@ Item, Scored = TypeVar("Item"), TypeVar("Scored")
 def _ordered(pool: ThreadPoolExecutor, score: Callable[[Item], Scored], items: Iterable[Item],
              ahead: int) -> Iterator[Scored]:
     """``map(score, items)`` in order, with at most ``ahead`` items submitted and not yet
-    taken (so a long pass never holds all its collated batches at once)."""
+    taken (``Executor.map`` submits them all at once, so an error in one batch would leave
+    every later batch queued behind it)."""
     pending: collections.deque[Future] = collections.deque()
     for item in items:
         pending.append(pool.submit(score, item))
@@ -70,13 +71,13 @@ def _ordered(pool: ThreadPoolExecutor, score: Callable[[Item], Scored], items: I
 
 
 @contextlib.contextmanager
-def scored_ahead(score: Callable[[Item], Scored], items: Iterable[Item], count: int,
+def scored_ahead(score: Callable[[Item], Scored], items: Sequence[Item],
                  parallel: bool) -> Iterator[Iterator[Scored]]:
     """``map(score, items)``; where ``parallel`` (CPU work), torch has several threads and
     there are two items or more, computed ahead by one-thread workers, one per torch thread
     (the module's docstring says why). ``score`` then runs in a worker thread, so it must
     enter ``inference_mode`` and any autocast itself (both are per thread)."""
-    if not parallel or count < 2 or torch.get_num_threads() < 2:
+    if not parallel or len(items) < 2 or torch.get_num_threads() < 2:
         yield map(score, items)
         return
     with _one_thread_each() as workers:
@@ -115,7 +116,7 @@ def predict_logits(model: nn.Module, split: EncodedSplit, max_length: int,
 
     out: torch.Tensor | None = None
     try:
-        with scored_ahead(score, batches, len(batches), target.type == "cpu") as scored:
+        with scored_ahead(score, batches, target.type == "cpu") as scored:
             for batch, logits in progress_bar(zip(batches, scored, strict=True),
                                               total=len(batches), desc=progress,
                                               disable=progress is None, unit="batch"):
