@@ -56,6 +56,7 @@ class Plan:
     split_batches: bool
     fast_dropout: bool
     feature_cache: str  # "off", or the level cached: "pooled" vectors or per-row "tokens"
+    first_token_block: bool  # the last block runs at the first position only (exact)
     compile: bool
     world_size: int
 
@@ -67,7 +68,8 @@ class Plan:
         return (f"Plan: device {self.device}, precision {self.precision}, eval batch "
                 f"{self.eval_batch_size}, workers {self.num_workers}, micro-batches "
                 f"{on[self.split_batches]}, fast dropout {on[self.fast_dropout]}, feature "
-                f"cache {self.feature_cache}, compile {on[self.compile]}, "
+                f"cache {self.feature_cache}, last block at the first token only "
+                f"{on[self.first_token_block]}, compile {on[self.compile]}, "
                 f"{self.world_size} process{'es' if self.world_size > 1 else ''}")
 
 
@@ -100,6 +102,7 @@ def resolve_plan(cfg: TrainConfig, model: nn.Module, device: torch.device, world
                                      level is not None, log),
         fast_dropout=cfg.fast_dropout != "off" and device.type == "cpu" and not cfg.compile,
         feature_cache=level or "off",
+        first_token_block=getattr(model, "first_token_block", None) is not None,
         compile=cfg.compile,
         world_size=world_size,
     )

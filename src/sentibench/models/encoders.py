@@ -38,7 +38,7 @@ from torch import nn
 from ..data.config import DEFAULT_LABEL_NAMES
 from ..errors import SentibenchError
 from ..fileio import atomic_write_json, usual_mode
-from . import LAST_BLOCKS, TRAINABLE_LAYERS
+from . import LAST_BLOCKS, TRAINABLE_LAYERS, first_token
 from .hf_errors import describe_loading, hf_errors, quiet_transformers
 from .hf_tokenizer import HFTokenizer
 
@@ -64,6 +64,7 @@ class HFClassifier(nn.Module):
         # Parameters the architecture creates frozen (e.g. sinusoidal tables) stay frozen.
         self.fixed_parameters = frozenset(
             name for name, p in hf_model.named_parameters() if not p.requires_grad)
+        self.first_token_block = self._find_first_token_block()
 
     @property
     def config(self) -> Any:
@@ -71,9 +72,43 @@ class HFClassifier(nn.Module):
 
     def forward(self, input_ids: torch.Tensor,
                 attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        with first_token.shortened(self._block(self.first_token_block)):
+            return self._logits(input_ids, attention_mask)
+
+    def _logits(self, input_ids: torch.Tensor,
+                attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.use_attention_mask and attention_mask is not None:
             return self.hf_model(input_ids=input_ids, attention_mask=attention_mask).logits
         return self.hf_model(input_ids=input_ids).logits
+
+    # -- the last block at the first token only (see models/first_token.py) ---------------
+    def _block(self, name: str | None) -> nn.Module | None:
+        """The module ``name`` of the wrapped model (None while :meth:`classify` has swapped
+        the backbone out)."""
+        try:
+            return self.hf_model.get_submodule(name) if name else None
+        except AttributeError:
+            return None
+
+    def _find_first_token_block(self) -> str | None:
+        """Name of the backbone's last block if the head reads its first position only."""
+        vocab_size = getattr(self.config, "vocab_size", None)
+        try:
+            prefix = self.backbone_name()
+            blocks = f"{prefix}.{_block_list(getattr(self.hf_model, prefix))}"
+        except SentibenchError:
+            return None
+        if not isinstance(vocab_size, int) or vocab_size < 2:
+            return None
+        name = f"{blocks}.{len(self.hf_model.get_submodule(blocks)) - 1}"
+        was_training = self.hf_model.training
+        self.hf_model.eval()
+        try:
+            found = first_token.shortcut_block(self._logits, self.hf_model.get_submodule(name),
+                                               vocab_size, self.pad_id)
+        finally:
+            self.hf_model.train(was_training)
+        return name if found is not None else None
 
     # -- feature cache (opt-in: the frozen backbone has dropout in train mode) -------------
     def backbone_name(self) -> str:
