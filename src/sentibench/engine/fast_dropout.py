@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+CHUNK = 1 << 20  # elements drawn per random stream: 4 MiB of words, compared while cached
 HF_ATTENTION = "sentibench_sdpa"  # registered with transformers' AttentionInterface
 _UNSUPPORTED = ("position_bias", "softcap", "s_aux", "sinks")  # left to SDPA itself
 
@@ -30,14 +31,21 @@ def multiplier(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
     """float32 of ``shape``: 0 with probability ``p``, else 1 / (1 - p), independently.
 
     Multiplying by it is dropout; a float mask keeps both the forward and the backward a
-    single elementwise product (a bool mask would be converted on every use).
-    """
+    single elementwise product (a bool mask would be converted on every use). The elements
+    are drawn in chunks of :data:`CHUNK`, each from its own SFC64 stream (the seed, spawned by
+    chunk index), so a chunk's random words are still in cache when they are compared: an
+    attention mask of 6.3M elements takes 5.4 ms instead of 13.3 ms in one piece."""
     n = int(np.prod(shape))
     seed = int(torch.randint(0, 2**62, ()).item())
-    words = np.random.Generator(np.random.SFC64(seed)).bit_generator.random_raw((n + 1) // 2)
-    keep = words.view(np.uint32)[:n] < np.uint32(min(round((1.0 - p) * 2**32), 2**32 - 1))
-    return torch.from_numpy(np.multiply(keep, np.float32(1.0 / (1.0 - p)),
-                                        dtype=np.float32)).view(shape)
+    threshold = np.uint32(min(round((1.0 - p) * 2**32), 2**32 - 1))
+    scale = np.float32(1.0 / (1.0 - p))
+    out = np.empty(n, dtype=np.float32)
+    for index, start in enumerate(range(0, n, CHUNK)):
+        stop = min(start + CHUNK, n)
+        stream = np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(index,)))
+        words = stream.random_raw((stop - start + 1) // 2).view(np.uint32)[:stop - start]
+        np.multiply(words < threshold, scale, out=out[start:stop])
+    return torch.from_numpy(out).view(shape)
 
 
 class FastDropout(nn.Module):
@@ -71,7 +79,8 @@ def hf_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, valu
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, is_causal=is_causal, **kwargs)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
-    scores = torch.matmul(query, key.transpose(-1, -2)) * scale  # [B, H, T, T]
+    scores = torch.matmul(query * scale, key.transpose(-1, -2))  # [B, H, T, T]; scaling
+    # the queries [B, H, T, D] is a pass over D / T of what scaling the scores would be
     if attention_mask is not None and attention_mask.dtype == torch.bool:
         scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
     elif attention_mask is not None:
