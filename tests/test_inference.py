@@ -12,8 +12,10 @@ from sentibench.engine.batching import EncodedSplit
 from sentibench.engine.inference import (
     CPU_PREDICT_BATCH,
     class_probabilities,
+    full_range_activations,
     predict_logits,
     quantize_int8,
+    rechecked,
     scored_ahead,
 )
 from sentibench.errors import SentibenchError
@@ -112,6 +114,41 @@ def test_int8_quantization_replaces_linear_layers_and_keeps_probabilities_close(
     int8 = torch.softmax(predict_logits(quantized, split, max_length=32), -1)
     assert not torch.equal(fp32, int8)
     torch.testing.assert_close(int8, fp32, rtol=0, atol=0.02)
+
+
+@pytest.mark.skipif(not full_range_activations(), reason="this CPU has no VNNI: int8 "
+                    "activations keep torch's 7-bit range")
+def test_int8_activations_use_all_eight_bits_where_the_cpu_has_vnni():
+    model = tiny_classifier("bert").eval()
+    quantized = quantize_int8(model)
+    layer = quantized.hf_model.bert.encoder.layer[0].intermediate.dense
+    assert type(layer).__name__ == "FullRangeLinear"
+    x = torch.randn(64, 32) * torch.linspace(0.1, 8, 32)  # channels of unequal range
+    packed = layer._packed_params._packed_params
+    expected = torch.ops.quantized.linear_dynamic(x, packed, reduce_range=False)
+    torch.testing.assert_close(layer(x), expected, rtol=0, atol=0)
+    exact = model.hf_model.bert.encoder.layer[0].intermediate.dense(x).detach()
+    seven_bits = torch.ops.quantized.linear_dynamic(x, packed, reduce_range=True)
+    assert (layer(x) - exact).abs().mean() < 0.75 * (seven_bits - exact).abs().mean()
+
+
+def test_rechecked_rescores_only_rows_whose_top_two_classes_are_close():
+    binary = np.array([[0.52, 0.48], [0.9, 0.1]])
+    three = np.array([[0.3, 0.25, 0.45], [0.1, 0.8, 0.1]])  # top-two margins 0.15 and 0.7
+    asked: list[list[int]] = []
+
+    def rescore(rows: list[int]) -> np.ndarray:
+        asked.append(rows)
+        return np.full((len(rows), 3), 7.0)[:, :width]
+
+    width = 2
+    np.testing.assert_array_equal(rechecked(binary, rescore, 0.1), [[7, 7], [0.9, 0.1]])
+    width = 3
+    np.testing.assert_array_equal(rechecked(three, rescore, 0.2), [[7, 7, 7], [0.1, 0.8, 0.1]])
+    assert asked == [[0], [0]]
+    np.testing.assert_array_equal(rechecked(binary, rescore, 0), binary)
+    assert asked == [[0], [0]]  # margin 0: nothing is re-scored
+    np.testing.assert_array_equal(binary[0], [0.52, 0.48])  # the input is not modified
 
 
 def test_a_model_without_linear_layers_cannot_be_quantized():

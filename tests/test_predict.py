@@ -85,10 +85,26 @@ def test_predict_quantize_int8_flag_labels_text_with_close_probabilities(windowe
                                    for line in lines)
     fp32 = predict_proba(run, texts, settings=PredictConfig(windows="off"))
     int8 = predict_proba(run, texts, settings=PredictConfig(quantize="int8", windows="off"))
-    assert not np.array_equal(fp32, int8)
-    np.testing.assert_allclose(int8, fp32, atol=0.02)
+    raw = predict_proba(run, texts, settings=PredictConfig(quantize="int8", int8_recheck=0,
+                                                             windows="off"))
+    assert not np.array_equal(fp32, raw)
+    np.testing.assert_allclose(raw, fp32, atol=0.02)
     probs = [float(line.split("\t")[1]) for line in lines]
     np.testing.assert_allclose(probs, int8[:3].max(1), atol=1e-4)
+    assert np.array_equal(int8.argmax(1), fp32.argmax(1))
+    # the re-check: texts int8 is unsure of (here: the less confident half) carry float32's
+    # scores, the others int8's; with a margin of 1 every text is re-scored
+    margins = np.abs(raw[:, 1] - raw[:, 0])
+    unsure = margins < np.median(margins)
+    assert unsure.any() and not unsure.all()
+    int8 = predict_proba(run, texts, settings=PredictConfig(
+        quantize="int8", int8_recheck=float(np.median(margins)), windows="off"))
+    np.testing.assert_allclose(int8[unsure], fp32[unsure], rtol=0, atol=1e-7)  # batched
+    np.testing.assert_allclose(int8[~unsure], raw[~unsure], rtol=0, atol=1e-7)
+    assert np.abs(raw[unsure] - fp32[unsure]).max() > 1e-6  # int8 itself is further off
+    always = predict_proba(run, texts, settings=PredictConfig(quantize="int8", int8_recheck=1,
+                                                                windows="off"))
+    np.testing.assert_allclose(always, fp32, rtol=0, atol=1e-7)
 
 
 def test_quantize_needs_a_neural_run_on_the_cpu(windowed_run, capsys):

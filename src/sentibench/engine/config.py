@@ -160,8 +160,13 @@ class PredictConfig:
 
     quantize: str = option(
         "none", "int8: torch's dynamic int8 quantization of every Linear layer (weights int8 "
-                "per output channel, activations quantized on the fly; CPU only): 2-3x faster, "
-                "a few percent of labels may change", choices=QUANTIZE)
+                "per output channel, activations quantized on the fly; CPU only): about 3x "
+                "faster; the texts it is unsure of are scored again in float32 (--int8-recheck)",
+        choices=QUANTIZE)
+    int8_recheck: float = option(
+        0.1, "--quantize int8: texts whose two most probable classes are closer than this "
+             "(in probability) are scored again in float32, since the int8 error may have "
+             "flipped their label (0 = never; 1 = always, i.e. no speed-up)", minimum=0)
     windows: str = option(
         "auto", "score each review as overlapping windows with averaged logits (on), as one "
                 "truncated input (off), or as the run was evaluated (auto: its --eval-windows "

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -132,21 +133,73 @@ def quantize_int8(model: nn.Module) -> nn.Module:
     """A copy of ``model`` whose ``nn.Linear`` layers are torch's dynamic int8 ones: int8
     weights with one scale per output channel (per-tensor scales changed 4.3 % of a MiniLM
     run's labels, per-channel 2.8 %, at the same speed), activations quantized per batch
-    (fbgemm kernels, which use AVX-512 VNNI where the CPU has it). Embeddings, attention,
-    norms and activations stay in float32."""
+    (fbgemm kernels, which use AVX-512 VNNI where the CPU has it). On such a CPU the
+    activations keep all 8 bits (:func:`full_range_activations`). Embeddings, attention,
+    norms and activations stay in float32; ``model`` itself is left as it was."""
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     model = model.cpu().eval()
+    mapping = {nn.Linear: _full_range_linear()} if full_range_activations() else None
     with warnings.catch_warnings():  # torch announces the quantized dtypes' deprecation
         warnings.filterwarnings("ignore", message=".*quantiz.*deprecated", category=UserWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         quantized = quantize_dynamic(model, {nn.Linear: per_channel_dynamic_qconfig},
-                                     dtype=torch.qint8)
+                                     dtype=torch.qint8, mapping=mapping)
     if not any(isinstance(m, DynamicLinear) for m in quantized.modules()):
         raise SentibenchError(f"--quantize int8: {type(model).__name__} has no Linear layer "
                               "to quantize")
     return quantized
+
+
+@functools.cache
+def full_range_activations() -> bool:
+    """Whether int8 Linear layers may quantize activations to the full 0..255 range.
+
+    torch's dynamic Linear always asks fbgemm for 7-bit activations (``reduce_range``):
+    without VNNI, fbgemm adds pairs of uint8 x int8 products in saturating int16, which 8
+    bits could overflow. With AVX-512 VNNI or AVX-VNNI the products accumulate in int32, so
+    the eighth bit is safe, and it halves the rounding error: on a MiniLM run, 98.65 % of
+    2,000 labels unchanged instead of 97.0 %, at the same speed."""
+    if torch.backends.quantized.engine not in ("fbgemm", "x86"):
+        return False
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            flags = next((line.split(":", 1)[1].split() for line in info
+                          if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+@functools.cache
+def _full_range_linear() -> type[nn.Module]:
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    class FullRangeLinear(DynamicLinear):
+        """torch's dynamic int8 Linear with 8-bit activations (see full_range_activations)."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            packed = self._packed_params._packed_params
+            return torch.ops.quantized.linear_dynamic(x, packed, reduce_range=False).to(x.dtype)
+
+    return FullRangeLinear
+
+
+def rechecked(probs: np.ndarray, rescore: Callable[[list[int]], np.ndarray],
+              margin: float) -> np.ndarray:
+    """``probs`` with the rows whose two largest probabilities are less than ``margin``
+    apart replaced by ``rescore(those rows)``: where a quantized model is unsure, the
+    label comes from the full one."""
+    if margin <= 0 or probs.shape[0] == 0 or probs.shape[1] < 2:
+        return probs
+    top = np.sort(probs, axis=1)[:, -2:]
+    unsure = np.flatnonzero(top[:, 1] - top[:, 0] < margin).tolist()
+    if not unsure:
+        return probs
+    out = probs.copy()
+    out[unsure] = rescore(unsure)
+    return out
 
 
 def class_probabilities(model: nn.Module, tokenizer: TextEncoder, texts: Sequence[str],

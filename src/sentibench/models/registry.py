@@ -305,14 +305,21 @@ def _neural_proba(load: Callable[[Path], tuple[nn.Module, Any]]) -> Callable[...
               window_stride: int | None = None, quantize: str = "none",
               settings: Any = None) -> np.ndarray:
         """``settings`` (predict's options as given) arrive resolved into the others."""
-        from ..engine.inference import class_probabilities, quantize_int8
+        from ..engine.config import PredictConfig
+        from ..engine.inference import class_probabilities, quantize_int8, rechecked
         from ..engine.truncation import HEAD
 
         model, tokenizer = load(run_dir)
-        if quantize == "int8":
-            model = quantize_int8(model)
-        return class_probabilities(model, tokenizer, texts, max_length, device, None,
-                                   truncation or HEAD, windows, window_stride)
+
+        def score(scorer: nn.Module, rows: list[str]) -> np.ndarray:
+            return class_probabilities(scorer, tokenizer, rows, max_length, device, None,
+                                       truncation or HEAD, windows, window_stride)
+
+        if quantize != "int8":
+            return score(model, texts)
+        margin = (settings or PredictConfig()).int8_recheck
+        return rechecked(score(quantize_int8(model), texts),
+                         lambda rows: score(model, [texts[i] for i in rows]), margin)
 
     return proba
 
