@@ -27,6 +27,24 @@ def test_multiplier_is_bernoulli_with_the_asked_probability():
     assert torch.equal(mask, fast_dropout.multiplier((1000, 1000), 0.1) > 0)  # torch's seed
 
 
+def test_a_mask_of_many_chunks_depends_on_the_seed_alone():
+    shape = (3, fast_dropout.CHUNK + 5)  # three full chunks and a short one
+    threads = torch.get_num_threads()
+    masks = []
+    try:
+        for count in (1, 2, 3):
+            torch.set_num_threads(count)
+            torch.manual_seed(4)
+            masks.append(fast_dropout.multiplier(shape, 0.3))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(masks[0], masks[1]) and torch.equal(masks[0], masks[2])
+    flat = masks[0].flatten() > 0
+    chunks = flat[:3 * fast_dropout.CHUNK].view(3, -1)
+    assert not torch.equal(chunks[0], chunks[1])  # each chunk has its own stream
+    assert abs(flat.float().mean().item() - 0.7) < 5 * (0.7 * 0.3 / flat.numel()) ** 0.5
+
+
 def test_fast_dropout_module_matches_nn_dropout_semantics():
     x = torch.randn(64, 100)
     layer = fast_dropout.FastDropout(0.25)

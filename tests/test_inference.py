@@ -132,7 +132,7 @@ def test_int8_activations_use_all_eight_bits_where_the_cpu_has_vnni():
     assert (layer(x) - exact).abs().mean() < 0.75 * (seven_bits - exact).abs().mean()
 
 
-def test_rechecked_rescores_only_rows_whose_top_two_classes_are_close():
+def test_rechecked_rescores_only_rows_whose_top_two_classes_are_close(capsys):
     binary = np.array([[0.52, 0.48], [0.9, 0.1]])
     three = np.array([[0.3, 0.25, 0.45], [0.1, 0.8, 0.1]])  # top-two margins 0.15 and 0.7
     asked: list[list[int]] = []
@@ -149,6 +149,11 @@ def test_rechecked_rescores_only_rows_whose_top_two_classes_are_close():
     np.testing.assert_array_equal(rechecked(binary, rescore, 0), binary)
     assert asked == [[0], [0]]  # margin 0: nothing is re-scored
     np.testing.assert_array_equal(binary[0], [0.52, 0.48])  # the input is not modified
+    assert capsys.readouterr().err.splitlines() == [
+        "--int8-recheck: 1 of 2 texts (50.0%) had their top two classes within 0.1; scored "
+        "again in float32",
+        "--int8-recheck: 1 of 2 texts (50.0%) had their top two classes within 0.2; scored "
+        "again in float32"]
 
 
 def test_a_model_without_linear_layers_cannot_be_quantized():

@@ -14,7 +14,9 @@ distribution does not, so what is learned does not change.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -33,19 +35,34 @@ def multiplier(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
     Multiplying by it is dropout; a float mask keeps both the forward and the backward a
     single elementwise product (a bool mask would be converted on every use). The elements
     are drawn in chunks of :data:`CHUNK`, each from its own SFC64 stream (the seed, spawned by
-    chunk index), so a chunk's random words are still in cache when they are compared: an
-    attention mask of 6.3M elements takes 5.4 ms instead of 13.3 ms in one piece."""
+    chunk index), so a chunk's random words are still in cache when they are compared, and
+    chunks are drawn on torch's threads' worth of threads (numpy lets go of the GIL): an
+    attention mask of 6.3M elements takes about 4 ms instead of 13.3 ms in one piece. The
+    mask depends on the seed alone, not on the number of threads."""
     n = int(np.prod(shape))
     seed = int(torch.randint(0, 2**62, ()).item())
     threshold = np.uint32(min(round((1.0 - p) * 2**32), 2**32 - 1))
     scale = np.float32(1.0 / (1.0 - p))
     out = np.empty(n, dtype=np.float32)
-    for index, start in enumerate(range(0, n, CHUNK)):
-        stop = min(start + CHUNK, n)
+
+    def draw(index: int) -> None:
+        start, stop = index * CHUNK, min((index + 1) * CHUNK, n)
         stream = np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(index,)))
         words = stream.random_raw((stop - start + 1) // 2).view(np.uint32)[:stop - start]
         np.multiply(words < threshold, scale, out=out[start:stop])
+
+    chunks = range((n + CHUNK - 1) // CHUNK)
+    if len(chunks) > 1 and torch.get_num_threads() > 1:
+        list(_drawing_threads(torch.get_num_threads()).map(draw, chunks))
+    else:
+        for index in chunks:
+            draw(index)
     return torch.from_numpy(out).view(shape)
+
+
+@functools.cache
+def _drawing_threads(count: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(count, thread_name_prefix="dropout-mask")
 
 
 class FastDropout(nn.Module):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -197,6 +198,9 @@ def rechecked(probs: np.ndarray, rescore: Callable[[list[int]], np.ndarray],
     unsure = np.flatnonzero(top[:, 1] - top[:, 0] < margin).tolist()
     if not unsure:
         return probs
+    print(f"--int8-recheck: {len(unsure)} of {len(probs)} texts ({len(unsure) / len(probs):.1%})"
+          f" had their top two classes within {margin:g}; scored again in float32",
+          file=sys.stderr)
     out = probs.copy()
     out[unsure] = rescore(unsure)
     return out
