@@ -3,7 +3,7 @@
 A sequence classifier of the BERT family (BERT, RoBERTa, MiniLM, ELECTRA, ...) classifies
 from the first token's final hidden state. The last block's outputs at the other positions
 are computed and thrown away: its queries, attention output, output projection and
-feed-forward network at T - 1 of T positions, a sixth of the model's arithmetic for a
+feed-forward network at T - 1 of T positions, about a seventh of the arithmetic of a
 6-block MiniLM, in the forward pass and again in the backward pass. Only its keys and values
 need every position. :func:`first_token_forward` runs that block for the first position
 alone and returns ``[B, 1, E]``; what the head sees, and so every logit and gradient, is
