@@ -40,7 +40,7 @@ def predict_proba(run_dir: Path, texts: Sequence[str], device: str = "cpu",
     return np.asarray(family.predict_proba(
         Path(run_dir), list(texts), device, max_length, len(result.labels), truncation,
         windows=windows, window_stride=train.get("window_stride"),
-        quantize=settings.quantize, settings=settings))
+        quantize=settings.quantize, int8_recheck=settings.int8_recheck, settings=settings))
 
 
 def read_inputs(texts: Sequence[str], file: Path | None, csv: Path | None,

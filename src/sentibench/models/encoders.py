@@ -104,11 +104,11 @@ class HFClassifier(nn.Module):
         was_training = self.hf_model.training
         self.hf_model.eval()
         try:
-            found = first_token.shortcut_block(self._logits, self.hf_model.get_submodule(name),
-                                               vocab_size, self.pad_id)
+            exact = first_token.shortcut_is_exact(
+                self._logits, self.hf_model.get_submodule(name), vocab_size, self.pad_id)
         finally:
             self.hf_model.train(was_training)
-        return name if found is not None else None
+        return name if exact else None
 
     # -- feature cache (opt-in: the frozen backbone has dropout in train mode) -------------
     def backbone_name(self) -> str:

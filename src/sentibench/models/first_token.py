@@ -10,7 +10,7 @@ alone and returns ``[B, 1, E]``; what the head sees, and so every logit and grad
 the same up to float rounding (training-mode dropout in that block then draws masks for one
 position instead of T, so a run's later masks differ, as they would under another seed).
 
-Nothing here is told which models qualify. :func:`shortcut_block` looks for the BERT
+Nothing here is told which models qualify. :func:`shortcut_is_exact` looks for the BERT
 layout in the last block of the backbone and then *checks* the shortcut: the logits of a
 small random batch, with padding, must come out the same both ways, so a head that pools
 over all tokens (ModernBERT's ``mean``), a block of another layout (DistilBERT, DeBERTa) or
@@ -94,13 +94,13 @@ def shortened(block: nn.Module | None) -> Iterator[None]:
         block.__dict__.pop("forward", None)
 
 
-def shortcut_block(forward: Callable[..., torch.Tensor], block: nn.Module, vocab_size: int,
-                   pad_id: int) -> nn.Module | None:
-    """``block`` if it has the BERT layout and ``forward(ids, mask)``'s logits stay the same
-    when it computes the first position only; else None. Runs in eval mode without
+def shortcut_is_exact(forward: Callable[..., torch.Tensor], block: nn.Module, vocab_size: int,
+                      pad_id: int) -> bool:
+    """Whether ``block`` has the BERT layout and ``forward(ids, mask)``'s logits stay the
+    same when it computes the first position only. Call it in eval mode; it runs without
     gradients on a fixed random batch (its own generator: the global RNG is untouched)."""
     if not _has_layout(block):
-        return None
+        return False
     parameter = next(block.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
     generator = torch.Generator().manual_seed(0)
@@ -115,8 +115,8 @@ def shortcut_block(forward: Callable[..., torch.Tensor], block: nn.Module, vocab
             with shortened(block):
                 first = forward(ids, mask)
     except (RuntimeError, TypeError, ValueError, IndexError, AttributeError):
-        return None  # a layout that only looked like BERT's
+        return False  # a layout that only looked like BERT's
     if first.shape != whole.shape:
-        return None
+        return False
     scale = max(1.0, float(whole.abs().max()))
-    return block if float((first - whole).abs().max()) <= _PROBE_TOLERANCE * scale else None
+    return float((first - whole).abs().max()) <= _PROBE_TOLERANCE * scale

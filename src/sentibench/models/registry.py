@@ -303,9 +303,8 @@ def _neural_proba(load: Callable[[Path], tuple[nn.Module, Any]]) -> Callable[...
     def proba(run_dir: Path, texts: list[str], device: str, max_length: int,
               num_classes: int, truncation: Any = None, *, windows: bool = False,
               window_stride: int | None = None, quantize: str = "none",
-              settings: Any = None) -> np.ndarray:
+              int8_recheck: float = 0.0, settings: Any = None) -> np.ndarray:
         """``settings`` (predict's options as given) arrive resolved into the others."""
-        from ..engine.config import PredictConfig
         from ..engine.inference import class_probabilities, quantize_int8, rechecked
         from ..engine.truncation import HEAD
 
@@ -317,9 +316,8 @@ def _neural_proba(load: Callable[[Path], tuple[nn.Module, Any]]) -> Callable[...
 
         if quantize != "int8":
             return score(model, texts)
-        margin = (settings or PredictConfig()).int8_recheck
         return rechecked(score(quantize_int8(model), texts),
-                         lambda rows: score(model, [texts[i] for i in rows]), margin)
+                         lambda rows: score(model, [texts[i] for i in rows]), int8_recheck)
 
     return proba
 
