@@ -88,6 +88,53 @@ def test_hf_attention_is_softmax_attention_with_the_drawn_mask():
     torch.testing.assert_close(out2, out)
 
 
+def _reference_attention(q, k, v, mask, keep):
+    """autograd's own chain: what DroppedAttention must equal, gradients included."""
+    scores = q @ k.transpose(-1, -2)
+    if mask is not None and mask.dtype == torch.bool:
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    elif mask is not None:
+        scores = scores + mask
+    return (scores.softmax(-1) * keep) @ v
+
+
+@pytest.mark.parametrize("mask_kind", ["none", "bool", "additive", "first_query"])
+def test_dropped_attention_gradients_equal_autograds(mask_kind):
+    q, k, v, mask = _qkv(padded=True)
+    if mask_kind == "none":
+        mask = None
+    elif mask_kind == "additive":
+        mask = torch.zeros(mask.shape).masked_fill(~mask, -1e4)
+    elif mask_kind == "first_query":  # the first-token block: one query per row
+        q, mask = q[:, :, :1], mask[:, :, :1]
+    grads = []
+    for fused in (True, False):
+        inputs = [t.clone().requires_grad_() for t in (q, k, v)]
+        torch.manual_seed(3)
+        if fused:
+            out = fast_dropout.DroppedAttention.apply(*inputs, mask, 0.3)
+        else:
+            out = _reference_attention(*inputs, mask, fast_dropout.multiplier(
+                (2, 3, q.shape[2], 6), 0.3))
+        (out * torch.linspace(-1, 1, out.numel()).view(out.shape)).sum().backward()
+        grads.append([out.detach()] + [t.grad for t in inputs])
+    for fused, reference in zip(*grads, strict=True):
+        torch.testing.assert_close(fused, reference)
+    if mask is not None and mask.dtype == torch.bool:  # no gradient reaches a padding key
+        assert torch.equal(grads[0][2][1, :, 4:], torch.zeros_like(grads[0][2][1, :, 4:]))
+
+
+def test_dropped_attention_with_only_values_trained_gives_their_gradient():
+    q, k, v, mask = _qkv(padded=True)
+    fused, reference = v.clone().requires_grad_(), v.clone().requires_grad_()
+    torch.manual_seed(4)
+    fast_dropout.DroppedAttention.apply(q, k, fused, mask, 0.3).sum().backward()
+    torch.manual_seed(4)
+    keep = fast_dropout.multiplier((2, 3, 6, 6), 0.3)
+    _reference_attention(q, k, reference, mask, keep).sum().backward()
+    torch.testing.assert_close(fused.grad, reference.grad)
+
+
 @pytest.mark.parametrize("padded", [False, True])
 def test_hf_attention_without_dropout_is_sdpa(padded):
     q, k, v, mask = _qkv(padded)

@@ -69,9 +69,10 @@ def test_training_moves_only_adapters_and_head_and_merging_keeps_the_logits():
 def test_a_saved_lora_run_reloads_and_predicts_the_same(tmp_path):
     data = first_word_csvs(tmp_path / "data", (160, 40, 40), ("good", "bad"), 5)
     model = write_tiny_encoder_dir(tmp_path / "enc", "bert", FIRST_WORD_VOCAB)
-    out = tmp_path / "run"
+    out = tmp_path / "run"  # 4 epochs: validation is at 100 % by the second; at this rate
+    # Adam's steps blow up once the loss is near 0 (a spike near step 105 of 6 epochs)
     assert main(["train-hf", "--model", str(model), "--trainable_layers", "lora",
-                 "--lora-rank", "4", "--num_epochs", "6", "--learning_rate", "5e-3",
+                 "--lora-rank", "4", "--num_epochs", "4", "--learning_rate", "5e-3",
                  "--data-dir", str(data), "--out", str(out), "--device", "cpu"]) == 0
     result = read_results(out)
     assert result.accuracy["test"] > 0.9
