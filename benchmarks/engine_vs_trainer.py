@@ -21,7 +21,8 @@ Each side runs in a fresh interpreter, as the script or the command a user would
 its time is that whole process's (start-up, imports, model loading, tokenization, training,
 evaluations), wall and CPU seconds (user + system, all threads). Like the ``sentibench``
 command, the engine's process asks OpenMP to let idle threads sleep (``OMP_WAIT_POLICY=
-PASSIVE``, see :mod:`sentibench.openmp`) unless the environment sets a policy; export
+PASSIVE``, see :mod:`sentibench.runtime`) unless the environment sets a policy, and
+collects cycles less often; export
 ``OMP_WAIT_POLICY=PASSIVE`` to give the Trainer side the same. ``--rounds N`` alternates
 the sides N times (trainer, engine, trainer, ...) and prints each round's ratio and the
 median.
@@ -44,7 +45,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import sentibench
-from sentibench import openmp
+from sentibench import runtime
 
 SPLITS = ("train", "validation", "test")
 SIDES = ("trainer", "engine")
@@ -207,7 +208,7 @@ def engine_job(args: argparse.Namespace) -> JobResult:
 def child(args: argparse.Namespace) -> None:
     """One side in this fresh process; the result goes to ``args.result`` as JSON."""
     if args.side == "engine":
-        openmp.configure()  # what the sentibench CLI does first
+        runtime.configure()  # what the sentibench CLI does first
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     with tempfile.TemporaryDirectory(prefix="bench-trainer-") as out:
         result = trainer_job(args, out) if args.side == "trainer" else engine_job(args)
@@ -270,7 +271,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[JobResult]]:
     if args.side is not None:
         child(args)
         return {}
-    policy = os.environ.get(openmp.WAIT_POLICY_ENV)
+    policy = os.environ.get(runtime.WAIT_POLICY_ENV)
     runs: dict[str, list[JobResult]] = {side: [] for side in SIDES}
     with tempfile.TemporaryDirectory(prefix="bench-trainer-") as workdir:
         for round_ in range(args.rounds):
@@ -283,8 +284,8 @@ def main(argv: list[str] | None = None) -> dict[str, list[JobResult]]:
     print(f"model {args.model}, all layers, {args.epochs} epoch(s), {args.train} train / "
           f"{args.eval} eval reviews, {args.max_length} tokens, batch {args.batch_size}, lr "
           f"{args.lr}, eval loss every {args.eval_every} steps, device {args.device}, "
-          f"{os.cpu_count()} CPUs; {openmp.WAIT_POLICY_ENV}: trainer "
-          f"{policy or 'unset'}, engine {policy or openmp.WAIT_POLICY + ' (sentibench sets it)'}")
+          f"{os.cpu_count()} CPUs; {runtime.WAIT_POLICY_ENV}: trainer "
+          f"{policy or 'unset'}, engine {policy or runtime.WAIT_POLICY + ' (sentibench sets it)'}")
     ratios = [t.wall / e.wall for t, e in zip(runs["trainer"], runs["engine"], strict=True)]
     cpu = [t.cpu / e.cpu for t, e in zip(runs["trainer"], runs["engine"], strict=True)]
     print(f"speed-up (trainer / engine): {statistics.median(ratios):.2f}x wall, "

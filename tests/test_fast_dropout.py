@@ -61,6 +61,20 @@ def test_fast_dropout_module_matches_nn_dropout_semantics():
     torch.testing.assert_close(grad.grad, expected)
 
 
+@pytest.mark.parametrize("shape", [(3, 5), (2, fast_dropout.CHUNK + 7)])
+def test_dropped_is_the_product_with_the_multiplier_bit_for_bit(shape):
+    x = torch.randn(shape)
+    torch.manual_seed(9)
+    product = fast_dropout.dropped(x, 0.3)
+    torch.manual_seed(9)
+    assert torch.equal(product, x * fast_dropout.multiplier(shape, 0.3))
+    doubles = x.double()  # not float32: torch's own product
+    torch.manual_seed(9)
+    product = fast_dropout.dropped(doubles, 0.3)
+    torch.manual_seed(9)
+    assert torch.equal(product, doubles * fast_dropout.multiplier(shape, 0.3))
+
+
 def _qkv(padded: bool):
     g = torch.Generator().manual_seed(1)
     q, k, v = (torch.randn(2, 3, 6, 4, generator=g) for _ in range(3))

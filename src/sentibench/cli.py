@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from . import __version__, openmp
+from . import __version__, runtime
 from .bench import BenchArgs
 from .data.config import SOURCE_ENV, DataArgs, PrepareConfig
 from .engine.config import DEVICE_HELP, PredictConfig, TrainConfig
@@ -277,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    openmp.configure()  # before anything imports torch
+    runtime.configure()  # before anything imports torch
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     prog = f"sentibench {args.command}"

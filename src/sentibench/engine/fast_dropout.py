@@ -39,7 +39,21 @@ def multiplier(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
     chunks are drawn on torch's threads' worth of threads (numpy lets go of the GIL): an
     attention mask of 6.3M elements takes about 4 ms instead of 13.3 ms in one piece. The
     mask depends on the seed alone, not on the number of threads."""
-    n = int(np.prod(shape))
+    return torch.from_numpy(_draw(int(np.prod(shape)), p, None)).view(shape)
+
+
+def dropped(x: torch.Tensor, p: float) -> torch.Tensor:
+    """``x * multiplier(x.shape, p)``, bit for bit, without a mask in memory: each chunk of
+    ``x`` (float32 on CPU) is multiplied while its mask is still in cache. For a caller that
+    keeps the product rather than the mask (attention saves it for its backward)."""
+    if x.dtype != torch.float32 or x.device.type != "cpu":
+        return x * multiplier(x.shape, p)
+    source = x.detach().contiguous().view(-1).numpy()
+    return torch.from_numpy(_draw(source.size, p, source)).view(x.shape)
+
+
+def _draw(n: int, p: float, source: np.ndarray | None) -> np.ndarray:
+    """n mask elements (times ``source``'s where given), chunk by chunk, on threads."""
     seed = int(torch.randint(0, 2**62, ()).item())
     threshold = np.uint32(min(round((1.0 - p) * 2**32), 2**32 - 1))
     scale = np.float32(1.0 / (1.0 - p))
@@ -49,7 +63,10 @@ def multiplier(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
         start, stop = index * CHUNK, min((index + 1) * CHUNK, n)
         stream = np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(index,)))
         words = stream.random_raw((stop - start + 1) // 2).view(np.uint32)[:stop - start]
-        np.multiply(words < threshold, scale, out=out[start:stop])
+        piece = out[start:stop]
+        np.multiply(words < threshold, scale, out=piece)
+        if source is not None:
+            np.multiply(piece, source[start:stop], out=piece)
 
     chunks = range((n + CHUNK - 1) // CHUNK)
     if len(chunks) > 1 and torch.get_num_threads() > 1:
@@ -57,7 +74,7 @@ def multiplier(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
     else:
         for index in chunks:
             draw(index)
-    return torch.from_numpy(out).view(shape)
+    return out
 
 
 @functools.cache
@@ -108,7 +125,7 @@ class DroppedAttention(torch.autograd.Function):
     in backward multiply by the multiplier, then run torch's softmax backward (slow on CPU:
     9 ms for 6.3M elements) and clear the masked scores' gradient. With D the dropped
     probabilities and G the gradient of D, the scores' gradient is D*G - P * rowsum(D*G):
-    two passes, the multiplier is not kept, and masked keys (P = 0 exactly) get 0 anyway.
+    two passes, the multiplier is not weights, and masked keys (P = 0 exactly) get 0 anyway.
     Tensors are [B, H, Tq, D] (q, the output), [B, H, Tk, D] (k, v), mask [B|1, 1, Tq, Tk]:
     bool (True: attend) or additive float."""
 
@@ -122,18 +139,18 @@ class DroppedAttention(torch.autograd.Function):
             scores.add_(mask)
         probs = torch.softmax(scores, dim=-1)
         del scores
-        dropped = probs * multiplier(probs.shape, p)
-        ctx.save_for_backward(q, k, v, probs, dropped)
-        return torch.matmul(dropped, v)
+        weights = dropped(probs, p)
+        ctx.save_for_backward(q, k, v, probs, weights)
+        return torch.matmul(weights, v)
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        q, k, v, probs, dropped = ctx.saved_tensors
+        q, k, v, probs, weights = ctx.saved_tensors
         need_q, need_k, need_v = ctx.needs_input_grad[:3]
-        grad_v = torch.matmul(dropped.transpose(-1, -2), grad_out) if need_v else None
+        grad_v = torch.matmul(weights.transpose(-1, -2), grad_out) if need_v else None
         if not (need_q or need_k):
             return None, None, grad_v, None, None
-        grad = torch.matmul(grad_out, v.transpose(-1, -2)).mul_(dropped)  # D*G, [B,H,Tq,Tk]
+        grad = torch.matmul(grad_out, v.transpose(-1, -2)).mul_(weights)  # D*G, [B,H,Tq,Tk]
         grad.addcmul_(probs, grad.sum(dim=-1, keepdim=True), value=-1.0)  # the scores'
         return (grad @ k if need_q else None, grad.transpose(-1, -2) @ q if need_k else None,
                 grad_v, None, None)
