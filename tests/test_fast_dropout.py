@@ -84,24 +84,6 @@ def _qkv(padded: bool):
     return q, k, v, mask
 
 
-def test_hf_attention_is_softmax_attention_with_the_drawn_mask():
-    q, k, v, mask = _qkv(padded=True)
-    module = nn.Module()
-    torch.manual_seed(5)
-    out, _ = fast_dropout.hf_attention(module, q, k, v, mask, dropout=0.2, scaling=0.5)
-    torch.manual_seed(5)
-    keep = fast_dropout.multiplier((2, 3, 6, 6), 0.2) * 0.8
-    scores = (q @ k.transpose(-1, -2) * 0.5).masked_fill(~mask, float("-inf"))
-    expected = (scores.softmax(-1) * keep / 0.8) @ v
-    torch.testing.assert_close(out, expected.transpose(1, 2))
-    # padding keys carry no weight: changing their values changes nothing
-    v2 = v.clone()
-    v2[1, :, 4:] += 100.0
-    torch.manual_seed(5)
-    out2, _ = fast_dropout.hf_attention(module, q, k, v2, mask, dropout=0.2, scaling=0.5)
-    torch.testing.assert_close(out2, out)
-
-
 def _reference_attention(q, k, v, mask, keep):
     """autograd's own chain: what DroppedAttention must equal, gradients included."""
     scores = q @ k.transpose(-1, -2)
@@ -110,6 +92,22 @@ def _reference_attention(q, k, v, mask, keep):
     elif mask is not None:
         scores = scores + mask
     return (scores.softmax(-1) * keep) @ v
+
+
+def test_hf_attention_is_softmax_attention_with_the_drawn_mask():
+    q, k, v, mask = _qkv(padded=True)
+    module = nn.Module()
+    torch.manual_seed(5)
+    out, _ = fast_dropout.hf_attention(module, q, k, v, mask, dropout=0.2, scaling=0.5)
+    torch.manual_seed(5)
+    expected = _reference_attention(q * 0.5, k, v, mask, fast_dropout.multiplier((2, 3, 6, 6), 0.2))
+    torch.testing.assert_close(out, expected.transpose(1, 2))
+    # padding keys carry no weight: changing their values changes nothing
+    v2 = v.clone()
+    v2[1, :, 4:] += 100.0
+    torch.manual_seed(5)
+    out2, _ = fast_dropout.hf_attention(module, q, k, v2, mask, dropout=0.2, scaling=0.5)
+    torch.testing.assert_close(out2, out)
 
 
 @pytest.mark.parametrize("mask_kind", ["none", "bool", "additive", "first_query"])

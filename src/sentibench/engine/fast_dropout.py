@@ -113,9 +113,9 @@ def hf_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, valu
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, is_causal=is_causal, **kwargs)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    # scaling the queries [B, H, T, D] is a pass over D / T of what scaling the scores would be
     out = DroppedAttention.apply(query * scale, key, value, attention_mask, dropout)
-    return out.transpose(1, 2).contiguous(), None  # scaling the queries [B, H, T, D] is a
-    # pass over D / T of what scaling the scores [B, H, T, T] would be
+    return out.transpose(1, 2).contiguous(), None
 
 
 class DroppedAttention(torch.autograd.Function):
@@ -125,7 +125,7 @@ class DroppedAttention(torch.autograd.Function):
     in backward multiply by the multiplier, then run torch's softmax backward (slow on CPU:
     9 ms for 6.3M elements) and clear the masked scores' gradient. With D the dropped
     probabilities and G the gradient of D, the scores' gradient is D*G - P * rowsum(D*G):
-    two passes, the multiplier is not weights, and masked keys (P = 0 exactly) get 0 anyway.
+    two passes, the multiplier is not kept, and masked keys (P = 0 exactly) get 0 anyway.
     Tensors are [B, H, Tq, D] (q, the output), [B, H, Tk, D] (k, v), mask [B|1, 1, Tq, Tk]:
     bool (True: attend) or additive float."""
 
