@@ -21,9 +21,10 @@ Each side runs in a fresh interpreter, as the script or the command a user would
 its time is that whole process's (start-up, imports, model loading, tokenization, training,
 evaluations), wall and CPU seconds (user + system, all threads). Like the ``sentibench``
 command, the engine's process asks OpenMP to let idle threads sleep (``OMP_WAIT_POLICY=
-PASSIVE``) unless the environment sets a policy, and collects cycles less often (see
-:mod:`sentibench.runtime`); export ``OMP_WAIT_POLICY=PASSIVE`` to give the Trainer side the
-same policy. ``--rounds N`` alternates
+PASSIVE``) unless the environment sets a policy, collects cycles less often and has glibc's
+malloc keep blocks up to 256 MiB in its heap (see :mod:`sentibench.runtime`); export
+``OMP_WAIT_POLICY=PASSIVE MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=536870912``
+to give the Trainer side the same policy and heap. ``--rounds N`` alternates
 the sides N times (trainer, engine, trainer, ...) and prints each round's ratio and the
 median.
 """
