@@ -20,13 +20,13 @@ order of the training rows and the dropout masks.
 Each side runs in a fresh interpreter, as the script or the command a user would run, and
 its time is that whole process's (start-up, imports, model loading, tokenization, training,
 evaluations), wall and CPU seconds (user + system, all threads). Like the ``sentibench``
-command, the engine's process asks OpenMP to let idle threads sleep (``OMP_WAIT_POLICY=
-PASSIVE``) unless the environment sets a policy, collects cycles less often and has glibc's
-malloc keep blocks up to 256 MiB in its heap (see :mod:`sentibench.runtime`); export
-``OMP_WAIT_POLICY=PASSIVE MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=536870912``
-to give the Trainer side the same policy and heap. ``--rounds N`` alternates
-the sides N times (trainer, engine, trainer, ...) and prints each round's ratio and the
-median.
+command, the engine's process has OpenMP threads spin briefly, then sleep
+(``OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=10000``) unless the environment chose either,
+collects cycles less often and has glibc's malloc keep blocks up to 256 MiB in its heap (see
+:mod:`sentibench.runtime`); export ``OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=10000
+MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=536870912`` to give the Trainer side
+the same waits and heap. ``--rounds N`` alternates the sides N times (trainer, engine,
+trainer, ...) and prints each round's ratio and the median.
 """
 
 from __future__ import annotations
@@ -272,7 +272,9 @@ def main(argv: list[str] | None = None) -> dict[str, list[JobResult]]:
     if args.side is not None:
         child(args)
         return {}
-    policy = os.environ.get(runtime.WAIT_POLICY_ENV)
+    chosen = {k: os.environ[k] for k in runtime.THREAD_WAIT if k in os.environ}
+    waits = " ".join(f"{k}={v}" for k, v in chosen.items()) or "OpenMP's defaults"
+    engine_waits = waits if chosen else " ".join(f"{k}={v}" for k, v in runtime.THREAD_WAIT.items())
     runs: dict[str, list[JobResult]] = {side: [] for side in SIDES}
     with tempfile.TemporaryDirectory(prefix="bench-trainer-") as workdir:
         for round_ in range(args.rounds):
@@ -285,8 +287,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[JobResult]]:
     print(f"model {args.model}, all layers, {args.epochs} epoch(s), {args.train} train / "
           f"{args.eval} eval reviews, {args.max_length} tokens, batch {args.batch_size}, lr "
           f"{args.lr}, eval loss every {args.eval_every} steps, device {args.device}, "
-          f"{os.cpu_count()} CPUs; {runtime.WAIT_POLICY_ENV}: trainer "
-          f"{policy or 'unset'}, engine {policy or runtime.WAIT_POLICY + ' (sentibench sets it)'}")
+          f"{os.cpu_count()} CPUs; OpenMP waits: trainer {waits}, engine {engine_waits}")
     ratios = [t.wall / e.wall for t, e in zip(runs["trainer"], runs["engine"], strict=True)]
     cpu = [t.cpu / e.cpu for t, e in zip(runs["trainer"], runs["engine"], strict=True)]
     print(f"speed-up (trainer / engine): {statistics.median(ratios):.2f}x wall, "

@@ -1,5 +1,5 @@
-"""The sentibench command chooses sleeping OpenMP waits unless the environment chose, and
-rarer cycle collections."""
+"""The sentibench command chooses short OpenMP spins unless the environment chose, rarer
+cycle collections and large blocks from the heap."""
 
 from __future__ import annotations
 
@@ -15,15 +15,17 @@ from sentibench import runtime
 from sentibench.cli import main
 
 
-def test_the_cli_sets_passive_waiting_unless_a_policy_is_set(monkeypatch, capsys):
-    monkeypatch.delenv(runtime.WAIT_POLICY_ENV, raising=False)
+@pytest.mark.parametrize("chosen", [None, *runtime.THREAD_WAIT])
+def test_the_cli_sets_short_spins_unless_the_environment_chose(monkeypatch, chosen):
+    for name in runtime.THREAD_WAIT:
+        monkeypatch.delenv(name, raising=False)
+    if chosen is not None:
+        monkeypatch.setenv(chosen, "mine")
     with pytest.raises(SystemExit):
         main(["--help"])
-    assert os.environ[runtime.WAIT_POLICY_ENV] == "PASSIVE"
-    monkeypatch.setenv(runtime.WAIT_POLICY_ENV, "ACTIVE")
-    with pytest.raises(SystemExit):
-        main(["--help"])
-    assert os.environ[runtime.WAIT_POLICY_ENV] == "ACTIVE"
+    expected = runtime.THREAD_WAIT if chosen is None else {chosen: "mine"}
+    assert {k: os.environ.get(k) for k in runtime.THREAD_WAIT} == \
+        {k: expected.get(k) for k in runtime.THREAD_WAIT}
 
 
 def test_configure_runs_before_torch_is_imported():
@@ -34,11 +36,11 @@ def test_configure_runs_before_torch_is_imported():
             "assert 'torch' not in sys.modules\n"
             "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
             "assert 'torch' not in sys.modules\n"
-            "print(os.environ['OMP_WAIT_POLICY'])\n")
-    env = {k: v for k, v in os.environ.items() if k != runtime.WAIT_POLICY_ENV}
+            "print(os.environ['OMP_WAIT_POLICY'], os.environ['GOMP_SPINCOUNT'])\n")
+    env = {k: v for k, v in os.environ.items() if k not in runtime.THREAD_WAIT}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           check=True)
-    assert done.stdout.splitlines()[-1] == "PASSIVE"
+    assert done.stdout.splitlines()[-1] == "PASSIVE 10000"
 
 
 def test_the_cli_collects_cycles_less_often(monkeypatch):
