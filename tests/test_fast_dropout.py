@@ -121,19 +121,20 @@ def test_dropped_attention_gradients_equal_autograds(mask_kind):
         q, mask = q[:, :, :1], mask[:, :, :1]
     grads = []
     for fused in (True, False):
-        inputs = [t.clone().requires_grad_() for t in (q, k, v)]
+        leaves = [t.transpose(1, 2).clone().requires_grad_() for t in (q, k, v)]  # [B, T, H, D]
+        inputs = [t.transpose(1, 2) for t in leaves]  # [B, H, T, D] views, as transformers has
         torch.manual_seed(3)
         if fused:
-            out = fast_dropout.DroppedAttention.apply(*inputs, mask, 0.3)
+            out = fast_dropout.DroppedAttention.apply(*inputs, mask, 0.3, 0.5)
         else:
-            out = _reference_attention(*inputs, mask, fast_dropout.multiplier(
-                (2, 3, q.shape[2], 6), 0.3))
+            out = _reference_attention(inputs[0] * 0.5, *inputs[1:], mask,
+                                       fast_dropout.multiplier((2, 3, q.shape[2], 6), 0.3))
         (out * torch.linspace(-1, 1, out.numel()).view(out.shape)).sum().backward()
-        grads.append([out.detach()] + [t.grad for t in inputs])
+        grads.append([out.detach()] + [t.grad for t in leaves])
     for fused, reference in zip(*grads, strict=True):
         torch.testing.assert_close(fused, reference)
     if mask is not None and mask.dtype == torch.bool:  # no gradient reaches a padding key
-        assert torch.equal(grads[0][2][1, :, 4:], torch.zeros_like(grads[0][2][1, :, 4:]))
+        assert torch.equal(grads[0][2][1, 4:], torch.zeros_like(grads[0][2][1, 4:]))
 
 
 def test_dropped_attention_with_only_values_trained_gives_their_gradient():

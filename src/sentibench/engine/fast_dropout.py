@@ -113,13 +113,12 @@ def hf_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, valu
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, is_causal=is_causal, **kwargs)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
-    # scaling the queries [B, H, T, D] is a pass over D / T of what scaling the scores would be
-    out = DroppedAttention.apply(query * scale, key, value, attention_mask, dropout)
+    out = DroppedAttention.apply(query, key, value, attention_mask, dropout, scale)
     return out.transpose(1, 2).contiguous(), None
 
 
 class DroppedAttention(torch.autograd.Function):
-    """softmax(q k^T + mask) x dropout-multiplier, times v, with its own backward.
+    """softmax(scale x q k^T + mask) x dropout-multiplier, times v, with its own backward.
 
     autograd's chain would keep the probabilities, the multiplier and their product, and
     in backward multiply by the multiplier, then run torch's softmax backward (slow on CPU:
@@ -127,12 +126,15 @@ class DroppedAttention(torch.autograd.Function):
     probabilities and G the gradient of D, the scores' gradient is D*G - P * rowsum(D*G):
     two passes, the multiplier is not kept, and masked keys (P = 0 exactly) get 0 anyway.
     Tensors are [B, H, Tq, D] (q, the output), [B, H, Tk, D] (k, v), mask [B|1, 1, Tq, Tk]:
-    bool (True: attend) or additive float."""
+    bool (True: attend) or additive float. q, k and v usually arrive as transposed views of
+    [B, T, H, D]; they are copied once, so none of the five matrix products forward and
+    backward copies them again, and ``scale`` rides in the products' own factor."""
 
     @staticmethod
     def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                mask: torch.Tensor | None, p: float) -> torch.Tensor:
-        scores = torch.matmul(q, k.transpose(-1, -2))  # [B, H, Tq, Tk]
+                mask: torch.Tensor | None, p: float, scale: float = 1.0) -> torch.Tensor:
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+        scores = _products(q, k.transpose(-1, -2), scale)  # [B, H, Tq, Tk]
         if mask is not None and mask.dtype == torch.bool:
             scores.masked_fill_(~mask, torch.finfo(scores.dtype).min)
         elif mask is not None:
@@ -141,19 +143,31 @@ class DroppedAttention(torch.autograd.Function):
         del scores
         weights = dropped(probs, p)
         ctx.save_for_backward(q, k, v, probs, weights)
+        ctx.scale = scale
         return torch.matmul(weights, v)
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         q, k, v, probs, weights = ctx.saved_tensors
         need_q, need_k, need_v = ctx.needs_input_grad[:3]
+        grad_out = grad_out.contiguous()  # a transposed view too: copied once, not twice
         grad_v = torch.matmul(weights.transpose(-1, -2), grad_out) if need_v else None
         if not (need_q or need_k):
-            return None, None, grad_v, None, None
+            return None, None, grad_v, None, None, None
         grad = torch.matmul(grad_out, v.transpose(-1, -2)).mul_(weights)  # D*G, [B,H,Tq,Tk]
         grad.addcmul_(probs, grad.sum(dim=-1, keepdim=True), value=-1.0)  # the scores'
-        return (grad @ k if need_q else None, grad.transpose(-1, -2) @ q if need_k else None,
-                grad_v, None, None)
+        return (_products(grad, k, ctx.scale) if need_q else None,
+                _products(grad.transpose(-1, -2), q, ctx.scale) if need_k else None,
+                grad_v, None, None, None)
+
+
+def _products(a: torch.Tensor, b: torch.Tensor, scale: float) -> torch.Tensor:
+    """``scale * (a @ b)`` over the leading dimensions, the factor applied by the product
+    itself (``baddbmm``'s alpha) rather than by another pass."""
+    batch = a.shape[:-2]
+    a3, b3 = a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:])
+    out = torch.empty((a3.shape[0], a3.shape[1], b3.shape[2]), dtype=a.dtype, device=a.device)
+    return torch.baddbmm(out, a3, b3, beta=0.0, alpha=scale).view(*batch, *out.shape[1:])
 
 
 def _register_hf_attention() -> None:
