@@ -49,8 +49,8 @@ GC_THRESHOLDS = (100_000, 50, 100)  # allocations before a young collection, the
 MMAP_THRESHOLD = 256 << 20  # bytes: larger blocks are still mapped from the kernel
 TRIM_THRESHOLD = 512 << 20  # bytes of free heap top kept rather than given back
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
-MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")  # glibc reads these, and
-TUNABLES_ENV, MALLOC_TUNABLES = "GLIBC_TUNABLES", "glibc.malloc."  # these tunables
+MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")  # a user's own thresholds,
+TUNABLES_ENV, MALLOC_TUNABLES = "GLIBC_TUNABLES", "glibc.malloc."  # or malloc tunables here
 
 
 def configure() -> None:
@@ -72,7 +72,7 @@ def _keep_large_blocks() -> bool:
     chosen = any(os.environ.get(k) for k in MALLOC_ENV) \
         or MALLOC_TUNABLES in os.environ.get(TUNABLES_ENV, "")
     mallopt = getattr(ctypes.CDLL(None), "mallopt", None) if sys.platform == "linux" else None
-    if chosen or mallopt is None:  # musl's mallopt does nothing and says so (returns 0)
+    if chosen or mallopt is None:
         return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)  # 0 where it does nothing (musl)
                 and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
