@@ -566,3 +566,30 @@ def test_last_padded_without_the_causal_mask_attends_to_its_padding():
         got = model(ids, mask)
         hand = model.head(model.gpt.hidden_states(ids)[:, -1])  # no key mask
     torch.testing.assert_close(got, hand)
+
+
+def _whole_block_logits(model: GPT2Classifier, ids: torch.Tensor, mask: torch.Tensor):
+    """The classifier as it read the last block before: every position, then pooled."""
+    hidden = model.gpt.hidden_states(ids, model.key_mask(mask))  # [B,T,E]
+    return model.head(model.pool(hidden, mask))
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("pooling", ["last", "last_padded", "first"])
+def test_last_block_at_the_read_position_equals_the_whole_block(pooling, causal):
+    """Logits and every parameter's gradient, with right padding of different lengths."""
+    model = GPT2Classifier(GPT2(tiny_gpt2_config()), num_classes=3, pooling=pooling, seed=0)
+    model.gpt.set_causal(causal)
+    generator = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, model.gpt.config.vocab_size, (3, 9), generator=generator)
+    mask = torch.ones(3, 9, dtype=torch.long)
+    mask[1, 6:], mask[2, 2:] = 0, 0
+    grads = []
+    for forward in (model, lambda i, m: _whole_block_logits(model, i, m)):
+        model.zero_grad(set_to_none=True)
+        logits = forward(ids, mask)
+        (logits * torch.tensor([1.0, -2.0, 0.5])).sum().backward()
+        grads.append([logits.detach()] + [p.grad.clone() for p in model.parameters()])
+    assert len(grads[0]) == len(list(model.parameters())) + 1
+    for shortcut, whole in zip(*grads, strict=True):
+        torch.testing.assert_close(shortcut, whole)

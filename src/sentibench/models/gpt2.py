@@ -113,6 +113,24 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).reshape(B, T, E)  # [B,T,E]
         return self.resid_drop(self.proj(y))
 
+    def at(self, x: torch.Tensor, index: torch.Tensor,
+           key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The output at one position per row, ``index`` [B]: [B,1,E] from [B,T,E]. Keys and
+        values come from every position (the causal mask hides those after ``index``)."""
+        B, T, E = x.shape
+        qkv = self.qkv(x)  # [B,T,3E]: through the module, so that adapters on it apply
+        q = qkv[torch.arange(B, device=x.device), index, :E].view(B, self.n_heads, 1, -1)
+        k, v = (t.view(B, T, self.n_heads, E // self.n_heads).transpose(1, 2)
+                for t in qkv[..., E:].split(E, dim=2))  # 2 x [B,H,T,D]
+        if self.causal:
+            mask = torch.arange(T, device=x.device) <= index[:, None]  # [B,T]
+        else:
+            mask = None if key_mask is None else key_mask.bool()
+        y = F.scaled_dot_product_attention(  # [B,H,1,D]
+            q, k, v, attn_mask=None if mask is None else mask[:, None, None, :],
+            dropout_p=self.drop_rate if self.training else 0.0)
+        return self.resid_drop(self.proj(y.reshape(B, 1, E)))
+
 
 class MLP(nn.Module):
     def __init__(self, cfg: GPTConfig) -> None:
@@ -138,6 +156,15 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x), key_mask)
         return x + self.mlp(self.ln_2(x))
+
+    def forward_at(self, x: torch.Tensor, index: torch.Tensor,
+                   key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``forward(x)[arange(B), index]`` as [B,1,E], computed at those positions only
+        (attention still reads every key): a head that reads one position needs no more
+        of the last block."""
+        x_at = x[torch.arange(x.shape[0], device=x.device), index].unsqueeze(1)  # [B,1,E]
+        x_at = x_at + self.attn.at(self.ln_1(x), index, key_mask)
+        return x_at + self.mlp(self.ln_2(x_at))
 
 
 class GPT2(nn.Module):

@@ -64,14 +64,28 @@ class GPT2Classifier(nn.Module):
             m = mask.to(torch.float32).unsqueeze(-1)  # [B,T,1]
             mean = (hidden.float() * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
             return mean.to(hidden.dtype)
-        if self.pooling == "first":
-            return hidden[:, 0]
-        if mask is None:
-            return hidden[:, -1]
-        T = hidden.shape[1]
-        positions = torch.arange(1, T + 1, device=hidden.device)  # [T], 0 marks padding below
-        last = (mask.to(torch.long) * positions).argmax(dim=1)  # [B] last real token
-        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+        index = self.read_positions(hidden.shape[:2], attention_mask, hidden.device)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), index]
+
+    def read_positions(self, shape: torch.Size, attention_mask: torch.Tensor | None,
+                       device: torch.device) -> torch.Tensor:
+        """The position [B] that a non-averaging head reads in each row of a [B,T] batch."""
+        B, T = shape
+        mask = None if self.pooling == "last_padded" else attention_mask
+        if self.pooling == "first" or mask is None:
+            return torch.full((B,), 0 if self.pooling == "first" else T - 1, device=device)
+        positions = torch.arange(1, T + 1, device=device)  # [T], 0 marks padding below
+        return (mask.to(torch.long) * positions).argmax(dim=1)  # [B] last real token
+
+    def _read_last_block(self, x: torch.Tensor,
+                         attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """Pooled [B,E] from the last block's input [B,T,E]: that block and the final norm at
+        the read positions only (``Block.forward_at``), or everywhere when averaging."""
+        key_mask = self.key_mask(attention_mask)
+        if self.average:
+            return self.pool(self.gpt.ln_f(self.gpt.blocks[-1](x, key_mask)), attention_mask)
+        index = self.read_positions(x.shape[:2], attention_mask, x.device)
+        return self.gpt.ln_f(self.gpt.blocks[-1].forward_at(x, index, key_mask))[:, 0]
 
     def cache_level(self) -> str | None:
         """Where the engine may cut the model to cache the frozen part (see feature_cache).
@@ -99,21 +113,21 @@ class GPT2Classifier(nn.Module):
         """The frozen part's output: pooled [B,E], or the last block's input [B,T,E]."""
         if self.cache_level() == "tokens":
             return self.gpt.residual(input_ids, len(self.gpt.blocks) - 1)
-        return self.pool(self.gpt.hidden_states(input_ids, self.key_mask(attention_mask)),
-                         attention_mask)
+        x = self.gpt.residual(input_ids, len(self.gpt.blocks) - 1, self.key_mask(attention_mask))
+        return self._read_last_block(x, attention_mask)
 
     def classify(self, features: torch.Tensor,
                  attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits [B,C] from ``features()``'s output; causal attention ignores later padding."""
         if features.dim() == 3:
-            hidden = self.gpt.ln_f(self.gpt.blocks[-1](features))  # [B,T,E]
-            features = self.pool(hidden, attention_mask)
+            features = self._read_last_block(features, attention_mask)
         return self.head(features)  # [B,C]
 
     def forward(self, input_ids: torch.Tensor,
                 attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        hidden = self.gpt.hidden_states(input_ids, self.key_mask(attention_mask))
-        return self.head(self.pool(hidden, attention_mask))
+        key_mask = self.key_mask(attention_mask)
+        x = self.gpt.residual(input_ids, len(self.gpt.blocks) - 1, key_mask)  # [B,T,E]
+        return self.head(self._read_last_block(x, attention_mask))
 
     def key_mask(self, attention_mask: torch.Tensor | None) -> torch.Tensor | None:
         """What attention must not see: nothing under the causal mask (padding only
