@@ -70,9 +70,16 @@ class ReferenceDataset(Dataset):
         return ids, (ids != self.pad_id).long(), torch.tensor(self.data.iloc[index]["label"])
 
 
+def _whole(model):
+    """The reference's arithmetic: every block at every position (sentibench's models skip
+    what their head does not read, and the engine side keeps that)."""
+    return getattr(model, "whole_forward", model)
+
+
 def _loss(model, batch, mask_input: bool) -> torch.Tensor:
     ids, mask, target = batch
-    return torch.nn.functional.cross_entropy(model(ids, mask if mask_input else None), target)
+    logits = _whole(model)(ids, mask if mask_input else None)
+    return torch.nn.functional.cross_entropy(logits, target)
 
 
 def _loss_loader(model, loader, batches: int, mask_input: bool) -> float:
@@ -91,7 +98,7 @@ def _accuracy_loader(model, loader, mask_input: bool, batches: int | None = None
         for i, (ids, mask, target) in enumerate(loader):
             if batches is not None and i >= batches:
                 break
-            pred = model(ids, mask if mask_input else None).argmax(-1)
+            pred = _whole(model)(ids, mask if mask_input else None).argmax(-1)
             correct += int((pred == target).sum())
             seen += len(target)
     return correct / seen

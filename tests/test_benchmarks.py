@@ -45,7 +45,14 @@ def test_flops_per_token_is_palms_estimate_only_when_everything_trains(engine_vs
 
 
 def test_benchmark_prints_times_ratio_accuracies_and_throughput(engine_vs_reference, imdb_data,
-                                                                 gpt2_bpe_dir, capsys):
+                                                                 gpt2_bpe_dir, capsys,
+                                                                 monkeypatch):
+    from sentibench.models.gpt2_classifier import GPT2Classifier
+
+    whole = GPT2Classifier.whole_forward
+    calls = []  # the reference side computes every position, as the reference does
+    monkeypatch.setattr(GPT2Classifier, "whole_forward",
+                        lambda self, *a: calls.append(1) or whole(self, *a))
     engine_vs_reference.SHARED = gpt2_bpe_dir.parent
     engine_vs_reference.main([
         "--model", "gpt2", "--gpt2-layers", "1", "--gpt2-width", "64", "--trainable-layers",
@@ -60,6 +67,7 @@ def test_benchmark_prints_times_ratio_accuracies_and_throughput(engine_vs_refere
     assert "device cpu" in out and "16 train / 8 eval reviews, 32 tokens" in out
     ratio = re.search(r"speed-up \(reference / engine\): ([\d.]+)x", out)
     assert ratio and float(ratio.group(1)) > 0
+    assert len(calls) >= 16 // 8 + 3  # its training steps and evaluations
 
 
 def test_predict_vs_pipeline_prints_times_ratios_agreement_and_accuracies(tmp_path, capsys):

@@ -40,7 +40,7 @@ def test_logits_and_gradients_equal_those_of_the_whole_block(arch, use_mask):
     model = tiny_classifier(arch, use_attention_mask=use_mask).eval()  # eval: no dropout
     ids, mask = padded_batch()
     short = model(ids, mask)
-    whole = model._logits(ids, mask)
+    whole = model.whole_forward(ids, mask)
     torch.testing.assert_close(short, whole, rtol=1e-5, atol=1e-6)
     assert not torch.equal(whole[0], whole[1])  # the rows differ: a real comparison
     expected = gradients(model, whole.logsumexp(-1).sum() - whole[:, 0].sum())

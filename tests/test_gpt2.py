@@ -568,12 +568,6 @@ def test_last_padded_without_the_causal_mask_attends_to_its_padding():
     torch.testing.assert_close(got, hand)
 
 
-def _whole_block_logits(model: GPT2Classifier, ids: torch.Tensor, mask: torch.Tensor):
-    """The classifier as it read the last block before: every position, then pooled."""
-    hidden = model.gpt.hidden_states(ids, model.key_mask(mask))  # [B,T,E]
-    return model.head(model.pool(hidden, mask))
-
-
 @pytest.mark.parametrize("causal", [True, False])
 @pytest.mark.parametrize("pooling", ["last", "last_padded", "first"])
 def test_last_block_at_the_read_position_equals_the_whole_block(pooling, causal):
@@ -585,7 +579,7 @@ def test_last_block_at_the_read_position_equals_the_whole_block(pooling, causal)
     mask = torch.ones(3, 9, dtype=torch.long)
     mask[1, 6:], mask[2, 2:] = 0, 0
     grads = []
-    for forward in (model, lambda i, m: _whole_block_logits(model, i, m)):
+    for forward in (model, model.whole_forward):
         model.zero_grad(set_to_none=True)
         logits = forward(ids, mask)
         (logits * torch.tensor([1.0, -2.0, 0.5])).sum().backward()

@@ -129,6 +129,13 @@ class GPT2Classifier(nn.Module):
         x = self.gpt.residual(input_ids, len(self.gpt.blocks) - 1, key_mask)  # [B,T,E]
         return self.head(self._read_last_block(x, attention_mask))
 
+    def whole_forward(self, input_ids: torch.Tensor,
+                      attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Every block at every position, then pooled, as the reference computes: ``forward``
+        up to rounding, without the read-position shortcut (benchmarks' reference side)."""
+        hidden = self.gpt.hidden_states(input_ids, self.key_mask(attention_mask))  # [B,T,E]
+        return self.head(self.pool(hidden, attention_mask))
+
     def key_mask(self, attention_mask: torch.Tensor | None) -> torch.Tensor | None:
         """What attention must not see: nothing under the causal mask (padding only
         follows a token); without it, the padding, except with ``last_padded``, where the
