@@ -266,6 +266,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _assignments(env: dict[str, str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in env.items())
+
+
 def main(argv: list[str] | None = None) -> dict[str, list[JobResult]]:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
@@ -273,8 +277,8 @@ def main(argv: list[str] | None = None) -> dict[str, list[JobResult]]:
         child(args)
         return {}
     chosen = {k: os.environ[k] for k in runtime.THREAD_WAIT if k in os.environ}
-    waits = " ".join(f"{k}={v}" for k, v in chosen.items()) or "OpenMP's defaults"
-    engine_waits = waits if chosen else " ".join(f"{k}={v}" for k, v in runtime.THREAD_WAIT.items())
+    waits = _assignments(chosen) or "OpenMP's defaults"
+    engine_waits = _assignments(chosen or runtime.THREAD_WAIT)  # configure() keeps a choice
     runs: dict[str, list[JobResult]] = {side: [] for side in SIDES}
     with tempfile.TemporaryDirectory(prefix="bench-trainer-") as workdir:
         for round_ in range(args.rounds):

@@ -102,8 +102,7 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
         B, T, E = x.shape
-        q, k, v = self.qkv(x).split(E, dim=2)  # 3 x [B,T,E]
-        q, k, v = (t.view(B, T, self.n_heads, E // self.n_heads).transpose(1, 2) for t in (q, k, v))
+        q, k, v = (self._heads(t) for t in self.qkv(x).split(E, dim=2))  # 3 x [B,H,T,D]
         dropout_p = self.drop_rate if self.training else 0.0
         causal = self.causal
         mask = None if causal or key_mask is None else key_mask.bool()[:, None, None, :]
@@ -113,15 +112,19 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).reshape(B, T, E)  # [B,T,E]
         return self.resid_drop(self.proj(y))
 
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        """[B,T,E] -> [B,H,T,D] (a view)."""
+        B, T, E = t.shape
+        return t.view(B, T, self.n_heads, E // self.n_heads).transpose(1, 2)
+
     def at(self, x: torch.Tensor, index: torch.Tensor,
            key_mask: torch.Tensor | None = None) -> torch.Tensor:
         """The output at one position per row, ``index`` [B]: [B,1,E] from [B,T,E]. Keys and
         values come from every position (the causal mask hides those after ``index``)."""
         B, T, E = x.shape
         qkv = self.qkv(x)  # [B,T,3E]: through the module, so that adapters on it apply
-        q = qkv[torch.arange(B, device=x.device), index, :E].view(B, self.n_heads, 1, -1)
-        k, v = (t.view(B, T, self.n_heads, E // self.n_heads).transpose(1, 2)
-                for t in qkv[..., E:].split(E, dim=2))  # 2 x [B,H,T,D]
+        q = self._heads(qkv[torch.arange(B, device=x.device), index, :E].unsqueeze(1))
+        k, v = (self._heads(t) for t in qkv[..., E:].split(E, dim=2))  # 2 x [B,H,T,D]
         if self.causal:
             mask = torch.arange(T, device=x.device) <= index[:, None]  # [B,T]
         else:

@@ -113,8 +113,7 @@ class GPT2Classifier(nn.Module):
         """The frozen part's output: pooled [B,E], or the last block's input [B,T,E]."""
         if self.cache_level() == "tokens":
             return self.gpt.residual(input_ids, len(self.gpt.blocks) - 1)
-        x = self.gpt.residual(input_ids, len(self.gpt.blocks) - 1, self.key_mask(attention_mask))
-        return self._read_last_block(x, attention_mask)
+        return self._pooled(input_ids, attention_mask)
 
     def classify(self, features: torch.Tensor,
                  attention_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -125,9 +124,13 @@ class GPT2Classifier(nn.Module):
 
     def forward(self, input_ids: torch.Tensor,
                 attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        key_mask = self.key_mask(attention_mask)
-        x = self.gpt.residual(input_ids, len(self.gpt.blocks) - 1, key_mask)  # [B,T,E]
-        return self.head(self._read_last_block(x, attention_mask))
+        return self.head(self._pooled(input_ids, attention_mask))
+
+    def _pooled(self, input_ids: torch.Tensor,
+                attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """[B,E]: every block but the last, then :meth:`_read_last_block`."""
+        x = self.gpt.residual(input_ids, len(self.gpt.blocks) - 1, self.key_mask(attention_mask))
+        return self._read_last_block(x, attention_mask)  # x: [B,T,E]
 
     def whole_forward(self, input_ids: torch.Tensor,
                       attention_mask: torch.Tensor | None = None) -> torch.Tensor:
