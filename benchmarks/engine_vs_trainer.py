@@ -23,7 +23,7 @@ evaluations), wall and CPU seconds (user + system, all threads). Like the ``sent
 command, the engine's process has OpenMP threads spin briefly, then sleep
 (``OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=10000``) unless the environment chose either,
 collects cycles less often and has glibc's malloc keep blocks up to 256 MiB in its heap (see
-:mod:`sentibench.runtime`); export ``OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=10000
+:mod:`sentibench.core.runtime`); export ``OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=10000
 MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=536870912`` to give the Trainer side
 the same waits and heap. ``--rounds N`` alternates the sides N times (trainer, engine,
 trainer, ...) and prints each round's ratio and the median.
@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import sentibench
-from sentibench import runtime
+from sentibench.core import runtime
 
 SPLITS = ("train", "validation", "test")
 SIDES = ("trainer", "engine")
@@ -188,8 +188,8 @@ def engine_job(args: argparse.Namespace) -> JobResult:
     """``sentibench train-hf``'s path (experiments.run_neural: registry model, encode_splits,
     Engine.fit, Engine.predict_logits) without writing a run directory."""
     from sentibench.engine import Engine
-    from sentibench.experiments import encode_splits, resolve_max_length
     from sentibench.models.registry import FAMILIES, HFArgs
+    from sentibench.run.neural import encode_splits, resolve_max_length
 
     frames, labels, cfg = _setup(args)
     result = JobResult()

@@ -6,7 +6,7 @@ Three ways of labelling the first ``--texts`` reviews of ``<data-dir>/test.csv``
 * pipeline: ``transformers.pipeline("text-classification", model=RUN)`` with
   ``truncation=True, max_length=<the run's length>`` and its default batching, the way a
   Hugging Face user would label text with a saved run;
-* predict: :func:`sentibench.predict.predict_proba` (what ``sentibench predict --file`` runs:
+* predict: :func:`sentibench.serve.predict.predict_proba` (what ``sentibench predict --file`` runs:
   load, tokenize, length-sorted batches, windows off so both read the same head tokens);
 * int8: the same with ``--quantize int8`` (torch's dynamic quantization of Linear layers;
   the texts whose two most probable classes are within ``--int8-recheck``, 0.1, are scored
@@ -41,8 +41,8 @@ import torch
 
 from sentibench.cli import main as sentibench_main
 from sentibench.engine.config import PredictConfig
-from sentibench.predict import predict_proba
-from sentibench.results import read_results
+from sentibench.run.results import read_results
+from sentibench.serve.predict import predict_proba
 
 SIDES = ("pipeline", "predict", "int8")
 

@@ -21,9 +21,9 @@ from sklearn.pipeline import Pipeline
 
 from sentibench import cli
 from sentibench.cli import main
+from sentibench.core.errors import SentibenchError
 from sentibench.data.config import DataArgs
 from sentibench.data.splits import data_checksums, load_split
-from sentibench.errors import SentibenchError
 from sentibench.models import baselines
 from sentibench.models.baselines import (
     NBWeighting,
@@ -34,7 +34,7 @@ from sentibench.models.baselines import (
     predict_proba,
     save_pipeline,
 )
-from sentibench.results import RunArgs, read_results
+from sentibench.run.results import RunArgs, read_results
 
 ACCURACY_LINES = re.compile(r"Training accuracy: (\d+\.\d\d)%\nValidation accuracy: "
                             r"(\d+\.\d\d)%\nTest accuracy: (\d+\.\d\d)%")

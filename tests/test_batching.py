@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from sentibench.core.errors import SentibenchError
 from sentibench.engine.batching import (
     WORKER_MIN_BATCHES,
     EncodedSplit,
@@ -14,7 +15,6 @@ from sentibench.engine.batching import (
     iter_batches,
     length_groups,
 )
-from sentibench.errors import SentibenchError
 from tests.helpers import synthetic_split
 
 

@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from sentibench.bench import load_rerun, plan
+from sentibench.bench.overrides import load_override_file, parse_overrides
+from sentibench.bench.presets import PRESETS
+from sentibench.bench.run import load_rerun, plan
 from sentibench.cli import main
-from sentibench.errors import SentibenchError
+from sentibench.core.errors import SentibenchError
 from sentibench.models.registry import MODELS
-from sentibench.overrides import load_override_file, parse_overrides
-from sentibench.presets import PRESETS
-from sentibench.results import safe_name
+from sentibench.run.results import safe_name
 
 REQUIRED_NAMES = ["dummy", "logreg", "logreg-tfidf", "gpt2-small", "gpt2-medium", "gpt2-large",
                   "gpt2-xl", "distilbert", "bert", "bert-large", "roberta", "deberta-v3-base",
@@ -253,7 +253,7 @@ def test_models_from_a_preset_keep_the_presets_settings():
 
 
 def test_seeds_multiply_the_rows_that_depend_on_randomness():
-    from sentibench.overrides import parse_seeds
+    from sentibench.bench.overrides import parse_seeds
 
     assert parse_seeds("3") == [123, 124, 125]
     assert parse_seeds("7,1") == [7, 1]

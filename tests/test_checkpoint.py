@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+from sentibench.core.errors import SentibenchError
 from sentibench.engine.checkpoint import load_checkpoint, read_run_spec, save_checkpoint
 from sentibench.engine.training import Engine, TrainConfig
-from sentibench.errors import SentibenchError
 from tests.helpers import synthetic_split
 
 

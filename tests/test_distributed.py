@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sentibench.results import read_results
+from sentibench.run.results import read_results
 
 pytestmark = pytest.mark.slow
 

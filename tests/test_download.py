@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
+from sentibench.core.errors import SentibenchError
 from sentibench.data.download import cached_download_path, fetch, partial_path
-from sentibench.errors import SentibenchError
 from tests.helpers import (
     SMALL,
     cli_error,

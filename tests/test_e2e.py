@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 
 from sentibench.cli import main
-from sentibench.predict import predict_proba
-from sentibench.results import read_results
+from sentibench.run.results import read_results
+from sentibench.serve.predict import predict_proba
 from tests.helpers import synthetic_csvs
 
 pytestmark = pytest.mark.slow

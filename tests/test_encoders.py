@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 import torch
 
+from sentibench.core.errors import SentibenchError
 from sentibench.engine.batching import EncodedSplit, collate
 from sentibench.engine.training import Engine, TrainConfig
-from sentibench.errors import SentibenchError
 from sentibench.models import count_parameters, encoders, hf_errors
 from sentibench.models.encoders import (
     HFClassifier,

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from sentibench.cli import main
-from sentibench.ensemble import build_ensemble, candidates, choose
-from sentibench.predict import predict_proba
-from sentibench.results import read_predictions, read_results
+from sentibench.run.results import read_predictions, read_results
+from sentibench.serve.ensemble import build_ensemble, candidates, choose
+from sentibench.serve.predict import predict_proba
 from tests.helpers import noisy_bench, noisy_three_classes
 
 

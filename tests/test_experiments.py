@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from torch import nn
 
-from sentibench.errors import SentibenchError
-from sentibench.experiments import resolve_max_length
+from sentibench.core.errors import SentibenchError
 from sentibench.models.registry import BuiltModel
+from sentibench.run.neural import resolve_max_length
 
 
 class WordTokenizer:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from sentibench.core.errors import SentibenchError
 from sentibench.engine.feature_cache import RowStore, row_bytes
-from sentibench.errors import SentibenchError
 from sentibench.models.gpt2 import GPT2
 from sentibench.models.gpt2_classifier import GPT2Classifier
 from tests.helpers import quiet_engine, synthetic_split, tiny_gpt2_config

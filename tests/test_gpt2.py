@@ -18,7 +18,7 @@ import torch
 import transformers
 from safetensors.torch import load_file, save_file
 
-from sentibench.errors import SentibenchError
+from sentibench.core.errors import SentibenchError
 from sentibench.models import count_parameters, gpt2
 from sentibench.models.gpt2 import GPT2, GPTConfig, from_pretrained, load_tokenizer
 from sentibench.models.gpt2_classifier import (

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from sentibench.core.errors import SentibenchError
 from sentibench.engine.batching import EncodedSplit
 from sentibench.engine.inference import (
     CPU_PREDICT_BATCH,
@@ -18,7 +19,6 @@ from sentibench.engine.inference import (
     rechecked,
     scored_ahead,
 )
-from sentibench.errors import SentibenchError
 from tests.helpers import (
     MeanPoolClassifier,
     quiet_engine,

@@ -14,8 +14,8 @@ from sentibench.models import count_parameters
 from sentibench.models.gpt2 import GPT2
 from sentibench.models.gpt2_classifier import GPT2Classifier
 from sentibench.models.lora import apply_lora, merge_lora
-from sentibench.predict import predict_proba
-from sentibench.results import read_results
+from sentibench.run.results import read_results
+from sentibench.serve.predict import predict_proba
 from tests.helpers import (
     FIRST_WORD_VOCAB,
     first_word_csvs,

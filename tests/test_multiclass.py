@@ -13,7 +13,7 @@ import pytest
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
 from sentibench.cli import main
-from sentibench.results import read_results
+from sentibench.run.results import read_results
 from tests.helpers import write_tiny_encoder_dir
 
 pytestmark = pytest.mark.slow

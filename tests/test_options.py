@@ -8,13 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from sentibench.bench import allowed_settings, plan
+from sentibench.bench.overrides import parse_overrides
+from sentibench.bench.run import allowed_settings, plan
 from sentibench.cli import build_parser
-from sentibench.data.config import DataArgs, PrepareConfig
-from sentibench.engine.config import TrainConfig
-from sentibench.errors import SentibenchError
-from sentibench.models.registry import FAMILIES, GPTArgs, HFArgs
-from sentibench.options import (
+from sentibench.core.errors import SentibenchError
+from sentibench.core.options import (
     add_options,
     build,
     convert,
@@ -25,7 +23,9 @@ from sentibench.options import (
     to_dict,
     validate,
 )
-from sentibench.overrides import parse_overrides
+from sentibench.data.config import DataArgs, PrepareConfig
+from sentibench.engine.config import TrainConfig
+from sentibench.models.registry import FAMILIES, GPTArgs, HFArgs
 
 
 @dataclass

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from sentibench.cli import main
+from sentibench.core.errors import SentibenchError
 from sentibench.engine.config import PredictConfig
-from sentibench.errors import SentibenchError
-from sentibench.predict import predict_proba, read_inputs
-from sentibench.results import read_results
+from sentibench.run.results import read_results
+from sentibench.serve.predict import predict_proba, read_inputs
 from tests.helpers import FIRST_WORD_VOCAB, cli_error, first_word_csvs, write_tiny_encoder_dir
 
 

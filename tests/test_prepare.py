@@ -15,13 +15,13 @@ import pandas as pd
 import pytest
 
 from benchmarks.prepare_vs_reference import reference_prepare
-from sentibench import fileio
 from sentibench.cli import main
+from sentibench.core import fileio
+from sentibench.core.errors import SentibenchError
 from sentibench.data.config import PrepareConfig
 from sentibench.data.download import file_digests
 from sentibench.data.imdb import prepare
 from sentibench.data.splits import SPLIT_FILES, load_split
-from sentibench.errors import SentibenchError
 from tests.helpers import (
     ARCHIVE_SHA256,
     CSVS,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sentibench import progress as progress_module
-from sentibench.progress import LOG_LINES, LineProgress, progress
+from sentibench.core import progress as progress_module
+from sentibench.core.progress import LOG_LINES, LineProgress, progress
 
 
 def test_off_a_terminal_a_task_prints_a_few_plain_lines(capsys, monkeypatch):

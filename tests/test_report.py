@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from matplotlib import image as mpimg
 
-from sentibench import report
-from sentibench import rows as bench_rows
-from sentibench.errors import SentibenchError
-from sentibench.results import FAILURES_FILE, PLAN_FILE, RunResult, write_results
+from sentibench.core.errors import SentibenchError
+from sentibench.report import rows as bench_rows
+from sentibench.report import tables as report
+from sentibench.run.results import FAILURES_FILE, PLAN_FILE, RunResult, write_results
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CPU = {"device": "cpu", "python": "3.11"}

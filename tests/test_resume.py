@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from sentibench.cli import main
-from sentibench.results import read_results
+from sentibench.run.results import read_results
 from tests.helpers import synthetic_csvs
 
 pytestmark = pytest.mark.slow

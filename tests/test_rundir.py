@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from sentibench.errors import SentibenchError
-from sentibench.rundir import LOCK_FILE, check_target, lock, run_directory
+from sentibench.core.errors import SentibenchError
+from sentibench.run.rundir import LOCK_FILE, check_target, lock, run_directory
 
 
 def test_a_directory_holding_another_run_is_refused_unless_overwrite(tmp_path):

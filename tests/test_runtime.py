@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from sentibench import runtime
 from sentibench.cli import main
+from sentibench.core import runtime
 
 
 @pytest.mark.parametrize("chosen", [None, *runtime.THREAD_WAIT])
@@ -54,7 +54,7 @@ def test_the_cli_collects_cycles_less_often(monkeypatch):
 
 _MAPPED_BYTES = """
 import ctypes, sys
-from sentibench import runtime
+from sentibench.core import runtime
 if sys.argv[1] == "configure":
     runtime.configure()
 libc = ctypes.CDLL(None)

@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
+from sentibench.core.errors import SentibenchError
 from sentibench.engine.config import TrainConfig
 from sentibench.engine.schedule import lr_factor, warmup_steps
-from sentibench.errors import SentibenchError
 from tests.helpers import MeanPoolClassifier, quiet_engine, synthetic_split
 
 

@@ -14,11 +14,11 @@ import sys
 import pytest
 import torch
 
-from sentibench.bench import plan
+from sentibench.bench.estimate import estimate_rows, row_tokens
+from sentibench.bench.run import plan
 from sentibench.cli import main
 from sentibench.speed import models
 from sentibench.speed.checks import compiled_vs_eager, within_tolerance
-from sentibench.speed.estimate import estimate_rows, row_tokens
 from sentibench.speed.peaks import device_peaks, gpu_peak, mfu
 from sentibench.speed.report import figures_path, load_figures, save_figures
 from sentibench.speed.run import device_name
@@ -188,7 +188,7 @@ def test_dry_run_uses_saved_speedtest_figures(monkeypatch):
 
 def test_row_tokens_follow_the_data_set_and_length_rule():
     exp = next(e for e in plan("spam", None, {}) if e.model == "gpt2-small")
-    from sentibench.bench import row_options
+    from sentibench.bench.run import row_options
 
     tokens = row_tokens("sms-spam", *row_options(exp.family, exp.model, exp.settings))
     assert tokens["length"] == 120 and tokens["train_rows"] == 1045  # longest SMS, full split

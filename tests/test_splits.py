@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from sentibench.core.errors import SentibenchError
 from sentibench.data.splits import load_split
-from sentibench.errors import SentibenchError
 
 BAD_CSVS = {
     "bad label": ("text,label\ngood,1\nmeh,2\n", "row 2: label '2' is not 0 or 1"),

@@ -10,7 +10,7 @@ from scipy.stats import binomtest
 from sklearn.metrics import brier_score_loss, f1_score
 from sklearn.metrics import log_loss as sk_log_loss
 
-from sentibench import stats
+from sentibench.report import stats
 
 
 @pytest.mark.parametrize("k,n", [(0, 10), (3, 10), (9_200, 10_000), (287, 300), (300, 300)])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from sentibench.core.errors import SentibenchError
 from sentibench.engine import training
 from sentibench.engine.training import TrainConfig
-from sentibench.errors import SentibenchError
 from sentibench.models import count_parameters
 from tests.helpers import MeanPoolClassifier, quiet_engine, synthetic_split, trained_run
 
@@ -207,7 +207,7 @@ def test_balanced_class_weights_follow_the_training_label_counts(tmp_path):
     import pandas as pd
 
     from sentibench.cli import main
-    from sentibench.metrics import balanced_class_weights
+    from sentibench.core.metrics import balanced_class_weights
 
     data = tmp_path / "data"
     data.mkdir()

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 
 from sentibench.cli import main
-from sentibench.engine.truncation import Truncation
-from sentibench.predict import predict_proba
-from sentibench.results import read_results
+from sentibench.models.truncation import Truncation
+from sentibench.run.results import read_results
+from sentibench.serve.predict import predict_proba
 from tests.helpers import write_tiny_encoder_dir
 
 

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from sentibench.core.errors import SentibenchError
 from sentibench.engine.config import TrainConfig
 from sentibench.engine.windows import (
     average_logits,
@@ -14,8 +15,7 @@ from sentibench.engine.windows import (
     encode_windows,
     window_starts,
 )
-from sentibench.errors import SentibenchError
-from sentibench.experiments import final_logits
+from sentibench.run.neural import final_logits
 from tests.helpers import MeanPoolClassifier, quiet_engine, write_tiny_encoder_dir
 
 WORDS = ["good", "bad", "film", "plot", "the", "a", "was", "and"]

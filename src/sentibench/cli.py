@@ -2,7 +2,7 @@
 
 Every option of the reference scripts is accepted verbatim (``--num_epochs``) and in
 kebab-case (``--num-epochs``). The flags of ``prepare`` and of the training commands are
-generated from the option dataclasses (:mod:`sentibench.options`), so each is declared
+generated from the option dataclasses (:mod:`sentibench.core.options`), so each is declared
 once. This module imports neither torch nor pandas: ``--help``, ``prepare``, ``report``
 and ``train-logreg`` start fast, and each handler imports only what its command needs.
 """
@@ -16,16 +16,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from . import __version__, runtime
-from .bench import BenchArgs
-from .data.config import SOURCE_ENV, DataArgs, PrepareConfig
-from .engine.config import DEVICE_HELP, PredictConfig, TrainConfig
-from .errors import SentibenchError
-from .models.registry import FAMILIES, MODELS, Family
-from .options import add_flag, add_options, from_namespace
-from .presets import PRESETS
-from .results import RunArgs, short_name
-from .speed.args import SpeedArgs
+from sentibench import __version__
+from sentibench.bench.presets import PRESETS
+from sentibench.bench.run import BenchArgs
+from sentibench.core import runtime
+from sentibench.core.errors import SentibenchError
+from sentibench.core.options import add_flag, add_options, from_namespace
+from sentibench.data.config import SOURCE_ENV, DataArgs, PrepareConfig
+from sentibench.engine.config import DEVICE_HELP, PredictConfig, TrainConfig
+from sentibench.models.registry import FAMILIES, MODELS, Family
+from sentibench.run.results import RunArgs, short_name
+from sentibench.speed.args import SpeedArgs
 
 
 def _add_data_and_output(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +54,7 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_prepare(args: argparse.Namespace, argv: list[str]) -> None:
-    from .data.sources import prepare_dataset
+    from sentibench.data.sources import prepare_dataset
 
     prepare_dataset(from_namespace(PrepareConfig, args))
 
@@ -76,7 +77,7 @@ def _add_train_logreg(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train_logreg(args: argparse.Namespace, argv: list[str]) -> None:
-    from .models.baselines import run_logreg_command
+    from sentibench.models.baselines import run_logreg_command
 
     run_logreg_command(FEATURES[args.features], data_args(args), run_args(args, argv))
 
@@ -100,7 +101,7 @@ def _add_neural(sub: argparse._SubParsersAction, family: Family) -> None:
 
 def _run_neural(args: argparse.Namespace, argv: list[str]) -> None:
     """Resume a run, or build the model arguments (validated) and train."""
-    from .experiments import resume_neural, run_neural
+    from sentibench.run.neural import resume_neural, run_neural
 
     if args.resume is not None:
         resume_neural(args.resume)
@@ -163,8 +164,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_bench(args: argparse.Namespace, argv: list[str]) -> None:
-    from .bench import load_rerun, run_bench
-    from .overrides import load_override_file, parse_overrides, parse_seeds
+    from sentibench.bench.overrides import load_override_file, parse_overrides, parse_seeds
+    from sentibench.bench.run import load_rerun, run_bench
 
     command = ["sentibench", *argv]
     if args.rerun is not None:
@@ -196,7 +197,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_report(args: argparse.Namespace, argv: list[str]) -> None:
-    from .report import build_report, format_table, load_rows
+    from sentibench.report.tables import build_report, format_table, load_rows
 
     paths = build_report(args.bench_dir)
     print(format_table(load_rows(args.bench_dir)))
@@ -218,7 +219,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_predict(args: argparse.Namespace, argv: list[str]) -> None:
-    from .predict import read_inputs, run_predict
+    from sentibench.serve.predict import read_inputs, run_predict
 
     texts = read_inputs(args.texts, args.file, args.csv, args.column)
     run_predict(args.run_dir, texts, device=args.device,
@@ -238,7 +239,7 @@ def _add_speedtest(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_speedtest(args: argparse.Namespace, argv: list[str]) -> None:
-    from .speed.run import run_speedtest
+    from sentibench.speed.run import run_speedtest
 
     run_speedtest(from_namespace(SpeedArgs, args))
 

@@ -6,9 +6,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SentibenchError
-from ..options import option, validate
-from .download import HEX_DIGITS, OFFICIAL_MD5, OFFICIAL_URL, normalize_digest
+from sentibench.core.errors import SentibenchError
+from sentibench.core.options import option, validate
+from sentibench.data.download import HEX_DIGITS, OFFICIAL_MD5, OFFICIAL_URL, normalize_digest
 
 DEFAULT_DATA_DIR = Path("data/imdb")
 # IMDb's label names, and those of a directory prepared before labels.json existed

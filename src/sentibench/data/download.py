@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
-from .. import __version__
-from ..errors import SentibenchError
-from ..fileio import cache_dir
+from sentibench import __version__
+from sentibench.core.errors import SentibenchError
+from sentibench.core.fileio import cache_dir
 
 OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 OFFICIAL_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"

@@ -15,10 +15,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import SentibenchError
-from .config import PrepareConfig
-from .download import file_digests
-from .prepared import check_parts, cut, new_manifest, report, stratified_split, write_prepared
+from sentibench.core.errors import SentibenchError
+from sentibench.data.config import PrepareConfig
+from sentibench.data.download import file_digests
+from sentibench.data.prepared import (
+    check_parts,
+    cut,
+    new_manifest,
+    report,
+    stratified_split,
+    write_prepared,
+)
 
 READERS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
 

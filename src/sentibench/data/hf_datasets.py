@@ -13,9 +13,9 @@ import time
 
 import pandas as pd
 
-from ..errors import SentibenchError
-from .config import PrepareConfig
-from .files import columns, finish
+from sentibench.core.errors import SentibenchError
+from sentibench.data.config import PrepareConfig
+from sentibench.data.files import columns, finish
 
 VALIDATION_NAMES = ("validation", "valid", "dev")
 

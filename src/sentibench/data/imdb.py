@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ..errors import SentibenchError
-from .config import DEFAULT_LABEL_NAMES, SOURCE_ENV, PrepareConfig
-from .download import check_digests, fetch, file_digests, is_url
-from .prepared import new_manifest, read_manifest, report, up_to_date, write_prepared
-from .splits import MANIFEST
+from sentibench.core.errors import SentibenchError
+from sentibench.data.config import DEFAULT_LABEL_NAMES, SOURCE_ENV, PrepareConfig
+from sentibench.data.download import check_digests, fetch, file_digests, is_url
+from sentibench.data.prepared import new_manifest, read_manifest, report, up_to_date, write_prepared
+from sentibench.data.splits import MANIFEST
 
 SEED = 123
 # The reference's reading order: folders in this order, files sorted as plain strings.

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import __version__
-from ..errors import SentibenchError
-from ..fileio import atomic_path, sha256_file
-from .splits import LABELS_FILE, MANIFEST, SPLIT_FILES
+from sentibench import __version__
+from sentibench.core.errors import SentibenchError
+from sentibench.core.fileio import atomic_path, sha256_file
+from sentibench.data.splits import LABELS_FILE, MANIFEST, SPLIT_FILES
 
 
 def read_manifest(data_dir: Path) -> dict | None:

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import SentibenchError
-from .config import PrepareConfig
-from .download import fetch, file_digests, is_url
-from .prepared import (
+from sentibench.core.errors import SentibenchError
+from sentibench.data.config import PrepareConfig
+from sentibench.data.download import fetch, file_digests, is_url
+from sentibench.data.prepared import (
     check_parts,
     cut,
     new_manifest,
@@ -32,7 +32,7 @@ from .prepared import (
     up_to_date,
     write_prepared,
 )
-from .splits import MANIFEST
+from sentibench.data.splits import MANIFEST
 
 URLS = ("https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip",
         "https://f001.backblazeb2.com/file/LLMs-from-scratch/sms%2Bspam%2Bcollection.zip")

@@ -5,29 +5,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .config import PrepareConfig
+from sentibench.data.config import PrepareConfig
 
 
 def _imdb(cfg: PrepareConfig) -> dict:
-    from .imdb import prepare
+    from sentibench.data.imdb import prepare
 
     return prepare(cfg)
 
 
 def _sms_spam(cfg: PrepareConfig) -> dict:
-    from .sms_spam import prepare_sms_spam
+    from sentibench.data.sms_spam import prepare_sms_spam
 
     return prepare_sms_spam(cfg)
 
 
 def _files(cfg: PrepareConfig) -> dict:
-    from .files import prepare_files
+    from sentibench.data.files import prepare_files
 
     return prepare_files(cfg)
 
 
 def _hf(cfg: PrepareConfig) -> dict:
-    from .hf_datasets import prepare_hf
+    from sentibench.data.hf_datasets import prepare_hf
 
     return prepare_hf(cfg)
 
@@ -44,7 +44,7 @@ def prepare_dataset(cfg: PrepareConfig) -> dict:
 def ensure_prepared(data_dir: str | Path, dataset: str = "imdb",
                     source: str | None = None) -> Path:
     """Prepare ``dataset`` into ``data_dir`` if a split CSV is missing (used by ``bench``)."""
-    from .splits import SPLIT_FILES
+    from sentibench.data.splits import SPLIT_FILES
 
     data_dir = Path(data_dir)
     if not all((data_dir / name).is_file() for name in SPLIT_FILES.values()):

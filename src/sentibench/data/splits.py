@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import SentibenchError
-from ..fileio import sha256_file
-from .config import DEFAULT_LABEL_NAMES, DataArgs
+from sentibench.core.errors import SentibenchError
+from sentibench.core.fileio import sha256_file
+from sentibench.data.config import DEFAULT_LABEL_NAMES, DataArgs
 
 SPLIT_FILES = {"train": "train.csv", "validation": "validation.csv", "test": "test.csv"}
 MANIFEST = "manifest.json"
@@ -105,7 +105,7 @@ def class_weights(data: DataArgs, train: pd.DataFrame, num_classes: int
     """The per-class loss weights that ``--class-weights`` asks for (None: unweighted)."""
     if data.class_weights == "none":
         return None
-    from ..metrics import balanced_class_weights
+    from sentibench.core.metrics import balanced_class_weights
 
     return balanced_class_weights(train["label"].to_numpy(), num_classes)
 

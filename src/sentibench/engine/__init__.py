@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import TrainConfig
+from sentibench.engine.config import TrainConfig
 
 __all__ = ["Engine", "TrainConfig"]
 
 
 def __getattr__(name: str) -> Any:
     if name == "Engine":
-        from .training import Engine
+        from sentibench.engine.training import Engine
 
         return Engine
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

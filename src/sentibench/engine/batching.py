@@ -9,8 +9,8 @@ from typing import Protocol
 
 import torch
 
-from ..errors import SentibenchError
-from .truncation import HEAD, Truncation
+from sentibench.core.errors import SentibenchError
+from sentibench.models.truncation import HEAD, Truncation
 
 
 class TextEncoder(Protocol):

@@ -17,10 +17,10 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
-from ..errors import SentibenchError
-from ..fileio import atomic_write_json
-from ..results import CHECKPOINT_DIR
-from .state import History, Resume, TrainState
+from sentibench.core.errors import SentibenchError
+from sentibench.core.fileio import atomic_write_json
+from sentibench.engine.state import History, Resume, TrainState
+from sentibench.run.results import CHECKPOINT_DIR
 
 STATE_FILE = "state.json"
 BEST_FILE = "best.safetensors"

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import SentibenchError
-from ..options import option, to_dict, validate
-from .schedule import SCHEDULES
-from .truncation import TRUNCATIONS, Truncation
+from sentibench.core.errors import SentibenchError
+from sentibench.core.options import option, to_dict, validate
+from sentibench.engine.schedule import SCHEDULES
+from sentibench.models.truncation import TRUNCATIONS, Truncation
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")

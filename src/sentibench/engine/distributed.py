@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..errors import SentibenchError
+from sentibench.core.errors import SentibenchError
 
 
 @dataclass(frozen=True)

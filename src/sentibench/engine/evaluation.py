@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from ..progress import progress as progress_bar
-from . import distributed
-from .batching import EncodedSplit, same_length_groups, sorted_batches
+from sentibench.core.progress import progress as progress_bar
+from sentibench.engine import distributed
+from sentibench.engine.batching import EncodedSplit, same_length_groups, sorted_batches
 
 if TYPE_CHECKING:
-    from .config import TrainConfig
-    from .plan import Plan
+    from sentibench.engine.config import TrainConfig
+    from sentibench.engine.plan import Plan
 
 
 @dataclass

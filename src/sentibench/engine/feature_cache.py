@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import SentibenchError
+from sentibench.core.errors import SentibenchError
 
 LEVELS = ("pooled", "tokens")
 

@@ -27,12 +27,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import SentibenchError
-from ..progress import progress as progress_bar
-from .batching import EncodedSplit, TextEncoder, collate, encode_split, sorted_batches
-from .plan import resolve_device
-from .truncation import HEAD, Truncation
-from .windows import encode_windows
+from sentibench.core.errors import SentibenchError
+from sentibench.core.progress import progress as progress_bar
+from sentibench.engine.batching import (
+    EncodedSplit,
+    TextEncoder,
+    collate,
+    encode_split,
+    sorted_batches,
+)
+from sentibench.engine.plan import resolve_device
+from sentibench.engine.windows import encode_windows
+from sentibench.models.truncation import HEAD, Truncation
 
 CPU_PREDICT_BATCH = 8  # rows per batch on the CPU (see the module's docstring)
 PREDICT_BATCH = 64  # on accelerators, where larger batches keep the device busy

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .config import IGNORE_INDEX
+from sentibench.engine.config import IGNORE_INDEX
 
 
 def loss_denominator(labels: Sequence[torch.Tensor | int],

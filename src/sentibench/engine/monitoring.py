@@ -8,18 +8,18 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .batching import EncodedSplit
-from .schedule import lr_factor, warmup_steps
-from .state import TrainState
+from sentibench.engine.batching import EncodedSplit
+from sentibench.engine.schedule import lr_factor, warmup_steps
+from sentibench.engine.state import TrainState
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from torch import nn
 
-    from .config import TrainConfig
-    from .selection import Best
-    from .state import History
+    from sentibench.engine.config import TrainConfig
+    from sentibench.engine.selection import Best
+    from sentibench.engine.state import History
 
 
 class Monitoring:

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from ..errors import SentibenchError
-from . import feature_cache
-from .config import TrainConfig
+from sentibench.core.errors import SentibenchError
+from sentibench.engine import feature_cache
+from sentibench.engine.config import TrainConfig
 
 AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 CUDA_EVAL_BATCH = 64  # on CPU larger evaluation batches are slower: the training size is used

@@ -21,10 +21,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..errors import SentibenchError
-from ..progress import progress as progress_bar
-from . import distributed, fast_dropout, feature_cache
-from .batching import (
+from sentibench.core.errors import SentibenchError
+from sentibench.core.progress import progress as progress_bar
+from sentibench.engine import distributed, fast_dropout, feature_cache
+from sentibench.engine.batching import (
     EncodedSplit,
     collate,
     epoch_order,
@@ -32,13 +32,13 @@ from .batching import (
     length_groups,
     same_length_groups,
 )
-from .config import TrainConfig
-from .evaluation import Evaluation, LogitsMemo
-from .loss import batch_loss, loss_denominator
-from .monitoring import Monitoring
-from .plan import AMP_DTYPES, resolve_device, resolve_plan
-from .selection import Best
-from .state import History, Resume, TrainState
+from sentibench.engine.config import TrainConfig
+from sentibench.engine.evaluation import Evaluation, LogitsMemo
+from sentibench.engine.loss import batch_loss, loss_denominator
+from sentibench.engine.monitoring import Monitoring
+from sentibench.engine.plan import AMP_DTYPES, resolve_device, resolve_plan
+from sentibench.engine.selection import Best
+from sentibench.engine.state import History, Resume, TrainState
 
 SPLIT_OVERHEAD_TOKENS = 64  # a micro-batch's fixed cost, in padded tokens (measured on CPU)
 

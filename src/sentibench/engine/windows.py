@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import SentibenchError
-from .batching import EncodedSplit, TextEncoder
+from sentibench.core.errors import SentibenchError
+from sentibench.engine.batching import EncodedSplit, TextEncoder
 
 ENCODE_CHUNK = 1024  # texts per tokenizer call
 

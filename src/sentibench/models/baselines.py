@@ -23,13 +23,13 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from .. import results
-from ..data.config import DataArgs
-from ..data.splits import check_trainable, class_weights, load_splits, read_label_names
-from ..errors import SentibenchError
-from ..fileio import atomic_path
-from ..results import RunArgs, RunResult
-from ..rundir import check_target, refuse_other_run, run_directory
+from sentibench.core.errors import SentibenchError
+from sentibench.core.fileio import atomic_path
+from sentibench.data.config import DataArgs
+from sentibench.data.splits import check_trainable, class_weights, load_splits, read_label_names
+from sentibench.run import results
+from sentibench.run.results import RunArgs, RunResult
+from sentibench.run.rundir import check_target, refuse_other_run, run_directory
 
 MODEL_FILE = "model.skops"
 KIND = "sklearn"

@@ -35,12 +35,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data.config import DEFAULT_LABEL_NAMES
-from ..errors import SentibenchError
-from ..fileio import atomic_write_json, usual_mode
-from . import LAST_BLOCKS, TRAINABLE_LAYERS, first_token
-from .hf_errors import describe_loading, hf_errors, quiet_transformers
-from .hf_tokenizer import HFTokenizer
+from sentibench.core.errors import SentibenchError
+from sentibench.core.fileio import atomic_write_json, usual_mode
+from sentibench.data.config import DEFAULT_LABEL_NAMES
+from sentibench.models import LAST_BLOCKS, TRAINABLE_LAYERS, first_token
+from sentibench.models.hf_errors import describe_loading, hf_errors, quiet_transformers
+from sentibench.models.hf_tokenizer import HFTokenizer
 
 META_FILE = "sentibench_encoder.json"
 class HFClassifier(nn.Module):

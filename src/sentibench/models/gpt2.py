@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
-from ..errors import SentibenchError
-from .gpt2_tokenizer import load_tokenizer
-from .hub import PRESETS, hub_repo_id, model_file, preset_name, read_json
+from sentibench.core.errors import SentibenchError
+from sentibench.models.gpt2_tokenizer import load_tokenizer
+from sentibench.models.hub import PRESETS, hub_repo_id, model_file, preset_name, read_json
 
 __all__ = ["GPT2", "GPTConfig", "from_pretrained", "hub_repo_id", "load_tokenizer"]
 

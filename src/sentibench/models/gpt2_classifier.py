@@ -13,12 +13,12 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from ..errors import SentibenchError
-from ..fileio import atomic_path, atomic_write_json
-from . import LAST_BLOCKS, TOKEN_POSITIONS, TRAINABLE_LAYERS
-from .gpt2 import GPT2, GPTConfig, check_state_dict, load_safetensors
-from .gpt2_tokenizer import GPT2BPETokenizer, tokenizer_from_dir
-from .hub import read_json
+from sentibench.core.errors import SentibenchError
+from sentibench.core.fileio import atomic_path, atomic_write_json
+from sentibench.models import LAST_BLOCKS, TOKEN_POSITIONS, TRAINABLE_LAYERS
+from sentibench.models.gpt2 import GPT2, GPTConfig, check_state_dict, load_safetensors
+from sentibench.models.gpt2_tokenizer import GPT2BPETokenizer, tokenizer_from_dir
+from sentibench.models.hub import read_json
 
 CLASSIFIER_KIND = "gpt2-classifier"
 

@@ -24,10 +24,10 @@ from pathlib import Path
 import tiktoken
 from tiktoken_ext.openai_public import r50k_pat_str
 
-from ..engine.truncation import HEAD, Truncation
-from ..errors import SentibenchError
-from ..fileio import atomic_write_text
-from .hub import download_hub_file, hub_repo_id
+from sentibench.core.errors import SentibenchError
+from sentibench.core.fileio import atomic_write_text
+from sentibench.models.hub import download_hub_file, hub_repo_id
+from sentibench.models.truncation import HEAD, Truncation
 
 ENDOFTEXT = "<|endoftext|>"
 TOKENIZER_DIR_ENV = "SENTIBENCH_GPT2_TOKENIZER_DIR"

@@ -7,7 +7,7 @@ import contextlib
 import json
 from collections.abc import Iterator
 
-from ..errors import SentibenchError
+from sentibench.core.errors import SentibenchError
 
 
 @contextlib.contextmanager

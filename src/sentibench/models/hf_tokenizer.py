@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..engine.truncation import HEAD, Truncation
-from ..errors import SentibenchError
+from sentibench.core.errors import SentibenchError
+from sentibench.models.truncation import HEAD, Truncation
 
 _UNLIMITED = 1_000_000  # tokenizers without a length limit report about 1e30
 

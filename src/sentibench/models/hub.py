@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import SentibenchError
+from sentibench.core.errors import SentibenchError
 
 # Reference name -> (emb_dim, n_layers, n_heads, Hugging Face Hub repo).
 PRESETS: dict[str, tuple[int, int, int, str]] = {

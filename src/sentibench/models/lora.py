@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from ..errors import SentibenchError
+from sentibench.core.errors import SentibenchError
 
 
 def lora_targets(model: nn.Module, suffixes: Sequence[str] = ()) -> list[str]:

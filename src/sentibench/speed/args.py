@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..engine.config import DEVICE_HELP, check_device
-from ..errors import SentibenchError
-from ..options import option, validate
+from sentibench.core.errors import SentibenchError
+from sentibench.core.options import option, validate
+from sentibench.engine.config import DEVICE_HELP, check_device
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # package data: one JSON per encoder
 GPT2_SIZES = ("gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl")

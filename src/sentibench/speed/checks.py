@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from .measure import quiet_engine, speed_config, synthetic_split
-from .models import SEED, SpeedModel
+from sentibench.speed.measure import quiet_engine, speed_config, synthetic_split
+from sentibench.speed.models import SEED, SpeedModel
 
 # |bf16 - fp32| <= BF16_ATOL + BF16_RTOL |fp32|, elementwise: bf16 keeps 8 bits of mantissa
 # (relative rounding 2^-9 per operation), compounded over every layer of the network.

@@ -20,10 +20,10 @@ from typing import Any
 
 import torch
 
-from ..engine.batching import EncodedSplit
-from ..engine.config import TrainConfig
-from ..engine.training import Engine
-from .models import SEED, SpeedModel
+from sentibench.engine.batching import EncodedSplit
+from sentibench.engine.config import TrainConfig
+from sentibench.engine.training import Engine
+from sentibench.speed.models import SEED, SpeedModel
 
 # Learning rates at which a few steps clearly lower the loss on the repeated batch (speed
 # does not depend on them): 1e-4 at real sizes overshoots (GPT-2 124M's batch loss went
@@ -107,7 +107,7 @@ class Phase:
         return self.tokens / self.seconds
 
     def to_dict(self, peak_tflops: float | None) -> dict[str, Any]:
-        from .peaks import mfu
+        from sentibench.speed.peaks import mfu
 
         return {"seconds": self.seconds, "steps": self.steps, "examples": self.examples,
                 "tokens": self.tokens, "tokens_per_s": self.tokens_per_s,

@@ -17,9 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import SentibenchError
-from ..models import count_parameters
-from .args import CONFIG_DIR, GPT2_SIZES
+from sentibench.core.errors import SentibenchError
+from sentibench.models import count_parameters
+from sentibench.speed.args import CONFIG_DIR, GPT2_SIZES
 
 TINY_GPT2 = {"emb_dim": 64, "n_layers": 2, "n_heads": 4}
 SEED = 123
@@ -79,9 +79,9 @@ def _windows(config: Any, layers: int) -> list[int | None]:
 
 
 def build_gpt2(name: str, tiny: bool, seed: int = SEED) -> SpeedModel:
-    from ..models.gpt2 import GPT2, GPTConfig
-    from ..models.gpt2_classifier import GPT2Classifier
-    from ..models.registry import gpt_checkpoint
+    from sentibench.models.gpt2 import GPT2, GPTConfig
+    from sentibench.models.gpt2_classifier import GPT2Classifier
+    from sentibench.models.registry import gpt_checkpoint
 
     cfg = GPTConfig.from_name(gpt_checkpoint(name))
     cfg = dataclasses.replace(cfg, **TINY_GPT2) if tiny else cfg
@@ -96,8 +96,8 @@ def build_gpt2(name: str, tiny: bool, seed: int = SEED) -> SpeedModel:
 def build_encoder(name: str, tiny: bool, seed: int = SEED) -> SpeedModel:
     from transformers import AutoModelForSequenceClassification
 
-    from ..models.encoders import HFClassifier, set_trainable
-    from ..models.hf_errors import quiet_transformers
+    from sentibench.models.encoders import HFClassifier, set_trainable
+    from sentibench.models.hf_errors import quiet_transformers
 
     config = hf_config(name, tiny)
     torch.manual_seed(seed)

@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..fileio import atomic_write_json, atomic_write_text, cache_dir
-from .peaks import flops_text
+from sentibench.core.fileio import atomic_write_json, atomic_write_text, cache_dir
+from sentibench.speed.peaks import flops_text
 
 FLOPS_NOTE = ("MFU counts model FLOPs per token: training 6N + 12 d x (attention span summed "
               "over layers), evaluation 2N + 4 d x (the same), N the non-embedding "

@@ -18,12 +18,12 @@ from typing import Any
 
 import torch
 
-from ..errors import SentibenchError
-from ..results import environment, utc_stamp
-from . import checks as chk
-from . import models
-from .args import SpeedArgs, split_list
-from .measure import (
+from sentibench.core.errors import SentibenchError
+from sentibench.run.results import environment, utc_stamp
+from sentibench.speed import checks as chk
+from sentibench.speed import models
+from sentibench.speed.args import SpeedArgs, split_list
+from sentibench.speed.measure import (
     SPEED_LR,
     TINY_LR,
     PeakMemory,
@@ -33,8 +33,8 @@ from .measure import (
     time_evaluation,
     time_training,
 )
-from .peaks import device_peaks
-from .report import format_report, save_figures, write_outputs
+from sentibench.speed.peaks import device_peaks
+from sentibench.speed.report import format_report, save_figures, write_outputs
 
 DDP_CHECK_LENGTH = 32  # tokens per row in the DDP check: its result does not depend on size
 
@@ -158,7 +158,7 @@ def run_speedtest(args: SpeedArgs) -> dict[str, Any]:
     ``--tiny`` runs on one CPU thread: toy-sized operations are too small to share, and on
     a busy machine the threads only wait for each other (2 s instead of 10 ms per step on
     this project's shared 2-core machine). Its figures are not saved."""
-    from ..engine.plan import resolve_device
+    from sentibench.engine.plan import resolve_device
 
     device = resolve_device(args.device)
     threads = torch.get_num_threads()

@@ -18,11 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from .fileio import atomic_write_text
-from .models.registry import MODELS
-from .plots import ACCURACY_PLOT, LOSS_PLOT, plot_accuracy_vs_time, plot_loss_curves
-from .results import SEED_SUFFIX, RunResult
-from .rows import Row, load_rows, one_line, sort_rows
+from sentibench.core.fileio import atomic_write_text
+from sentibench.models.registry import MODELS
+from sentibench.report.plots import (
+    ACCURACY_PLOT,
+    LOSS_PLOT,
+    plot_accuracy_vs_time,
+    plot_loss_curves,
+)
+from sentibench.report.rows import Row, load_rows, one_line, sort_rows
+from sentibench.run.results import SEED_SUFFIX, RunResult
 
 MARKDOWN_FILE = "results.md"
 CSV_FILE = "results.csv"
@@ -242,9 +247,9 @@ def _published(row: Row) -> str | None:
 
 def format_markdown(rows: Sequence[Row], all_stats: Sequence[Any] | None = None) -> str:
     """The whole results.md: header, table, statistics, notes. Deterministic: no dates, no
-    paths. ``all_stats``: :func:`sentibench.compare.run_stats` of the rows (computed here
+    paths. ``all_stats``: :func:`sentibench.report.compare.run_stats` of the rows (computed here
     if not given)."""
-    from .compare import format_stats, run_stats
+    from sentibench.report.compare import format_stats, run_stats
 
     all_stats = run_stats(rows) if all_stats is None else all_stats
     parts = [_header(rows), format_table(rows).rstrip("\n"), *format_stats(all_stats),
@@ -284,8 +289,8 @@ def build_report(bench_dir: Path) -> list[Path]:
     Without any loss history (no neural run) loss_curves.png is not written, and a stale
     one from an earlier build is removed so the directory always matches its results.
     """
-    from .compare import run_stats
-    from .html_report import build_html
+    from sentibench.report.compare import run_stats
+    from sentibench.report.html_page import build_html
 
     bench = Path(bench_dir)
     rows = load_rows(bench)

@@ -19,8 +19,8 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import SentibenchError
-from .results import CHECKPOINT_DIR, FAILURES_FILE, RESULTS_FILE
+from sentibench.core.errors import SentibenchError
+from sentibench.run.results import CHECKPOINT_DIR, FAILURES_FILE, RESULTS_FILE
 
 LOCK_FILE = ".sentibench.lock"
 KEEP = (RESULTS_FILE, CHECKPOINT_DIR, FAILURES_FILE)  # finished or resumable work

@@ -23,28 +23,28 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data.config import DataArgs
-from .data.splits import (
+from sentibench.core.errors import SentibenchError
+from sentibench.core.fileio import atomic_path, cache_dir
+from sentibench.core.options import to_dict
+from sentibench.data.config import DataArgs
+from sentibench.data.splits import (
     check_trainable,
     class_weights,
     data_checksums,
     load_splits,
     read_label_names,
 )
-from .engine.batching import EncodedSplit, TextEncoder, encode_split
-from .engine.checkpoint import load_checkpoint, read_run_spec, save_checkpoint
-from .engine.config import TrainConfig
-from .engine.plan import resolve_device
-from .engine.training import Engine
-from .engine.truncation import HEAD, Truncation
-from .engine.windows import encode_windows
-from .errors import SentibenchError
-from .fileio import atomic_path, cache_dir
-from .models import count_parameters
-from .models.lora import apply_lora, merge_lora
-from .models.registry import BuiltModel, get_family
-from .options import to_dict
-from .results import (
+from sentibench.engine.batching import EncodedSplit, TextEncoder, encode_split
+from sentibench.engine.checkpoint import load_checkpoint, read_run_spec, save_checkpoint
+from sentibench.engine.config import TrainConfig
+from sentibench.engine.plan import resolve_device
+from sentibench.engine.training import Engine
+from sentibench.engine.windows import encode_windows
+from sentibench.models import count_parameters
+from sentibench.models.lora import apply_lora, merge_lora
+from sentibench.models.registry import BuiltModel, get_family
+from sentibench.models.truncation import HEAD, Truncation
+from sentibench.run.results import (
     CHECKPOINT_DIR,
     RunArgs,
     RunResult,
@@ -54,7 +54,7 @@ from .results import (
     save_run_files,
     utc_now_iso,
 )
-from .rundir import run_directory
+from sentibench.run.rundir import run_directory
 
 
 def resolve_max_length(built: BuiltModel, train_texts: list[str]) -> int:

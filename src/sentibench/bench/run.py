@@ -15,14 +15,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .data.config import DataArgs
-from .engine.config import TrainConfig, check_device
-from .errors import SentibenchError
-from .fileio import atomic_write_json
-from .models.registry import MODELS, get_family, spec_for
-from .options import Opt, build, check, convert, option, option_map
-from .presets import PRESETS, PresetRow
-from .results import (
+from sentibench.bench.presets import PRESETS, PresetRow
+from sentibench.core.errors import SentibenchError
+from sentibench.core.fileio import atomic_write_json
+from sentibench.core.options import Opt, build, check, convert, option, option_map
+from sentibench.data.config import DataArgs
+from sentibench.engine.config import TrainConfig, check_device
+from sentibench.models.registry import MODELS, get_family, spec_for
+from sentibench.run.results import (
     CHECKPOINT_DIR,
     FAILURES_FILE,
     PLAN_FILE,
@@ -35,7 +35,7 @@ from .results import (
     short_name,
     utc_stamp,
 )
-from .rundir import check_target, lock
+from sentibench.run.rundir import check_target, lock
 
 GLOBAL_KEYS = ("device", "data_dir")  # one value for the whole bench, not per row
 
@@ -220,7 +220,7 @@ def _accept_plan(bench_dir: Path, old: list[dict], wanted: list[dict]) -> None:
 
 
 def _write_plan(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]) -> None:
-    from .data.splits import data_checksums, dataset_name
+    from sentibench.data.splits import data_checksums, dataset_name
 
     plan_path = bench_dir / PLAN_FILE
     wanted = [plan_entry(e) for e in experiments]
@@ -230,7 +230,7 @@ def _write_plan(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]
             return
         _accept_plan(bench_dir, old, wanted)
     atomic_write_json(plan_path, {
-        "schema": "sentibench.bench/1", "command": bench.command, "preset": bench.preset,
+        "schema": "sentibench.bench.run/1", "command": bench.command, "preset": bench.preset,
         "models": bench.models, "overrides": bench.overrides, "data_dir": str(bench.data_dir),
         "source": bench.source, "device": bench.device, "seeds": bench.seeds,
         "ensemble": bench.ensemble,
@@ -244,7 +244,7 @@ def _check_device(bench: BenchArgs, experiments: list[Experiment]) -> None:
     """A device the machine lacks fails now, not when the first neural row starts."""
     check_device(bench.device)
     if any(get_family(e.family).engine for e in experiments):
-        from .engine.plan import resolve_device
+        from sentibench.engine.plan import resolve_device
 
         resolve_device(bench.device)
 
@@ -263,13 +263,13 @@ def run_bench(bench: BenchArgs) -> Path | None:
     """Plan, prepare data, run every experiment not yet completed, report."""
     experiments = plan(bench.preset, bench.models, bench.overrides, bench.seeds)
     if bench.dry_run:  # the plan and its estimates only (None: no bench directory)
-        from .speed.estimate import print_dry_run
+        from sentibench.bench.estimate import print_dry_run
         return print_dry_run(bench, experiments, PRESETS[bench.preset].dataset)
     if bench.ensemble is not None and bench.ensemble < 2:
         raise SentibenchError(f"--ensemble {bench.ensemble}: an ensemble needs two or more "
                               "runs")
     _check_device(bench, experiments)
-    from .data.sources import ensure_prepared
+    from sentibench.data.sources import ensure_prepared
 
     bench_dir = bench.out or Path("runs") / f"bench-{utc_stamp()}"
     check_target(bench_dir)
@@ -308,7 +308,7 @@ def _run_rows(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]
 
 
 def _add_ensemble(bench_dir: Path, bench: BenchArgs, failures: dict[str, str]) -> None:
-    from .ensemble import build_ensemble
+    from sentibench.serve.ensemble import build_ensemble
 
     name = f"ensemble-top{bench.ensemble}"
     print(f"\n[+] {name}: the mean of the {bench.ensemble} runs best on validation")
@@ -320,7 +320,7 @@ def _add_ensemble(bench_dir: Path, bench: BenchArgs, failures: dict[str, str]) -
 
 
 def _finish(bench_dir: Path, failures: dict[str, str], total: int) -> None:
-    from .report import build_report, format_table, load_rows
+    from sentibench.report.tables import build_report, format_table, load_rows
 
     atomic_write_json(bench_dir / FAILURES_FILE, failures)
     paths = build_report(bench_dir)

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.config import DataArgs
-from .engine.config import PredictConfig
-from .errors import SentibenchError
-from .fileio import atomic_write_json
-from .results import (
+from sentibench.core.errors import SentibenchError
+from sentibench.core.fileio import atomic_write_json
+from sentibench.data.config import DataArgs
+from sentibench.engine.config import PredictConfig
+from sentibench.run.results import (
     PREDICTION_FILES,
     RESULTS_FILE,
     RunArgs,
@@ -108,7 +108,7 @@ def predict_proba(run_dir: Path, texts: list[str], device: str, max_length: int,
                   num_classes: int, settings: PredictConfig | None = None) -> np.ndarray:
     """The mean of the members' class probabilities for ``texts`` (each member scored with
     ``settings`` as predict would score it alone)."""
-    from .predict import predict_proba as member_proba
+    from sentibench.serve.predict import predict_proba as member_proba
 
     return np.mean([member_proba(m, texts, device, settings) for m in member_dirs(run_dir)],
                    axis=0)

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .engine.config import PredictConfig
-from .engine.truncation import Truncation
-from .errors import SentibenchError
-from .models.registry import get_family
-from .results import read_results
+from sentibench.core.errors import SentibenchError
+from sentibench.engine.config import PredictConfig
+from sentibench.models.registry import get_family
+from sentibench.models.truncation import Truncation
+from sentibench.run.results import read_results
 
 DEFAULT_MAX_LENGTH = 256
 

@@ -15,9 +15,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .errors import SentibenchError
-from .fileio import atomic_path, atomic_write_json
-from .options import option, to_dict, validate
+from sentibench.core.errors import SentibenchError
+from sentibench.core.fileio import atomic_path, atomic_write_json
+from sentibench.core.options import option, to_dict, validate
 
 SCHEMA = "sentibench.run/1"
 RESULTS_FILE = "results.json"
@@ -153,7 +153,7 @@ def run_result(name: str, kind: str, run: RunArgs, data: Any, labels: list[str],
     """The one way every kind of run reports. ``scored``: split -> (true ids, predicted
     ids); ``seconds`` = (training, total); ``params`` = (total, trainable). The data
     options, the data read and every split's metrics are recorded alike."""
-    from .metrics import split_metrics
+    from sentibench.core.metrics import split_metrics
 
     metrics = {split: split_metrics(y, p, labels) for split, (y, p) in scored.items()}
     return RunResult(
@@ -198,7 +198,7 @@ def read_predictions(run_dir: str | Path, names: list[str], split: str = "test"
 
 def data_record(data: Any, rows: dict[str, int]) -> dict[str, Any]:
     """What a run read: the data set, its directory, CSV checksums and rows of each split."""
-    from .data.splits import data_checksums, dataset_name
+    from sentibench.data.splits import data_checksums, dataset_name
 
     return {"dataset": dataset_name(data.data_dir), "data_dir": str(data.data_dir),
             "sha256": data_checksums(data.data_dir), "rows": rows}

@@ -9,9 +9,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import SentibenchError
-from .models.registry import MODELS, ReferenceRow
-from .results import FAILURES_FILE, PLAN_FILE, RESULTS_FILE, RunResult, read_results
+from sentibench.core.errors import SentibenchError
+from sentibench.models.registry import MODELS, ReferenceRow
+from sentibench.run.results import FAILURES_FILE, PLAN_FILE, RESULTS_FILE, RunResult, read_results
 
 _UNRANKED = 10**6
 

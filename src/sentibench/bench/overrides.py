@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .engine.config import DEFAULT_SEED
-from .errors import SentibenchError
+from sentibench.core.errors import SentibenchError
+from sentibench.engine.config import DEFAULT_SEED
 
 
 def parse_overrides(items: list[str]) -> dict[str, dict[str, str]]:

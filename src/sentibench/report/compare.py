@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import stats
-from .results import read_predictions
+from sentibench.report import stats
+from sentibench.run.results import read_predictions
 
 if TYPE_CHECKING:
-    from .rows import Row
+    from sentibench.report.rows import Row
 
 ALPHA = 0.05
 

@@ -1,6 +1,6 @@
 """The report's figures: test accuracy against training time, and the loss curves.
 
-Built from a bench's rows alone (see :mod:`sentibench.report`); PNG files are written
+Built from a bench's rows alone (see :mod:`sentibench.report.tables`); PNG files are written
 without a timestamp, so the same results give the same bytes.
 """
 
@@ -16,11 +16,11 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
-from .fileio import atomic_path
-from .stats import wilson_interval
+from sentibench.core.fileio import atomic_path
+from sentibench.report.stats import wilson_interval
 
 if TYPE_CHECKING:
-    from .rows import Row
+    from sentibench.report.rows import Row
 
 ACCURACY_PLOT = "accuracy_vs_time.png"
 LOSS_PLOT = "loss_curves.png"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .models.registry import ReferenceRow
+from sentibench.models.registry import ReferenceRow
 
 REFERENCE_DATASET = "imdb"
 

@@ -26,10 +26,10 @@ from typing import Any
 
 import torch
 
-from ..errors import SentibenchError
-from ..models.registry import get_family
-from .args import speed_models
-from .report import load_figures
+from sentibench.core.errors import SentibenchError
+from sentibench.models.registry import get_family
+from sentibench.speed.args import speed_models
+from sentibench.speed.report import load_figures
 
 # Rows of the reference's splits: IMDb 35k/5k/10k, the book's SMS spam 1045/149/300.
 DATASET_ROWS = {"imdb": (35_000, 5_000, 10_000), "sms-spam": (1_045, 149, 300)}
@@ -90,7 +90,7 @@ class Peaks:
         self.device, self.name, self.known = device, name, {}
 
     def get(self, precision: str) -> float | None:
-        from .peaks import device_peaks
+        from sentibench.speed.peaks import device_peaks
 
         if precision not in self.known:
             found = device_peaks(self.device.type, self.name, [precision], None)[0]
@@ -102,8 +102,8 @@ def _flops_rates(model: str, length: int, device: torch.device, precision: str,
                  peaks: Peaks) -> tuple[float, float, int, str] | None:
     """(train, eval) tokens/s from FLOPs at the assumed MFU, the model's layer count, and
     the source's wording; None when the peak is unknown."""
-    from .models import meta_model
-    from .peaks import flops_text
+    from sentibench.speed.models import meta_model
+    from sentibench.speed.peaks import flops_text
 
     tflops = peaks.get(precision)
     if tflops is None:
@@ -127,8 +127,8 @@ def _measured_rates(figures: dict[str, Any] | None, model: str, precision: str
 
 def neural_seconds(exp: Any, dataset: str, device: torch.device,
                    figures: dict[str, Any] | None, peaks: Peaks) -> tuple[float | None, str]:
-    from ..bench import row_options
-    from ..engine.plan import resolve_precision
+    from sentibench.bench.run import row_options
+    from sentibench.engine.plan import resolve_precision
 
     data, model_args, train = row_options(exp.family, exp.model, exp.settings)
     tokens = row_tokens(dataset, data, model_args, train)
@@ -150,7 +150,7 @@ def neural_seconds(exp: Any, dataset: str, device: torch.device,
 def estimate_rows(experiments: list[Any], dataset: str, device: torch.device
                   ) -> tuple[list[RowEstimate], str]:
     """An estimate per experiment, and the device's name."""
-    from .run import device_name
+    from sentibench.speed.run import device_name
 
     name = device_name(device)
     figures = load_figures(name)
@@ -161,7 +161,7 @@ def estimate_rows(experiments: list[Any], dataset: str, device: torch.device
         if get_family(exp.family).engine:
             seconds, source = neural_seconds(exp, dataset, device, figures, peaks)
         else:
-            from ..bench import row_options
+            from sentibench.bench.run import row_options
 
             data = row_options(exp.family, exp.model, exp.settings)[0]
             full = DATASET_ROWS.get(dataset, DATASET_ROWS["imdb"])[0]
@@ -182,7 +182,7 @@ def _duration(seconds: float | None) -> str:
 
 def print_dry_run(bench: Any, experiments: list[Any], dataset: str) -> None:
     """Print the plan with an estimate per row; run nothing, write nothing."""
-    from ..engine.plan import resolve_device
+    from sentibench.engine.plan import resolve_device
 
     try:
         device = resolve_device(bench.device)

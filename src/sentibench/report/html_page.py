@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .compare import RunStats, format_stats
-from .plots import ACCURACY_PLOT, LOSS_PLOT, row_figure
-from .report import format_table
-from .rows import Row
+from sentibench.report.compare import RunStats, format_stats
+from sentibench.report.plots import ACCURACY_PLOT, LOSS_PLOT, row_figure
+from sentibench.report.rows import Row
+from sentibench.report.tables import format_table
 
 HTML_FILE = "report.html"
 WRONG_EXAMPLES = 10
@@ -60,7 +60,7 @@ def _image(data: bytes, alt: str) -> str:
 
 def _wrong_examples(row: Row) -> str:
     """The test rows the run got wrong with the highest confidence (texts shortened)."""
-    from .results import read_predictions
+    from sentibench.run.results import read_predictions
 
     res = row.result
     saved = read_predictions(row.run_dir, res.labels) if row.run_dir else None
@@ -102,7 +102,7 @@ def _row_section(row: Row, stat: RunStats | None) -> str:
 def build_html(bench: Path, rows: Sequence[Row], all_stats: Sequence[RunStats],
                header: str) -> Path:
     """Write ``bench/report.html`` from the rows, their statistics and the saved plots."""
-    from .fileio import atomic_write_text
+    from sentibench.core.fileio import atomic_write_text
 
     stats_by_name = {s.name: s for s in all_stats}
     title, _, intro = header.partition("\n")

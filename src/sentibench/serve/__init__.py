@@ -1,0 +1,2 @@
+"""Putting saved runs to work: scoring new text with a run (``predict``) or an ensemble of
+runs."""
