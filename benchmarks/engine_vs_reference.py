@@ -45,7 +45,8 @@ from sentibench.data.imdb import prepare
 from sentibench.data.splits import load_splits
 from sentibench.engine import Engine, TrainConfig
 from sentibench.engine.plan import resolve_device
-from sentibench.models.registry import FAMILIES, GPTArgs, HFArgs
+from sentibench.models.options import GPTArgs, HFArgs
+from sentibench.models.registry import FAMILIES
 from sentibench.run.neural import encode_splits
 from sentibench.speed.peaks import gpu_peak
 

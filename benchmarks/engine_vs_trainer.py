@@ -109,11 +109,9 @@ def _setup(args: argparse.Namespace):
 
 def monitor_rows(cfg, train_rows: int, val_rows: int) -> tuple[list[int], list[int]]:
     """The rows the engine logs its losses on (its own rule, called on row counts)."""
-    from types import SimpleNamespace
+    from sentibench.engine.monitoring import monitor_indices
 
-    from sentibench.engine import Engine
-
-    return Engine._monitor_indices(SimpleNamespace(cfg=cfg), range(train_rows), range(val_rows))
+    return monitor_indices(cfg, train_rows, val_rows)
 
 
 def checkpoint_of(model: str) -> str:
@@ -188,7 +186,8 @@ def engine_job(args: argparse.Namespace) -> JobResult:
     """``sentibench train-hf``'s path (experiments.run_neural: registry model, encode_splits,
     Engine.fit, Engine.predict_logits) without writing a run directory."""
     from sentibench.engine import Engine
-    from sentibench.models.registry import FAMILIES, HFArgs
+    from sentibench.models.options import HFArgs
+    from sentibench.models.registry import FAMILIES
     from sentibench.run.neural import encode_splits, resolve_max_length
 
     frames, labels, cfg = _setup(args)

@@ -34,6 +34,7 @@ from sentibench.models.baselines import (
     predict_proba,
     save_pipeline,
 )
+from sentibench.run import sklearn as sklearn_run
 from sentibench.run.results import RunArgs, read_results
 
 ACCURACY_LINES = re.compile(r"Training accuracy: (\d+\.\d\d)%\nValidation accuracy: "
@@ -205,7 +206,7 @@ def test_train_logreg_tfidf_and_bench_runner(small_data, tmp_path, capsys):
     assert main(["train-logreg", "--features", "tfidf", "--data-dir", str(small_data),
                  "--out", str(tmp_path / "tfidf")]) == 0
     assert read_results(tmp_path / "tfidf").model == "logreg-tfidf"
-    result = baselines.run_baseline("dummy", DataArgs(small_data, 30, 10),
+    result = sklearn_run.run_baseline("dummy", DataArgs(small_data, 30, 10),
                                     RunArgs(tmp_path / "dummy", ["bench"]))
     assert result.params == 0 and result.data["rows"] == {"train": 30, "validation": 10,
                                                           "test": 10}

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from sentibench.bench.overrides import load_override_file, parse_overrides
+from sentibench.bench.plan import load_rerun, plan
 from sentibench.bench.presets import PRESETS
-from sentibench.bench.run import load_rerun, plan
 from sentibench.cli import main
 from sentibench.core.errors import SentibenchError
 from sentibench.models.registry import MODELS

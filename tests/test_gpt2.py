@@ -504,7 +504,8 @@ def test_save_and_load_classifier(tokenizer, tmp_path):
 
 
 def test_random_weights_are_reproducible_from_the_seed(tiny_gpt2_dir):
-    from sentibench.models.registry import GPTArgs, build_gpt2
+    from sentibench.models.options import GPTArgs
+    from sentibench.models.registry import build_gpt2
 
     args = GPTArgs(model_size=str(tiny_gpt2_dir), weights="random")
     first, second = build_gpt2(args, seed=7).model, build_gpt2(args, seed=7).model

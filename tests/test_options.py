@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sentibench.bench.overrides import parse_overrides
-from sentibench.bench.run import allowed_settings, plan
+from sentibench.bench.plan import allowed_settings, plan
 from sentibench.cli import build_parser
 from sentibench.core.errors import SentibenchError
 from sentibench.core.options import (
@@ -25,7 +25,8 @@ from sentibench.core.options import (
 )
 from sentibench.data.config import DataArgs, PrepareConfig
 from sentibench.engine.config import TrainConfig
-from sentibench.models.registry import FAMILIES, GPTArgs, HFArgs
+from sentibench.models.options import GPTArgs, HFArgs
+from sentibench.models.registry import FAMILIES
 
 
 @dataclass

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from sentibench.bench.estimate import estimate_rows, row_tokens
-from sentibench.bench.run import plan
+from sentibench.bench.plan import plan
 from sentibench.cli import main
 from sentibench.speed import models
 from sentibench.speed.checks import compiled_vs_eager, within_tolerance
@@ -188,7 +188,7 @@ def test_dry_run_uses_saved_speedtest_figures(monkeypatch):
 
 def test_row_tokens_follow_the_data_set_and_length_rule():
     exp = next(e for e in plan("spam", None, {}) if e.model == "gpt2-small")
-    from sentibench.bench.run import row_options
+    from sentibench.bench.plan import row_options
 
     tokens = row_tokens("sms-spam", *row_options(exp.family, exp.model, exp.settings))
     assert tokens["length"] == 120 and tokens["train_rows"] == 1045  # longest SMS, full split

@@ -251,7 +251,7 @@ def test_no_padding_feeds_every_row_at_its_own_length():
     engine, _ = quiet_engine(MeanPoolClassifier(fixed_padding=True), no_padding=True)
     assert engine.pad_to is None and engine.multiple_of == 1
     test = synthetic_split(30, 3)
-    batches = list(engine._eval_batches(test, range(len(test))))
+    batches = list(engine.evaluator.eval_batches(test, range(len(test))))
     assert all(len({len(test.ids[i]) for i in batch}) == 1 for batch in batches)
     assert sorted(i for batch in batches for i in batch) == list(range(30))
 

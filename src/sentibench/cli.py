@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from sentibench import __version__
+from sentibench.bench.plan import BenchArgs
 from sentibench.bench.presets import PRESETS
-from sentibench.bench.run import BenchArgs
 from sentibench.core import runtime
 from sentibench.core.errors import SentibenchError
 from sentibench.core.options import add_flag, add_options, from_namespace
@@ -77,7 +77,7 @@ def _add_train_logreg(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train_logreg(args: argparse.Namespace, argv: list[str]) -> None:
-    from sentibench.models.baselines import run_logreg_command
+    from sentibench.run.sklearn import run_logreg_command
 
     run_logreg_command(FEATURES[args.features], data_args(args), run_args(args, argv))
 
@@ -165,7 +165,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 def _run_bench(args: argparse.Namespace, argv: list[str]) -> None:
     from sentibench.bench.overrides import load_override_file, parse_overrides, parse_seeds
-    from sentibench.bench.run import load_rerun, run_bench
+    from sentibench.bench.plan import load_rerun
+    from sentibench.bench.run import run_bench
 
     command = ["sentibench", *argv]
     if args.rerun is not None:

@@ -127,7 +127,7 @@ def _measured_rates(figures: dict[str, Any] | None, model: str, precision: str
 
 def neural_seconds(exp: Any, dataset: str, device: torch.device,
                    figures: dict[str, Any] | None, peaks: Peaks) -> tuple[float | None, str]:
-    from sentibench.bench.run import row_options
+    from sentibench.bench.plan import row_options
     from sentibench.engine.plan import resolve_precision
 
     data, model_args, train = row_options(exp.family, exp.model, exp.settings)
@@ -161,7 +161,7 @@ def estimate_rows(experiments: list[Any], dataset: str, device: torch.device
         if get_family(exp.family).engine:
             seconds, source = neural_seconds(exp, dataset, device, figures, peaks)
         else:
-            from sentibench.bench.run import row_options
+            from sentibench.bench.plan import row_options
 
             data = row_options(exp.family, exp.model, exp.settings)[0]
             full = DATASET_ROWS.get(dataset, DATASET_ROWS["imdb"])[0]

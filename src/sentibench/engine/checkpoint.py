@@ -19,8 +19,8 @@ from torch import nn
 
 from sentibench.core.errors import SentibenchError
 from sentibench.core.fileio import atomic_write_json
+from sentibench.engine.config import CHECKPOINT_DIR
 from sentibench.engine.state import History, Resume, TrainState
-from sentibench.run.results import CHECKPOINT_DIR
 
 STATE_FILE = "state.json"
 BEST_FILE = "best.safetensors"

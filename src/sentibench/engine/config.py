@@ -21,6 +21,7 @@ DEFAULT_SEED = 123  # the reference's torch.manual_seed
 SELECT_METRICS = ("none", "val_accuracy", "val_loss")  # --select-best
 IGNORE_INDEX = -100  # torch's default: no class index equals it, so no row is left out
 QUANTIZE = ("none", "int8")  # predict --quantize
+CHECKPOINT_DIR = "checkpoint"  # inside a run directory: its resumable state (engine.checkpoint)
 WINDOWS = ("auto", "on", "off")  # predict --windows
 
 

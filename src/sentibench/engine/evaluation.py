@@ -1,6 +1,6 @@
 """Scoring splits with the weights in training: length-sorted batches under
 ``inference_mode``, and rows already scored with the current weights taken from a memo.
-A mixin of :class:`~sentibench.engine.training.Engine`.
+The :class:`~sentibench.engine.training.Engine` owns one :class:`Evaluator`.
 
 Unlike ``predict``, evaluation keeps torch's own threads on each batch: scoring batches on
 one-thread worker threads (``inference.scored_ahead``) was measured here and gained nothing
@@ -34,21 +34,30 @@ class LogitsMemo:
     have: torch.Tensor  # [rows] bool
 
 
-class Evaluation:
-    """Logits, loss and accuracy of rows of a split; the engine provides these attributes."""
+class Evaluator:
+    """Logits, loss and accuracy of rows of a split, with the engine's current weights.
 
-    cfg: TrainConfig
-    plan: Plan
-    model: nn.Module
-    device: torch.device
-    dist: distributed.DistInfo
-    class_weights: torch.Tensor | None
-    _memo: tuple[tuple, dict[int, LogitsMemo]]
-    _steps_taken: int
-    _split_logits: Callable[..., tuple[torch.Tensor, torch.Tensor]]
-    _collated: Callable[..., Iterator[tuple[torch.Tensor, ...] | None]]
+    ``logits_of(split, rows, tensors)`` gives (logits, labels) of some rows, through the
+    feature cache where it holds them; ``collated(split, batches)`` the collated tensors
+    of batches (or None each when the cache serves them). The engine calls
+    :meth:`weights_updated` after each optimizer step, which empties the memo.
+    """
 
-    def _eval_batches(self, split: EncodedSplit, indices: Sequence[int]) -> Iterator[list[int]]:
+    def __init__(self, cfg: TrainConfig, plan: Plan, model: nn.Module,
+                 dist: distributed.DistInfo, class_weights: torch.Tensor | None,
+                 logits_of: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+                 collated: Callable[..., Iterator[tuple[torch.Tensor, ...] | None]]) -> None:
+        self.cfg, self.plan, self.model, self.dist = cfg, plan, model, dist
+        self.class_weights = class_weights
+        self._logits_of, self._collated = logits_of, collated
+        self._memo: tuple[tuple, dict[int, LogitsMemo]] = ((), {})
+        self._updates = 0
+
+    def weights_updated(self) -> None:
+        """Our optimizer stepped (fused AdamW leaves the version counters alone)."""
+        self._updates += 1
+
+    def eval_batches(self, split: EncodedSplit, indices: Sequence[int]) -> Iterator[list[int]]:
         batches = sorted_batches(split, indices, self.plan.eval_batch_size)
         if not self.cfg.no_padding:
             return batches
@@ -57,7 +66,7 @@ class Evaluation:
     def _memo_for(self, split: EncodedSplit) -> LogitsMemo | None:
         """The split's memo, emptied whenever any weight changed: by our optimizer steps
         (fused AdamW leaves version counters alone) or in place elsewhere (the counters)."""
-        version = (self._steps_taken, *((id(p), p._version) for p in self.model.parameters()))
+        version = (self._updates, *((id(p), p._version) for p in self.model.parameters()))
         if version != self._memo[0]:
             self._memo = (version, {})
         return self._memo[1].get(id(split))
@@ -92,13 +101,13 @@ class Evaluation:
         self.model.eval()
         out = torch.empty((len(local), 0))
         where = {idx: pos for pos, idx in enumerate(local)}
-        batches = list(self._eval_batches(split, local))
+        batches = list(self.eval_batches(split, local))
         hide = progress is None or not self.dist.is_main
         stream = zip(batches, self._collated(split, batches), strict=True)
         try:
             for batch, tensors in progress_bar(stream, total=len(batches), desc=progress,
                                                disable=hide, leave=False):
-                logits = self._split_logits(split, batch, tensors)[0].cpu()
+                logits = self._logits_of(split, batch, tensors)[0].cpu()
                 if out.shape[1] == 0:
                     out = torch.empty((len(local), logits.shape[1]))
                 out[[where[i] for i in batch]] = logits

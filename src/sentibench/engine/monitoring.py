@@ -1,6 +1,7 @@
 """What the engine reports while it trains: the reference's loss and accuracy lines on a
 fixed set of rows, the learning-rate schedule, and ``--eval-every`` / ``--select-best`` on
-the whole validation split. A mixin of :class:`~sentibench.engine.training.Engine`."""
+the whole validation split. The :class:`~sentibench.engine.training.Engine` owns one
+:class:`Monitor` per fit."""
 
 from __future__ import annotations
 
@@ -22,38 +23,45 @@ if TYPE_CHECKING:
     from sentibench.engine.state import History
 
 
-class Monitoring:
-    """Reporting and best-weight selection; the engine provides these attributes."""
+def monitor_indices(cfg: TrainConfig, train_rows: int, val_rows: int
+                    ) -> tuple[list[int], list[int]]:
+    """The reference evaluates on the first ``eval_iter`` batches of each loader: the
+    rows the loss lines are computed on (train rows drawn once by the seed)."""
+    count = cfg.eval_iter * cfg.batch_size
+    generator = torch.Generator().manual_seed(cfg.seed)
+    train_idx = torch.randperm(train_rows, generator=generator)[:count].tolist()
+    return train_idx, list(range(min(count, val_rows)))
 
-    cfg: TrainConfig
-    model: nn.Module
-    history: History
-    best: Best | None
-    log: Callable[[str], None]
-    loss_and_accuracy: Callable[[EncodedSplit, Sequence[int]], tuple[float, float]]
-    _total: int
 
-    def _monitor_indices(self, train: EncodedSplit,
-                         val: EncodedSplit) -> tuple[list[int], list[int]]:
-        """The reference evaluates on the first ``eval_iter`` batches of each loader."""
-        count = self.cfg.eval_iter * self.cfg.batch_size
-        generator = torch.Generator().manual_seed(self.cfg.seed)
-        train_idx = torch.randperm(len(train), generator=generator)[:count].tolist()
-        return train_idx, list(range(min(count, len(val))))
+class Monitor:
+    """Reporting and best-weight selection during one fit of ``total`` optimizer steps.
 
-    def _restore_best(self) -> None:
+    ``loss_and_accuracy(split, rows)`` scores rows with the current weights (the engine's
+    :class:`~sentibench.engine.evaluation.Evaluator`); lines go to ``log``; what is
+    measured is appended to ``history``.
+    """
+
+    def __init__(self, cfg: TrainConfig, model: nn.Module, history: History,
+                 best: Best | None, log: Callable[[str], None],
+                 loss_and_accuracy: Callable[[EncodedSplit, Sequence[int]],
+                                             tuple[float, float]],
+                 total: int) -> None:
+        self.cfg, self.model, self.history, self.best = cfg, model, history, best
+        self.log, self.loss_and_accuracy, self.total = log, loss_and_accuracy, total
+
+    def restore_best(self) -> None:
         if self.best is not None and self.best.params is not None:
             self.best.restore(self.model)
             self.log(f"Restored the weights of step {self.best.step} "
                      f"({self.best.metric} {self.best.value:.4f})")
 
-    def _set_learning_rate(self, optimizer: torch.optim.Optimizer, step: int) -> None:
-        warmup = warmup_steps(self._total, self.cfg.warmup_ratio)
-        factor = lr_factor(step, self._total, warmup, self.cfg.lr_schedule)
+    def set_learning_rate(self, optimizer: torch.optim.Optimizer, step: int) -> None:
+        warmup = warmup_steps(self.total, self.cfg.warmup_ratio)
+        factor = lr_factor(step, self.total, warmup, self.cfg.lr_schedule)
         for group in optimizer.param_groups:
             group["lr"] = self.cfg.learning_rate * factor
 
-    def _evaluate_and_select(self, state: TrainState, val: EncodedSplit) -> None:
+    def evaluate_and_select(self, state: TrainState, val: EncodedSplit) -> None:
         """--eval-every: the whole validation split; the best weights are kept."""
         loss, accuracy = self.loss_and_accuracy(val, range(len(val)))
         step = state.global_step
@@ -69,7 +77,7 @@ class Monitoring:
         if state.stopped:
             self.log(f"Early stopping: {self.best.bad} evaluations without improvement")
 
-    def _log_losses(self, state: TrainState, train: EncodedSplit, val: EncodedSplit,
+    def log_losses(self, state: TrainState, train: EncodedSplit, val: EncodedSplit,
                     train_mon: list[int], val_mon: list[int]) -> None:
         train_loss, _ = self.loss_and_accuracy(train, train_mon)
         val_loss, _ = self.loss_and_accuracy(val, val_mon)
@@ -79,12 +87,12 @@ class Monitoring:
         self.history.train_loss.append(train_loss)
         self.history.val_loss.append(val_loss)
         self.history.learning_rate.append(self.cfg.learning_rate * lr_factor(
-            step, self._total, warmup_steps(self._total, self.cfg.warmup_ratio),
+            step, self.total, warmup_steps(self.total, self.cfg.warmup_ratio),
             self.cfg.lr_schedule))
         self.log(f"Ep {epoch + 1} (Step {step:06d}): "
                  f"Train loss {train_loss:.3f}, Val loss {val_loss:.3f}")
 
-    def _log_epoch_accuracy(self, train: EncodedSplit, val: EncodedSplit,
+    def log_epoch_accuracy(self, train: EncodedSplit, val: EncodedSplit,
                             train_mon: list[int], val_mon: list[int]) -> None:
         _, train_acc = self.loss_and_accuracy(train, train_mon)
         _, val_acc = self.loss_and_accuracy(val, val_mon)

@@ -33,9 +33,9 @@ from sentibench.engine.batching import (
     same_length_groups,
 )
 from sentibench.engine.config import TrainConfig
-from sentibench.engine.evaluation import Evaluation, LogitsMemo
+from sentibench.engine.evaluation import Evaluator
 from sentibench.engine.loss import batch_loss, loss_denominator
-from sentibench.engine.monitoring import Monitoring
+from sentibench.engine.monitoring import Monitor, monitor_indices
 from sentibench.engine.plan import AMP_DTYPES, resolve_device, resolve_plan
 from sentibench.engine.selection import Best
 from sentibench.engine.state import History, Resume, TrainState
@@ -45,7 +45,7 @@ SPLIT_OVERHEAD_TOKENS = 64  # a micro-batch's fixed cost, in padded tokens (meas
 Checkpointer = Callable[..., None]  # (model, optimizer, state, history, best weights)
 
 
-class Engine(Monitoring, Evaluation):
+class Engine:
     """Trains and evaluates one classifier on encoded splits.
 
     Models that can be cut into a frozen part and a trainable rest expose ``features()``,
@@ -89,8 +89,9 @@ class Engine(Monitoring, Evaluation):
             budget = int(cfg.feature_cache_gb * 1024**3) if cfg.feature_cache_gb is not None \
                 else feature_cache.default_budget_bytes()
             self.cache = feature_cache.FeatureCache(self.cache_level, budget, self.log)
-        self._memo: tuple[tuple, dict[int, LogitsMemo]] = ((), {})
-        self._steps_taken = 0
+        self.evaluator = Evaluator(cfg, self.plan, self.model, self.dist, self.class_weights,
+                                   self._split_logits, self._collated)
+        self.monitor: Monitor | None = None  # made by each fit
         self.best = Best(cfg.select_best, cfg.early_stopping_patience) \
             if cfg.select_best != "none" else None
 
@@ -108,7 +109,7 @@ class Engine(Monitoring, Evaluation):
         was_training = self.model.training
         self.model.eval()
         try:
-            batches = list(self._eval_batches(split, range(len(split))))
+            batches = list(self.evaluator.eval_batches(split, range(len(split))))
             for batch in progress_bar(batches, desc="caching features", leave=False,
                               disable=not self.dist.is_main):
                 input_ids, mask, _ = self._batch(split, batch)
@@ -138,6 +139,20 @@ class Engine(Monitoring, Evaluation):
         input_ids, mask, labels = self._to_device(tensors) if tensors is not None \
             else self._batch(split, indices)
         return self._logits(input_ids, mask), labels
+
+    # -- evaluation (the evaluator's, with this engine's weights) ---------------------
+    def predict_logits(self, split: EncodedSplit, indices: Sequence[int] | None = None,
+                       progress: str | None = None) -> torch.Tensor:
+        """Logits for ``indices`` (default: all rows), in the order given."""
+        return self.evaluator.predict_logits(split, indices, progress)
+
+    def loss_and_accuracy(self, split: EncodedSplit, indices: Sequence[int]
+                          ) -> tuple[float, float]:
+        return self.evaluator.loss_and_accuracy(split, indices)
+
+    def evaluate(self, splits: dict[str, EncodedSplit]) -> dict[str, float]:
+        """Full-split accuracy, as the reference prints after training."""
+        return self.evaluator.evaluate(splits)
 
     # -- batches ---------------------------------------------------------------------
     def _batch(self, split: EncodedSplit, indices: Sequence[int]) -> tuple[torch.Tensor, ...]:
@@ -194,10 +209,11 @@ class Engine(Monitoring, Evaluation):
             state, self.history = resume.state, resume.history
             if self.best is not None:
                 self.best.load_state(state.best, resume.best_params)
-        monitor = self._monitor_indices(train, val)
+        monitor = monitor_indices(cfg, len(train), len(val))
         total = (len(train) // self.step_rows) * cfg.num_epochs
         total = min(total, cfg.max_steps) if cfg.max_steps is not None else total
-        self._total = total
+        self.monitor = Monitor(cfg, self.model, self.history, self.best, self.log,
+                               self.loss_and_accuracy, total)
         first_step = state.global_step
         self.model.train()
         try:
@@ -212,7 +228,7 @@ class Engine(Monitoring, Evaluation):
             self.log(f"Interrupted at step {state.global_step}; checkpoint saved.")
             raise
         if state.global_step != first_step:  # training's end is a checkpoint too
-            self._restore_best()
+            self.monitor.restore_best()
             self._checkpoint(optimizer, state)
         return self.history
 
@@ -243,23 +259,23 @@ class Engine(Monitoring, Evaluation):
         for batch, micro in zip(todo, self._train_batches(train, local), strict=True):
             if state.global_step + 1 >= total:
                 return
-            self._set_learning_rate(optimizer, state.global_step + 1)
+            self.monitor.set_learning_rate(optimizer, state.global_step + 1)
             loss = self._step(optimizer, train, micro)
             state.next_batch, state.global_step = batch + 1, state.global_step + 1
             state.seen += size
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}")
             if state.global_step % cfg.eval_freq == 0:
-                self._log_losses(state, train, val, *monitor)
+                self.monitor.log_losses(state, train, val, *monitor)
             if cfg.eval_every and (state.global_step + 1) % cfg.eval_every == 0:
-                self._evaluate_and_select(state, val)
+                self.monitor.evaluate_and_select(state, val)
             if cfg.save_every and (state.global_step + 1) % cfg.save_every == 0:
                 self._checkpoint(optimizer, state)
             if self.stop_requested:
                 raise KeyboardInterrupt  # between steps: the checkpoint is consistent
             if state.stopped:
                 return
-        self._log_epoch_accuracy(train, val, *monitor)
+        self.monitor.log_epoch_accuracy(train, val, *monitor)
         state.epoch, state.next_batch = state.epoch + 1, 0
 
     def _train_batches(self, split: EncodedSplit, local: Sequence[Sequence[int]]
@@ -310,5 +326,5 @@ class Engine(Monitoring, Evaluation):
         if self.cfg.max_grad_norm is not None:
             nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], self.cfg.max_grad_norm)
         optimizer.step()
-        self._steps_taken += 1
+        self.evaluator.weights_updated()
         return value

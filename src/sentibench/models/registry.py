@@ -1,11 +1,12 @@
-"""One entry per model name, one per family: how each is built, trained, saved and used.
+"""One entry per model name, one per family: how each model is built and loaded.
 
 Adding a model is adding a :class:`ModelSpec` to :data:`MODELS`. A spec names its family
-(``sklearn``, ``gpt2``, ``hf``), and everything that differs between families (the
-model options, how a run trains, how a saved run predicts) is a field of its
-:class:`Family` in :data:`FAMILIES`: callers look the family up, and no code outside this
-module branches on a family or model name. Light: torch and the model code are imported
-only when a model is built or loaded.
+(``sklearn``, ``gpt2``, ``hf``), and what differs between families (the model options, how
+the model is built and how a saved one is loaded) is a field of its :class:`Family` in
+:data:`FAMILIES`: callers look the family up, and no code branches on a family or model
+name. Training a run lives in :mod:`sentibench.run`, scoring saved runs in
+:mod:`sentibench.serve`. Light: torch and the model code are imported only when a model is
+built or loaded.
 """
 
 from __future__ import annotations
@@ -16,78 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sentibench.core.errors import SentibenchError
-from sentibench.core.options import option, validate
 from sentibench.data.config import DEFAULT_LABEL_NAMES
-from sentibench.models import TOKEN_POSITIONS, TRAINABLE_LAYERS
+from sentibench.models.options import BaselineArgs, GPTArgs, HFArgs
 
 if TYPE_CHECKING:
-    import numpy as np
     from torch import nn
-
-    from sentibench.data.config import DataArgs
-    from sentibench.engine.config import TrainConfig
-    from sentibench.run.results import RunArgs, RunResult
-
-CONTEXT_KEYWORDS = ("longest_training_example", "model_context_length")
-
-
-@dataclass
-class GPTArgs:
-    """The reference's train_gpt.py model flags, with its defaults."""
-
-    model_size: str = option(
-        "gpt2-small (124M)", "'gpt2-small (124M)', 'gpt2-medium (355M)', 'gpt2-large (774M)', "
-        "'gpt2-xl (1558M)', a Hub repo id or a local directory", snake=True)
-    weights: str = option("pretrained", "OpenAI's weights, or a random initialisation",
-                          choices=("pretrained", "random"))
-    trainable_layers: str = option(
-        "last_block", "all; last_block (last block + final norm + head); last_two_blocks; "
-                      "last_layer (head); "
-                      "lora (low-rank adapters on the frozen layers + head)",
-        choices=TRAINABLE_LAYERS, snake=True)
-    trainable_token_pos: str = option(
-        "last", "last: each review's true last token; first: position 0; last_padded: "
-        "position -1 of a sequence padded to the context length (the reference)",
-        choices=TOKEN_POSITIONS, snake=True)
-    average_embeddings: bool = option(
-        False, "classify the mean of the token outputs instead of one position", snake=True)
-    context_length: str = option(
-        "256", "N, longest_training_example or model_context_length", snake=True)
-    disable_causal_mask: bool = option(
-        False, "let every token attend to later tokens too (padding stays hidden, except "
-               "with last_padded, as in the book's ablation row 17)", snake=True)
-
-    def __post_init__(self) -> None:
-        self.context_length = str(self.context_length)
-        validate(self)
-        if self.context_length not in CONTEXT_KEYWORDS:
-            if not self.context_length.isdigit() or int(self.context_length) <= 0:
-                raise SentibenchError(
-                    f"--context_length must be a positive integer or one of "
-                    f"{', '.join(CONTEXT_KEYWORDS)}, got {self.context_length!r}")
-
-
-@dataclass
-class HFArgs:
-    """The reference's train_bert_hf.py model flags, with its defaults."""
-
-    model: str = option("distilbert", "a registered encoder (listed above), a Hub id or a "
-                                      "local directory")
-    trainable_layers: str = option(
-        "all", "all; last_block (last encoder layer + pooler + head); last_two_blocks; "
-               "last_layer (head); "
-               "lora (low-rank adapters on the frozen layers + head)",
-        choices=TRAINABLE_LAYERS, snake=True)
-    use_attention_mask: bool = option(True, "pass the attention mask", snake=True)
-    max_length: int = option(256, "truncate reviews to N tokens", above=0)
-
-    def __post_init__(self) -> None:
-        validate(self)
-
-
-@dataclass
-class BaselineArgs:
-    """scikit-learn baselines take no model options: the registry name is the recipe."""
 
 @dataclass(frozen=True)
 class ReferenceRow:
@@ -259,26 +193,6 @@ def _default(cls: type, name: str) -> Any:
     return next(f.default for f in fields(cls) if f.name == name)
 
 
-def _run_neural(name: str, family: str, model_args: Any, train: TrainConfig | None,
-                data: DataArgs, run: RunArgs) -> RunResult:
-    from sentibench.run.neural import run_neural
-
-    return run_neural(name, family, model_args, train, data, run)
-
-
-def _resume_neural(run_dir: Path) -> RunResult:
-    from sentibench.run.neural import resume_neural
-
-    return resume_neural(run_dir)
-
-
-def _run_baseline(name: str, family: str, model_args: Any, train: TrainConfig | None,
-                  data: DataArgs, run: RunArgs) -> RunResult:
-    from sentibench.models.baselines import run_baseline
-
-    return run_baseline(name, data, run)
-
-
 def _load_gpt2(run_dir: Path) -> tuple[nn.Module, Any]:
     from sentibench.models import gpt2_classifier
 
@@ -291,87 +205,47 @@ def _load_hf(run_dir: Path) -> tuple[nn.Module, Any]:
     return encoders.load_hf_classifier(run_dir)
 
 
-def _baseline_proba(run_dir: Path, texts: list[str], device: str, max_length: int,
-                    num_classes: int, truncation: Any = None, **scoring: Any) -> np.ndarray:
-    """Bag-of-words runs read whole texts: no length limit, windows or quantization."""
-    from sentibench.models.baselines import predict_proba
+def _load_sklearn(run_dir: Path) -> Any:
+    from sentibench.models.baselines import load_pipeline
 
-    return predict_proba(run_dir, texts, num_classes)
+    return load_pipeline(run_dir)
 
 
-def _neural_proba(load: Callable[[Path], tuple[nn.Module, Any]]) -> Callable[..., np.ndarray]:
-    def proba(run_dir: Path, texts: list[str], device: str, max_length: int,
-              num_classes: int, truncation: Any = None, *, windows: bool = False,
-              window_stride: int | None = None, quantize: str = "none",
-              int8_recheck: float = 0.0, settings: Any = None) -> np.ndarray:
-        """``settings`` (predict's options as given) arrive resolved into the others."""
-        from sentibench.engine.inference import class_probabilities, quantize_int8, rechecked
-        from sentibench.models.truncation import HEAD
-
-        model, tokenizer = load(run_dir)
-
-        def score(scorer: nn.Module, rows: list[str]) -> np.ndarray:
-            return class_probabilities(scorer, tokenizer, rows, max_length, device, None,
-                                       truncation or HEAD, windows, window_stride)
-
-        if quantize != "int8":
-            return score(model, texts)
-        return rechecked(score(quantize_int8(model), texts),
-                         lambda rows: score(model, [texts[i] for i in rows]), int8_recheck)
-
-    return proba
-
-
-def _ensemble_proba(run_dir: Path, texts: list[str], device: str, max_length: int,
-                    num_classes: int, truncation: Any = None, *,
-                    settings: Any = None, **scoring: Any) -> np.ndarray:
-    from sentibench.serve.ensemble import predict_proba
-
-    return predict_proba(run_dir, texts, device, max_length, num_classes, settings)
-
-
-def _not_a_bench_row(*args: Any) -> RunResult:
-    raise SentibenchError("an ensemble is built from finished runs: use bench --ensemble K")
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Family:
-    """How one kind of model is configured, trained and used once saved.
+    """How one kind of model is configured, built and loaded once saved.
 
     ``args``: its model-option dataclass; ``model_field``: which of those options names the
-    model (set from the bench row); ``engine``: whether the training options of
-    :class:`~sentibench.engine.config.TrainConfig` apply; ``run``: train, evaluate and save
-    one run; ``predict_proba``: class probabilities from a saved run directory;
-    ``train_defaults``: training options whose default differs for this family;
-    ``command`` / ``summary``: the sub-command that trains it, and its one-line help.
+    model (set from the bench row); ``engine``: whether it trains in the engine (so the
+    options of :class:`~sentibench.engine.config.TrainConfig` apply; else it is a
+    scikit-learn pipeline); ``build``: (model args, seed, label names) -> :class:`BuiltModel`;
+    ``load``: a saved run directory -> the model (and tokenizer); ``train_defaults``:
+    training options whose default differs for this family; ``command`` / ``summary``: the
+    sub-command that trains it, and its one-line help.
     """
 
     name: str
     args: type
-    model_field: str | None
-    engine: bool
-    run: Callable[..., RunResult]
-    predict_proba: Callable[..., np.ndarray]  # (run dir, texts, device, length, K, cut,
-    #                                          **scoring options)
-    build: Callable[..., BuiltModel] | None = None  # (model args, seed, label names)
+    load: Callable[[Path], Any]
+    model_field: str | None = None
+    engine: bool = False
+    build: Callable[..., BuiltModel] | None = None
     train_defaults: dict[str, Any] = field(default_factory=dict)
     command: str = ""
     summary: str = ""
-    resume: Callable[[Path], RunResult] | None = None
 
 
 FAMILIES: dict[str, Family] = {family.name: family for family in (
-    Family("sklearn", BaselineArgs, None, False, _run_baseline, _baseline_proba,
-           command="train-logreg", summary="bag-of-words baselines (dummy, logistic regression)"),
-    Family("gpt2", GPTArgs, "model_size", True, _run_neural, _neural_proba(_load_gpt2),
-           build_gpt2, GPT_TRAIN_DEFAULTS, "train-gpt",
-           "fine-tune the from-scratch GPT-2 as a classifier (the reference's train_gpt.py)",
-           _resume_neural),
-    Family("ensemble", BaselineArgs, None, False, _not_a_bench_row, _ensemble_proba,
-           summary="the mean of the class probabilities of the K runs best on validation"),
-    Family("hf", HFArgs, "model", True, _run_neural, _neural_proba(_load_hf), build_hf,
-           HF_TRAIN_DEFAULTS, "train-hf", "fine-tune a Hugging Face encoder, BERT family "
-           "(the reference's train_bert_hf.py)", _resume_neural),
+    Family(name="sklearn", args=BaselineArgs, load=_load_sklearn, command="train-logreg",
+           summary="bag-of-words baselines (dummy, logistic regression)"),
+    Family(name="gpt2", args=GPTArgs, load=_load_gpt2, model_field="model_size", engine=True,
+           build=build_gpt2, train_defaults=GPT_TRAIN_DEFAULTS, command="train-gpt",
+           summary="fine-tune the from-scratch GPT-2 as a classifier (the reference's "
+                   "train_gpt.py)"),
+    Family(name="hf", args=HFArgs, load=_load_hf, model_field="model", engine=True,
+           build=build_hf, train_defaults=HF_TRAIN_DEFAULTS, command="train-hf",
+           summary="fine-tune a Hugging Face encoder, BERT family (the reference's "
+                   "train_bert_hf.py)"),
 )}
 
 

@@ -36,7 +36,7 @@ from sentibench.data.splits import (
 )
 from sentibench.engine.batching import EncodedSplit, TextEncoder, encode_split
 from sentibench.engine.checkpoint import load_checkpoint, read_run_spec, save_checkpoint
-from sentibench.engine.config import TrainConfig
+from sentibench.engine.config import CHECKPOINT_DIR, TrainConfig
 from sentibench.engine.plan import resolve_device
 from sentibench.engine.training import Engine
 from sentibench.engine.windows import encode_windows
@@ -45,7 +45,6 @@ from sentibench.models.lora import apply_lora, merge_lora
 from sentibench.models.registry import BuiltModel, get_family
 from sentibench.models.truncation import HEAD, Truncation
 from sentibench.run.results import (
-    CHECKPOINT_DIR,
     RunArgs,
     RunResult,
     default_run_dir,

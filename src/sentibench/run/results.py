@@ -24,7 +24,6 @@ RESULTS_FILE = "results.json"
 FAILURES_FILE = "failures.json"  # a bench's {row: error} for rows that did not finish
 PLAN_FILE = "bench.json"  # a bench's plan: command, rows and their settings, data set
 SEED_SUFFIX = "-seed"  # the run directory of one seed of a bench row: <row>-seed<N>
-CHECKPOINT_DIR = "checkpoint"  # a run's resumable state (see engine.checkpoint)
 SPLITS = ("train", "validation", "test")
 _PACKAGES = ("sentibench", "torch", "transformers", "scikit-learn", "pandas", "numpy", "tiktoken")
 

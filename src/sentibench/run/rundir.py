@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sentibench.core.errors import SentibenchError
-from sentibench.run.results import CHECKPOINT_DIR, FAILURES_FILE, RESULTS_FILE
+from sentibench.engine.config import CHECKPOINT_DIR
+from sentibench.run.results import FAILURES_FILE, RESULTS_FILE
 
 LOCK_FILE = ".sentibench.lock"
 KEEP = (RESULTS_FILE, CHECKPOINT_DIR, FAILURES_FILE)  # finished or resumable work

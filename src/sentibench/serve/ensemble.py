@@ -30,6 +30,7 @@ from sentibench.run.results import (
     save_run_files,
     utc_now_iso,
 )
+from sentibench.serve.scoring import run_proba
 
 KIND = "ensemble"
 MEMBERS_FILE = "members.json"
@@ -104,11 +105,10 @@ def member_dirs(run_dir: Path) -> list[Path]:
     return [Path(run_dir).parent / name for name in names]
 
 
-def predict_proba(run_dir: Path, texts: list[str], device: str, max_length: int,
-                  num_classes: int, settings: PredictConfig | None = None) -> np.ndarray:
+def predict_proba(run_dir: Path, texts: list[str], device: str,
+                  settings: PredictConfig | None = None) -> np.ndarray:
     """The mean of the members' class probabilities for ``texts`` (each member scored with
     ``settings`` as predict would score it alone)."""
-    from sentibench.serve.predict import predict_proba as member_proba
-
-    return np.mean([member_proba(m, texts, device, settings) for m in member_dirs(run_dir)],
-                   axis=0)
+    settings = settings or PredictConfig()
+    return np.mean([run_proba(m, read_results(m), texts, device, settings)
+                    for m in member_dirs(run_dir)], axis=0)

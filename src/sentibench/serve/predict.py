@@ -10,37 +10,26 @@ import pandas as pd
 
 from sentibench.core.errors import SentibenchError
 from sentibench.engine.config import PredictConfig
-from sentibench.models.registry import get_family
-from sentibench.models.truncation import Truncation
 from sentibench.run.results import read_results
-
-DEFAULT_MAX_LENGTH = 256
+from sentibench.serve import ensemble
+from sentibench.serve.scoring import run_proba
 
 
 def predict_proba(run_dir: Path, texts: Sequence[str], device: str = "cpu",
                   settings: PredictConfig | None = None) -> np.ndarray:
-    """``[n, C]`` class probabilities from the model saved in ``run_dir``, scored as the run
-    was evaluated unless ``settings`` say otherwise (windows, int8 quantization)."""
+    """``[n, C]`` class probabilities from the run (or ensemble) saved in ``run_dir``, scored
+    as the run was evaluated unless ``settings`` say otherwise (windows, int8
+    quantization)."""
     settings = settings or PredictConfig()
     result = read_results(run_dir)
     if not texts:
         return np.zeros((0, len(result.labels)))
-    family = get_family(result.kind)
-    if settings.quantize != "none" and not family.engine and result.kind != "ensemble":
-        raise SentibenchError(f"--quantize {settings.quantize}: {run_dir} is a "
-                              f"{result.kind} run; only neural runs have Linear layers")
     if settings.quantize != "none" and device != "cpu":
         raise SentibenchError(f"--quantize {settings.quantize} runs on the CPU (torch's "
                               f"dynamic quantization has no {device} kernels); use --device cpu")
-    max_length = int(result.config.get("max_length", DEFAULT_MAX_LENGTH))
-    train = result.config.get("train", {})
-    truncation = Truncation(train.get("truncation", "head"), train.get("head_tokens"))
-    windows = bool(train.get("eval_windows", False)) if settings.windows == "auto" \
-        else settings.windows == "on"
-    return np.asarray(family.predict_proba(
-        Path(run_dir), list(texts), device, max_length, len(result.labels), truncation,
-        windows=windows, window_stride=train.get("window_stride"),
-        quantize=settings.quantize, int8_recheck=settings.int8_recheck, settings=settings))
+    if result.kind == ensemble.KIND:
+        return ensemble.predict_proba(Path(run_dir), list(texts), device, settings)
+    return np.asarray(run_proba(Path(run_dir), result, list(texts), device, settings))
 
 
 def read_inputs(texts: Sequence[str], file: Path | None, csv: Path | None,

@@ -1,0 +1,74 @@
+"""Model options: what a user may set about the model itself, per family, declared once.
+
+The CLI's flags, ``bench --set`` keys, results.json and resume all derive from these
+dataclasses (see :mod:`sentibench.core.options`). Defaults are the reference's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sentibench.core.errors import SentibenchError
+from sentibench.core.options import option, validate
+from sentibench.models import TOKEN_POSITIONS, TRAINABLE_LAYERS
+
+CONTEXT_KEYWORDS = ("longest_training_example", "model_context_length")
+
+
+@dataclass
+class GPTArgs:
+    """The reference's train_gpt.py model flags, with its defaults."""
+
+    model_size: str = option(
+        "gpt2-small (124M)", "'gpt2-small (124M)', 'gpt2-medium (355M)', 'gpt2-large (774M)', "
+        "'gpt2-xl (1558M)', a Hub repo id or a local directory", snake=True)
+    weights: str = option("pretrained", "OpenAI's weights, or a random initialisation",
+                          choices=("pretrained", "random"))
+    trainable_layers: str = option(
+        "last_block", "all; last_block (last block + final norm + head); last_two_blocks; "
+                      "last_layer (head); "
+                      "lora (low-rank adapters on the frozen layers + head)",
+        choices=TRAINABLE_LAYERS, snake=True)
+    trainable_token_pos: str = option(
+        "last", "last: each review's true last token; first: position 0; last_padded: "
+        "position -1 of a sequence padded to the context length (the reference)",
+        choices=TOKEN_POSITIONS, snake=True)
+    average_embeddings: bool = option(
+        False, "classify the mean of the token outputs instead of one position", snake=True)
+    context_length: str = option(
+        "256", "N, longest_training_example or model_context_length", snake=True)
+    disable_causal_mask: bool = option(
+        False, "let every token attend to later tokens too (padding stays hidden, except "
+               "with last_padded, as in the book's ablation row 17)", snake=True)
+
+    def __post_init__(self) -> None:
+        self.context_length = str(self.context_length)
+        validate(self)
+        if self.context_length not in CONTEXT_KEYWORDS:
+            if not self.context_length.isdigit() or int(self.context_length) <= 0:
+                raise SentibenchError(
+                    f"--context_length must be a positive integer or one of "
+                    f"{', '.join(CONTEXT_KEYWORDS)}, got {self.context_length!r}")
+
+
+@dataclass
+class HFArgs:
+    """The reference's train_bert_hf.py model flags, with its defaults."""
+
+    model: str = option("distilbert", "a registered encoder (listed above), a Hub id or a "
+                                      "local directory")
+    trainable_layers: str = option(
+        "all", "all; last_block (last encoder layer + pooler + head); last_two_blocks; "
+               "last_layer (head); "
+               "lora (low-rank adapters on the frozen layers + head)",
+        choices=TRAINABLE_LAYERS, snake=True)
+    use_attention_mask: bool = option(True, "pass the attention mask", snake=True)
+    max_length: int = option(256, "truncate reviews to N tokens", above=0)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+@dataclass
+class BaselineArgs:
+    """scikit-learn baselines take no model options: the registry name is the recipe."""

@@ -1,0 +1,37 @@
+"""Run or resume one row by its family: the engine's loop for neural families, a
+scikit-learn fit for the bag-of-words ones. The only place that chooses between them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sentibench.data.config import DataArgs
+from sentibench.engine.config import CHECKPOINT_DIR, TrainConfig
+from sentibench.models.registry import get_family
+from sentibench.run.results import RunArgs, RunResult
+
+
+def run_row(model: str, family_name: str, model_args: Any, train: TrainConfig | None,
+            data: DataArgs, run: RunArgs) -> RunResult:
+    """Train, evaluate and save one run of registered (or custom) ``model``."""
+    family = get_family(family_name)
+    if family.engine:
+        from sentibench.run.neural import run_neural
+
+        return run_neural(model, family.name, model_args, train, data, run)
+    from sentibench.run.sklearn import run_baseline
+
+    return run_baseline(model, data, run)
+
+
+def resumable(family_name: str, run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds an interrupted run that ``resume_row`` can continue."""
+    return get_family(family_name).engine and (Path(run_dir) / CHECKPOINT_DIR).is_dir()
+
+
+def resume_row(run_dir: Path) -> RunResult:
+    """Continue an interrupted neural run from its checkpoint, with its own settings."""
+    from sentibench.run.neural import resume_neural
+
+    return resume_neural(run_dir)
