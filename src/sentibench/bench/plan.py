@@ -174,6 +174,9 @@ class BenchArgs:
     command: list[str] = field(default_factory=list)
     dry_run: bool = option(False, "print the plan with an estimated time per row on this "
                                   "device (see sentibench speedtest); run nothing")
+    overwrite: bool = option(False, "discard the rows already in --out and run every row "
+                                    "again (needed when the data or base model changed "
+                                    "since they ran)")
 
 
 def load_rerun(bench_dir: Path, out: Path | None, command: list[str]) -> BenchArgs:

@@ -17,8 +17,14 @@ from sentibench.bench.plan import BenchArgs, Experiment, plan, plan_entry, row_o
 from sentibench.bench.presets import PRESETS
 from sentibench.core.errors import SentibenchError
 from sentibench.core.fileio import atomic_write_json
-from sentibench.engine.config import check_device
+from sentibench.engine.config import CHECKPOINT_DIR, check_device
 from sentibench.models.registry import get_family
+from sentibench.run.fingerprint import (
+    check_same_inputs,
+    data_inputs,
+    model_files,
+    recorded_inputs,
+)
 from sentibench.run.results import (
     FAILURES_FILE,
     PLAN_FILE,
@@ -26,6 +32,7 @@ from sentibench.run.results import (
     RunArgs,
     environment,
     format_accuracy_lines,
+    read_results,
     safe_name,
     utc_stamp,
 )
@@ -60,14 +67,74 @@ def _accept_plan(bench_dir: Path, old: list[dict], wanted: list[dict]) -> None:
             shutil.rmtree(bench_dir / safe_name(name), ignore_errors=True)
 
 
+def _row_dirs(bench_dir: Path, experiments: list[Experiment]) -> list[Path]:
+    """The run directories a bench directory may hold for this plan, the ensemble's too."""
+    names = [safe_name(e.name) for e in experiments]
+    names += [p.name for p in bench_dir.glob("ensemble-top*") if p.is_dir()]
+    return [bench_dir / name for name in names]
+
+
+def _discard_rows(bench_dir: Path, experiments: list[Experiment]) -> None:
+    """--overwrite: remove the rows' run directories (finished or interrupted)."""
+    for run_dir in _row_dirs(bench_dir, experiments):
+        if run_dir.is_dir():
+            shutil.rmtree(run_dir)
+    (bench_dir / FAILURES_FILE).unlink(missing_ok=True)
+
+
+def _check_inputs(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]) -> None:
+    """Finished and interrupted rows must have been made from the data (and local base
+    model) the bench would use now; else one error naming the row and what changed."""
+    hint = ("use --overwrite to run every row again on what is there now, or give a new "
+            "--out")
+    now = data_inputs(bench.data_dir)
+    for run_dir in _row_dirs(bench_dir, experiments):
+        recorded = _recorded_inputs(run_dir)
+        if recorded is None:
+            continue
+        current = now
+        if recorded.get("model") is not None:
+            current = {**now, "model": model_files(recorded.pop("source", None)) or {}}
+        check_same_inputs(f"{run_dir}", recorded, current, bench.data_dir, hint)
+
+
+def _recorded_inputs(run_dir: Path) -> dict | None:
+    """What a finished row's results.json, or an interrupted row's checkpoint, records."""
+    if (run_dir / RESULTS_FILE).is_file():
+        try:
+            result = read_results(run_dir)
+        except SentibenchError:
+            return None  # unreadable: not a finished row, run again
+        recorded = recorded_inputs(result.data, result.labels, result.config)
+        return {**recorded, "source": result.config.get("checkpoint")}
+    if (run_dir / CHECKPOINT_DIR / "state.json").is_file():
+        from sentibench.engine.checkpoint import read_run_spec
+
+        inputs = read_run_spec(run_dir).get("inputs")
+        return None if inputs is None else {**inputs, "model": None}  # resume checks it
+    return None
+
+
+def _finished(run_dir: Path) -> bool:
+    """A row is finished when its results.json reads back (a damaged one runs again)."""
+    try:
+        read_results(run_dir)
+    except SentibenchError:
+        return False
+    return True
+
+
 def _write_plan(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]) -> None:
     from sentibench.data.splits import data_checksums, dataset_name
 
     plan_path = bench_dir / PLAN_FILE
     wanted = [plan_entry(e) for e in experiments]
-    if plan_path.is_file():
-        old = json.loads(plan_path.read_text(encoding="utf-8")).get("experiments", [])
-        if old == wanted:
+    if plan_path.is_file():  # the rows' inputs were checked: only the plan may differ
+        before = json.loads(plan_path.read_text(encoding="utf-8"))
+        old = before.get("experiments", [])
+        same_data = (before.get("data_dir"), before.get("data_sha256")) == \
+            (str(bench.data_dir), data_checksums(bench.data_dir))
+        if old == wanted and same_data:
             return
         _accept_plan(bench_dir, old, wanted)
     atomic_write_json(plan_path, {
@@ -119,6 +186,9 @@ def run_bench(bench: BenchArgs) -> Path | None:
     ensure_prepared(bench.data_dir, dataset, bench.source)
     bench_dir.mkdir(parents=True, exist_ok=True)
     with lock(bench_dir):
+        if bench.overwrite:
+            _discard_rows(bench_dir, experiments)
+        _check_inputs(bench_dir, bench, experiments)
         _write_plan(bench_dir, bench, experiments)
         failures = _run_rows(bench_dir, bench, experiments)
         if bench.ensemble:
@@ -133,7 +203,7 @@ def _run_rows(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]
     for index, exp in enumerate(experiments, 1):
         run_dir = bench_dir / safe_name(exp.name)
         header = f"[{index}/{len(experiments)}] {exp.name}"
-        if (run_dir / RESULTS_FILE).is_file():
+        if _finished(run_dir):
             print(f"{header}: already completed in {run_dir}, skipping")
             continue
         print(f"\n{header} {exp.settings or ''}".rstrip())

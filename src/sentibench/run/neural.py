@@ -44,6 +44,7 @@ from sentibench.models import count_parameters
 from sentibench.models.lora import apply_lora, merge_lora
 from sentibench.models.registry import BuiltModel, get_family
 from sentibench.models.truncation import HEAD, Truncation
+from sentibench.run.fingerprint import check_same_inputs, data_inputs, model_files
 from sentibench.run.results import (
     RunArgs,
     RunResult,
@@ -138,8 +139,15 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
     labels = read_label_names(data.data_dir)
     check_trainable(frames, data, train_cfg.batch_size * train_cfg.accumulation_steps)
     resolve_device(train_cfg.device)
+    recorded = _resumed_inputs(run_dir, data) if resume_from else None
     with run_directory(run_dir, overwrite=run.overwrite, resume=resume_from is not None):
         built = get_family(family).build(model_args, train_cfg.seed, labels)
+        inputs = {**data_inputs(data.data_dir),
+                  "model": model_files(built.config.get("checkpoint"))}
+        if recorded is not None and recorded.get("model") is not None:
+            check_same_inputs(f"the checkpoint in {run_dir}", recorded, inputs,
+                              data.data_dir, _RESTART_HINT)
+        built.config["model_sha256"] = inputs["model"]
         lora = getattr(model_args, "trainable_layers", None) == "lora"
         if lora:
             adapted = apply_lora(built.model, train_cfg.lora_rank, train_cfg.lora_alpha,
@@ -152,7 +160,8 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
         engine = Engine(built.model, train_cfg, max_length, class_weights=weights)
         engine.log(engine.plan.describe())
         spec = {"name": name, "family": family, "model_args": asdict(model_args),
-                "train": train_cfg.to_dict(), "command": run.command, "data": to_dict(data)}
+                "train": train_cfg.to_dict(), "command": run.command, "data": to_dict(data),
+                "inputs": inputs}
         engine.checkpointer = functools.partial(save_checkpoint, run_dir, spec)
         resume = load_checkpoint(run_dir, built.model) if resume_from else None
         t_train = time.perf_counter()
@@ -177,6 +186,21 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
                 merge_lora(built.model)
             _save_run(run_dir, built, splits, logits, result, engine)
     return result
+
+
+_RESTART_HINT = ("resuming would train on two data sets; start the run again with "
+                 "--overwrite, or give a new --out")
+
+
+def _resumed_inputs(run_dir: Path, data: DataArgs) -> dict[str, Any] | None:
+    """The inputs an interrupted run recorded, checked against the data now (the model is
+    checked once built); None for checkpoints written before inputs were recorded."""
+    recorded = read_run_spec(run_dir).get("inputs")
+    if recorded is None:
+        return None
+    check_same_inputs(f"the checkpoint in {run_dir}", {**recorded, "model": None},
+                      data_inputs(data.data_dir), data.data_dir, _RESTART_HINT)
+    return recorded
 
 
 def final_logits(engine: Engine, built: BuiltModel, splits: dict[str, EncodedSplit],
