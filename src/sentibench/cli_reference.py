@@ -27,6 +27,8 @@ from sentibench.engine.config import TrainConfig
 from sentibench.models.registry import FAMILIES, Family
 
 REGENERATE = "python -m sentibench.cli_reference > docs/cli.md"
+REFERENCE = ("https://github.com/rasbt/LLMs-from-scratch/tree/main/ch06/"
+             "03_bonus_imdb-classification")
 
 HEADER = """\
 # Command-line reference
@@ -35,10 +37,11 @@ HEADER = """\
      tests/test_docs.py fails when this page and the code disagree. -->
 
 This page lists every command of `sentibench` and every flag, with its default and its
-allowed values, as the code declares them. Flags spelled with underscores in the reference's
-scripts (`--num_epochs`) are accepted in that spelling and in kebab-case (`--num-epochs`); the
-table names every accepted spelling. Every command also takes `-h` / `--help`.
-Set-up and a first run: [getting started](getting-started.md).
+allowed values, as the code declares them. Flags spelled with underscores in the scripts of
+the reference, [Sebastian Raschka's IMDb experiment]({reference}) (`--num_epochs`), are
+accepted in that spelling and in kebab-case (`--num-epochs`); the tables name every accepted
+spelling. Every command also takes `-h` / `--help`. Set-up and a first run:
+[getting started](getting-started.md).
 """
 
 
@@ -224,7 +227,7 @@ def render() -> str:
     """The whole of docs/cli.md."""
     parser = build_parser()
     commands = subcommands(parser)
-    lines = [HEADER.format(regenerate=REGENERATE), "## Commands", ""]
+    lines = [HEADER.format(regenerate=REGENERATE, reference=REFERENCE), "## Commands", ""]
     lines += table(("command", "what it does"),
                    [(f"[`{n}`](#{n})", cell(h)) for n, (h, _) in commands.items()]) + [""]
     for name, (summary, sub) in commands.items():
