@@ -148,15 +148,28 @@ def test_integer_labels_are_named_in_numeric_order(tmp_path, capsys, kind):
         pairs(frame))
 
 
-def test_integer_labels_written_differently_stay_distinct(tmp_path, capsys):
+def test_a_numeric_label_column_is_compared_as_numbers(tmp_path, capsys):
+    """1, 01, 1.0 and " 1" are one class (pandas gave "1" and "1.0" two classes)."""
     frame = three_classes()
-    frame["label"] = frame["label"].map({"neg": "01", "neu": "1", "pos": "2"})
+    spellings = {"neg": ["1", "01", "1.0", " 1"], "neu": ["2", "2.0"], "pos": ["2.5"]}
+    frame["label"] = [spellings[lab][i % len(spellings[lab])]
+                      for i, lab in enumerate(frame["label"])]
     source = write(frame, tmp_path / "stars.csv")
     assert prepare(tmp_path / "data", "--source", str(source)) == 0
-    assert names_of(tmp_path / "data") == ["01", "1", "2"]
-    parts = prepared(tmp_path / "data")
-    assert Counter(p for part in parts.values() for p in pairs(part, "name")) == Counter(
-        pairs(frame))
+    assert names_of(tmp_path / "data") == ["1", "2", "2.5"]
+    counts = Counter(p[1] for part in prepared(tmp_path / "data").values()
+                     for p in pairs(part, "name"))
+    assert counts == {"1": 40, "2": 40, "2.5": 40}
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "parquet"])
+def test_numbers_and_their_float_twins_are_one_class(tmp_path, capsys, kind):
+    frame = three_classes((10, 10, 10))
+    frame["label"] = [float(i % 2) if i % 3 else i % 2 for i in range(len(frame))]
+    frame["label"] = frame["label"].astype(object)
+    source = write(frame, tmp_path / f"mixed.{kind}")
+    assert prepare(tmp_path / "data", "--source", str(source)) == 0
+    assert names_of(tmp_path / "data") == ["0", "1"]
 
 
 # --- given and cut splits -----------------------------------------------------------------
@@ -362,5 +375,70 @@ def test_the_good_file_of_the_bad_cases_prepares(tmp_path, capsys):
     """The bad cases fail for their one defect: the same flags on good files succeed."""
     flags, _ = bad_inputs(tmp_path)["fractions sum"]
     assert prepare(tmp_path / "data", *flags[:2]) == 0
+    assert names_of(tmp_path / "data") == ["neg", "pos"]
+    assert sum(len(p) for p in prepared(tmp_path / "data").values()) == 10
+
+
+# --- inputs that pandas would have read wrongly: one line naming the place ----------------
+
+def _error(tmp_path: Path, capsys, source: Path, *flags: str) -> str:
+    data_dir = tmp_path / "data"
+    err = cli_error(capsys, ["prepare", "--dataset", "files", "--source", str(source),
+                             *flags, "--data-dir", str(data_dir)])
+    assert not data_dir.exists()
+    return err.removeprefix("sentibench prepare: error: ").rstrip("\n")
+
+
+def test_a_row_with_an_extra_field_names_its_line(tmp_path, capsys):
+    source = _csv(tmp_path / "r.csv", "text,label\ngreat 0,pos\n"
+                  + "great, really great,pos\n" + GOOD_ROWS)
+    assert _error(tmp_path, capsys, source) == (
+        f"{source}: line 3: 3 fields where the header has 2 (a comma inside a text must be "
+        "quoted)")
+
+
+def test_an_unterminated_quote_names_the_line_it_opens(tmp_path, capsys):
+    source = _csv(tmp_path / "q.csv", "text,label\ngood,pos\n\"never closed,neg\nx,pos\n")
+    assert _error(tmp_path, capsys, source) == (
+        f"{source}: line 3: unexpected end of data (a quote opened here is never closed)")
+
+
+def test_a_header_naming_a_column_twice_is_refused(tmp_path, capsys):
+    source = _csv(tmp_path / "h.csv", "text,label,text\na,pos,b\n")
+    assert _error(tmp_path, capsys, source) == f"{source}: the header names column 'text' twice"
+
+
+@pytest.mark.parametrize("value", [["a", "list"], {"an": "object"}, 3.5])
+def test_a_text_that_is_not_a_string_names_its_row(tmp_path, capsys, value):
+    rows = [{"text": "fine words", "label": "pos"}, {"text": "bad", "label": "neg"},
+            {"text": value, "label": "pos"}]
+    source = tmp_path / "t.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    kind = type(value).__name__
+    assert _error(tmp_path, capsys, source) == (
+        f"{source}: row 3: the text is a {kind} ({value!r}), not a string")
+
+
+def test_a_parquet_list_column_is_not_taken_as_text(tmp_path, capsys):
+    source = write(pd.DataFrame({"text": [["a", "b"], ["c"]], "label": ["x", "y"]}),
+                   tmp_path / "l.parquet")
+    assert _error(tmp_path, capsys, source).startswith(
+        f"{source}: row 1: the text is a ")
+
+
+def test_a_json_lines_array_names_its_line(tmp_path, capsys):
+    source = tmp_path / "a.jsonl"
+    source.write_text('{"text": "ok", "label": "pos"}\n\n["text", "neg"]\n')
+    assert _error(tmp_path, capsys, source) == (
+        f"{source}: line 3: a JSON list, not an object of fields")
+
+
+@pytest.mark.parametrize("spelled", ["NaN", "nan", "NA", "null", "None", "N/A"])
+def test_missing_value_spellings_are_missing_labels(tmp_path, capsys, spelled):
+    source = _csv(tmp_path / "m.csv", "text,label\n" + GOOD_ROWS + f"odd one,{spelled}\n")
+    assert _error(tmp_path, capsys, source) == (
+        f"{source}: row 11: no label ({spelled!r} means a missing value) (--drop-empty skips "
+        "such rows)")
+    assert prepare(tmp_path / "data", "--source", str(source), "--drop-empty") == 0
     assert names_of(tmp_path / "data") == ["neg", "pos"]
     assert sum(len(p) for p in prepared(tmp_path / "data").values()) == 10

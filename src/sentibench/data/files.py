@@ -8,8 +8,10 @@ cut into all three. Labels may be strings or integers; they are numbered in sort
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import math
 import time
 from pathlib import Path
 
@@ -40,20 +42,65 @@ def _decoded(path: Path) -> str:
                               f"{raw[exc.start]:#04x})") from None
 
 
-def _json_lines(text: str, path: Path) -> list[dict]:
+def _json_lines(text: str, path: Path) -> pd.DataFrame:
     records = []
     for number, line in enumerate(text.split("\n"), 1):
         if line.strip():
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except ValueError as exc:
                 raise SentibenchError(f"{path}: line {number}: not a JSON record "
                                       f"({exc.msg})") from None
-    return records
+            if not isinstance(record, dict):
+                raise SentibenchError(f"{path}: line {number}: a JSON "
+                                      f"{type(record).__name__}, not an object of fields")
+            records.append(record)
+    return pd.DataFrame(records)
+
+
+def _delimited(text: str, path: Path, sep: str) -> pd.DataFrame:
+    """CSV / TSV as strings, every record with exactly the header's fields: pandas would
+    take an extra field as an index column and shift the text (an unquoted comma)."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
+    rows: list[list[str]] = []
+    header: list[str] | None = None
+    start = 1
+    try:
+        while True:
+            start = reader.line_num + 1
+            record = next(reader)
+            if not record:
+                continue  # a blank line
+            if header is None:
+                header = _header(record, path)
+            elif len(record) != len(header):
+                raise SentibenchError(
+                    f"{path}: line {start}: {len(record)} fields where the header has "
+                    f"{len(header)} (a {'tab' if sep == chr(9) else 'comma'} inside a text "
+                    "must be quoted)")
+            else:
+                rows.append(record)
+    except StopIteration:
+        pass
+    except csv.Error as exc:
+        raise SentibenchError(f"{path}: line {start}: {exc} (a quote opened here is never "
+                              "closed)" if "end of data" in str(exc) else
+                              f"{path}: line {start}: {exc}") from None
+    if header is None:
+        raise SentibenchError(f"{path}: no header line")
+    return pd.DataFrame(rows, columns=header, dtype=object)
+
+
+def _header(record: list[str], path: Path) -> list[str]:
+    names = [name.strip() for name in record]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise SentibenchError(f"{path}: the header names column {twice[0]!r} twice")
+    return names
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """A file as a table of strings, by its extension; one-line errors for bad files."""
+    """A file as a table, by its extension; one-line errors for bad files."""
     kind = READERS.get(path.suffix.lower())
     if kind is None:
         raise SentibenchError(f"{path}: unknown file type {path.suffix!r}; use one of "
@@ -64,12 +111,15 @@ def read_table(path: Path) -> pd.DataFrame:
         raise SentibenchError(f"{path}: empty file")
     try:
         if kind == "parquet":
-            return pd.read_parquet(path)
+            frame = pd.read_parquet(path)
+            if frame.columns.duplicated().any():
+                name = frame.columns[frame.columns.duplicated()][0]
+                raise SentibenchError(f"{path}: column {name!r} occurs twice")
+            return frame
         text = _decoded(path)
         if kind == "jsonl":
-            return pd.DataFrame(_json_lines(text, path))
-        return pd.read_csv(io.StringIO(text), sep="\t" if kind == "tsv" else ",", dtype=str,
-                           keep_default_na=False, na_filter=False)
+            return _json_lines(text, path)
+        return _delimited(text, path, "\t" if kind == "tsv" else ",")
     except SentibenchError:
         raise
     except (ValueError, pd.errors.ParserError, ImportError) as exc:
@@ -77,33 +127,78 @@ def read_table(path: Path) -> pd.DataFrame:
         raise SentibenchError(f"{path}: cannot read as {kind} ({reason})") from None
 
 
+MISSING_LABELS = {"", "nan", "na", "n/a", "<na>", "null", "none"}  # read as "no label"
+
+
+def _missing(value: object) -> bool:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return True
+    return isinstance(value, str) and value.strip().lower() in MISSING_LABELS
+
+
+def _texts(values: pd.Series, path: Path | str) -> list[str | None]:
+    """Each text, or None where there is none; anything but a string is an error (a list
+    or an object would otherwise become its Python repr)."""
+    out: list[str | None] = []
+    for row, value in enumerate(values.tolist(), 1):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            out.append(None)
+        elif not isinstance(value, str):
+            shown = repr(value)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise SentibenchError(f"{path}: row {row}: the text is a "
+                                  f"{type(value).__name__} ({shown}), not a string")
+        else:
+            out.append(value if value.strip() else None)
+    return out
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def label_strings(values: list[object]) -> list[str]:
+    """Labels as names: a column numeric throughout is compared as numbers (1, 1.0 and
+    "1" are one class, named "1"); otherwise each label's text, stripped."""
+    numbers = [_number(v) for v in values]
+    if values and all(n is not None for n in numbers):
+        return [str(int(n)) if n.is_integer() else repr(n) for n in numbers]  # type: ignore
+    return [str(v).strip() for v in values]
+
+
 def columns(frame: pd.DataFrame, path: Path | str, cfg: PrepareConfig) -> pd.DataFrame:
-    """The text and label columns (``raw``: labels as text), checked row by row."""
+    """The text and label columns (``raw``: labels as names), checked row by row."""
     for flag, column in (("--text-column", cfg.text_column),
                          ("--label-column", cfg.label_column)):
         if column not in frame.columns:
             raise SentibenchError(f"{path}: no column {column!r} ({flag}); columns: "
                                   f"{', '.join(map(str, frame.columns))}")
-    text = frame[cfg.text_column]
-    empty = text.isna() | (text.astype(str).str.strip() == "")
-    if empty.any() and not cfg.drop_empty:
-        row = int(empty.to_numpy().nonzero()[0][0]) + 1
-        raise SentibenchError(f"{path}: row {row}: empty text (--drop-empty skips such rows)")
-    labels = frame[cfg.label_column]
-    unlabelled = (labels.isna() | (labels.astype(str).str.strip() == "")) & ~empty
-    if unlabelled.any():  # rows that --drop-empty skips need no label
-        row = int(unlabelled.to_numpy().nonzero()[0][0]) + 1
-        raise SentibenchError(f"{path}: row {row}: no label")
-    keep = ~empty
-    return pd.DataFrame({"text": text[keep].astype(str).to_numpy(),
-                         "raw": labels[keep].astype(str).str.strip().to_numpy()})
+    texts = _texts(frame[cfg.text_column], path)
+    labels = frame[cfg.label_column].tolist()
+    keep = []
+    for row, (text, label) in enumerate(zip(texts, labels, strict=True), 1):
+        if text is not None and not _missing(label):
+            keep.append(row - 1)
+        elif not cfg.drop_empty:
+            spelled = label.strip() if isinstance(label, str) else ""
+            what = "empty text" if text is None else "no label" if not spelled \
+                else f"no label ({spelled!r} means a missing value)"
+            raise SentibenchError(f"{path}: row {row}: {what} (--drop-empty skips such rows)")
+    return pd.DataFrame({"text": [texts[i] for i in keep],
+                         "raw": label_strings([labels[i] for i in keep])})
 
 
 def label_names(values: list[str]) -> list[str]:
-    """Sorted label names: numerically when every label is an integer, else as text."""
+    """Sorted label names: numerically when every label is a number, else as text."""
     unique = set(values)
-    if all(v.lstrip("-").isdigit() for v in unique):
-        return sorted(unique, key=lambda v: (int(v), v))  # "01" and "1" stay distinct
+    if all(_number(v) is not None for v in unique):
+        return sorted(unique, key=lambda v: (float(v), v))
     return sorted(unique)
 
 
