@@ -121,3 +121,16 @@ def test_without_predictions_only_accuracy_is_claimed(tmp_path):
         "Verdict: b and a share the highest test accuracy, 95.00 %, and the cheapest of them "
         "is b; no test "
         "predictions were saved, so no interval or significance test is shown.")
+
+
+def test_the_reference_note_shows_only_beside_the_rows_it_is_about(tmp_path):
+    from sentibench.report.html_page import REFERENCE_NOTE, _e
+
+    plain, with_roberta = tmp_path / "plain", tmp_path / "roberta"
+    _run(plain, "logreg", range(0, 20), 1.0)
+    _run(with_roberta, "logreg", range(0, 20), 1.0)
+    _run(with_roberta, "roberta", range(0, 10), 100.0, model="roberta")
+    for bench in (plain, with_roberta):
+        build_report(bench)
+    assert _e(REFERENCE_NOTE) not in (plain / "report.html").read_text(encoding="utf-8")
+    assert _e(REFERENCE_NOTE) in (with_roberta / "report.html").read_text(encoding="utf-8")

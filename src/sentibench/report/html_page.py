@@ -145,7 +145,8 @@ def _top(rows: Sequence[Row], all_stats: Sequence[RunStats]) -> list[str]:
     """Title, verdict, the data set, the table, and what its columns mean (folded)."""
     what, columns = intro(rows)
     body = ["<h1>sentibench results</h1>",
-            f'<p class="verdict">{inline(verdict(rows, all_stats))}</p>',
+            '<p class="verdict">' + inline(verdict(rows, all_stats)).replace(
+                "Verdict:", "<b>Verdict:</b>", 1) + "</p>",
             f"<p>{inline(what)}</p>", markdown_table(format_table(rows).splitlines()),
             f"<details><summary>What the columns mean</summary><p>{inline(columns)}</p>"
             "</details>"]

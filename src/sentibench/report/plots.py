@@ -79,11 +79,17 @@ def _label_runs(ax: Any, rows: Sequence[Row]) -> None:
         x, y = max(float(res.train_seconds), MIN_PLOT_SECONDS), res.accuracy["test"] * 100
         name = row.name if x == res.train_seconds else f"{row.name} (<{MIN_PLOT_SECONDS:g} s)"
         points.setdefault((x, round(y, 9)), []).append(name)
-    for (x, y), names in points.items():
-        label = "\n".join(names)
+    placed: list[tuple[float, float]] = []  # label anchors so far, in display pixels
+    for (x, y), names in sorted(points.items()):
         right = math.log10(x / x0) / math.log10(x1 / x0) > 0.5
         high = (y - y0) / (y1 - y0) > 0.85
-        ax.annotate(label, (x, y), xytext=(-7 if right else 7, -6 if high else 5),
+        px, py = ax.transData.transform((x, y))
+        dy = -6 if high else 5
+        # A label near an earlier one moves down a line, so the two never overprint.
+        while any(abs(px - qx) < 150 and abs(py + dy - qy) < 14 for qx, qy in placed):
+            dy -= 14
+        placed.append((px, py + dy))
+        ax.annotate("\n".join(names), (x, y), xytext=(-7 if right else 7, dy),
                     textcoords="offset points", fontsize=10, ha="right" if right else "left",
                     va="top" if high else "bottom", annotation_clip=True)
 
