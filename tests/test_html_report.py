@@ -59,3 +59,25 @@ def test_the_page_is_rebuilt_byte_for_byte(bench):
     (bench / "report.html").unlink()
     assert main(["report", str(bench)]) == 0
     assert (bench / "report.html").read_bytes() == first
+
+
+def test_review_breaks_become_line_breaks_and_the_rest_is_escaped():
+    from sentibench.report.html_page import snippet
+
+    assert snippet("Good.<br /><br />Bad <i>x</i> & done<BR>end", 300) == (
+        "Good.<br>Bad &lt;i&gt;x&lt;/i&gt; &amp; done<br>end")
+    assert snippet("abcdef<br />ghij", 8) == "abcdef<br>..."
+
+
+def test_markdown_marks_become_html():
+    from sentibench.report.html_page import inline
+
+    assert inline("**tied** when `p` < 0.05") == "<b>tied</b> when <code>p</code> &lt; 0.05"
+
+
+def test_the_intro_and_notes_follow_the_data_set(bench):
+    page = (bench / "report.html").read_text(encoding="utf-8")
+    assert "IMDb" not in page and "ch06" not in page and "chapter 6" not in page
+    assert "RoBERTa" not in page  # the reference's note only beside the rows it is about
+    assert page.count('<meta name="viewport"') == 1
+    assert "nothing is published for this data set" in page

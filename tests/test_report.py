@@ -12,6 +12,8 @@ from matplotlib import image as mpimg
 from sentibench.core.errors import SentibenchError
 from sentibench.report import rows as bench_rows
 from sentibench.report import tables as report
+from sentibench.report.build import build_report
+from sentibench.report.plots import ACCURACY_PLOT, LOSS_PLOT
 from sentibench.run.results import FAILURES_FILE, PLAN_FILE, RunResult, write_results
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -72,7 +74,7 @@ def test_collect_orders_rows_like_the_reference(bench: Path) -> None:
 
 
 def test_table_numbers_and_reference_columns(bench: Path) -> None:
-    report.build_report(bench)
+    build_report(bench)
     rows = {r[0]: dict(zip(report._COLUMNS, r, strict=True))
             for r in _table_rows((bench / "results.md").read_text(encoding="utf-8"))}
     gpt = rows["gpt2-small"]
@@ -92,7 +94,7 @@ def test_table_numbers_and_reference_columns(bench: Path) -> None:
 
 
 def test_markdown_notes_slice_and_has_no_dates(bench: Path) -> None:
-    report.build_report(bench)
+    build_report(bench)
     text = (bench / "results.md").read_text(encoding="utf-8")
     assert "`gpt2-small` ran on a data slice: max_train_samples=2000" in text
     assert "zz-custom` ran on a data slice" not in text  # None limits are the full splits
@@ -101,14 +103,14 @@ def test_markdown_notes_slice_and_has_no_dates(bench: Path) -> None:
 
 
 def test_rebuild_is_byte_identical(bench: Path) -> None:
-    report.build_report(bench)
+    build_report(bench)
     first = {n: (bench / n).read_bytes() for n in ("results.md", "results.csv")}
-    report.build_report(bench)
+    build_report(bench)
     assert {n: (bench / n).read_bytes() for n in first} == first
 
 
 def test_csv_values(bench: Path) -> None:
-    report.build_report(bench)
+    build_report(bench)
     frame = pd.read_csv(bench / "results.csv", keep_default_na=False, na_values=[""])
     assert list(frame["run"]) == ["gpt2-small", "distilbert", "logreg", "dummy", "zz-custom"]
     gpt = frame.set_index("run").loc["gpt2-small"]
@@ -131,7 +133,7 @@ def _check_png(path: Path, min_px: int = 300) -> None:
 
 
 def test_plots_are_valid_pngs(bench: Path) -> None:
-    written = report.build_report(bench)
+    written = build_report(bench)
     names = [p.name for p in written]
     assert names == ["results.md", "results.csv", "accuracy_vs_time.png", "loss_curves.png",
                      "report.html"]
@@ -143,17 +145,17 @@ def test_plots_are_valid_pngs(bench: Path) -> None:
 def test_no_neural_runs_means_no_loss_plot(tmp_path: Path) -> None:
     root = tmp_path / "bench"
     write_results(root / "dummy", _result("dummy", (0.5, 0.5, 0.5), 0.0))
-    (root / report.LOSS_PLOT).write_bytes(b"stale")
-    written = report.build_report(root)
+    (root / LOSS_PLOT).write_bytes(b"stale")
+    written = build_report(root)
     assert [p.name for p in written] == ["results.md", "results.csv", "accuracy_vs_time.png",
                                          "report.html"]
-    assert not (root / report.LOSS_PLOT).exists()
-    _check_png(root / report.ACCURACY_PLOT)
+    assert not (root / LOSS_PLOT).exists()
+    _check_png(root / ACCURACY_PLOT)
 
 
 def test_only_failures_still_reports(tmp_path: Path) -> None:
     (tmp_path / FAILURES_FILE).write_text(json.dumps({"bert": "boom"}))
-    written = report.build_report(tmp_path)
+    written = build_report(tmp_path)
     assert "| bert |" in written[0].read_text(encoding="utf-8")
     _check_png(written[2])
 
@@ -165,7 +167,7 @@ def test_not_a_bench_is_a_one_line_error(tmp_path: Path, setup: str) -> None:
         (tmp_path / "some-dir").mkdir()
         (tmp_path / "notes.txt").write_text("hi")
     with pytest.raises(SentibenchError) as info:
-        report.build_report(target)
+        build_report(target)
     assert "\n" not in str(info.value) and str(target) in str(info.value)
     assert not (tmp_path / "results.md").exists()
 

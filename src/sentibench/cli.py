@@ -199,7 +199,8 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_report(args: argparse.Namespace, argv: list[str]) -> None:
-    from sentibench.report.tables import build_report, format_table, load_rows
+    from sentibench.report.build import build_report
+    from sentibench.report.tables import format_table, load_rows
 
     paths = build_report(args.bench_dir)
     print(format_table(load_rows(args.bench_dir)))

@@ -230,7 +230,8 @@ def _add_ensemble(bench_dir: Path, bench: BenchArgs, failures: dict[str, str]) -
 
 
 def _finish(bench_dir: Path, failures: dict[str, str], total: int) -> None:
-    from sentibench.report.tables import build_report, format_table, load_rows
+    from sentibench.report.build import build_report
+    from sentibench.report.tables import format_table, load_rows
 
     atomic_write_json(bench_dir / FAILURES_FILE, failures)
     paths = build_report(bench_dir)

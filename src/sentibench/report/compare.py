@@ -100,6 +100,27 @@ def _ci(low: float, high: float) -> str:
     return f"[{low * 100:.2f}, {high * 100:.2f}]"
 
 
+def _stats_line(s: RunStats, top: set[str]) -> str:
+    """One run's row; runs with exactly the best accuracy all read "tied for best"."""
+    shared = len(top) > 1 and s.name in top
+    if s.is_best:
+        diff, p, ph = ("baseline" if shared else "best"), "", ""
+    elif s.diff is None:
+        diff, p, ph = "other test rows", "", ""
+    else:
+        diff = f"{s.diff * 100:+.2f} {_ci(*s.diff_ci)}"
+        p, ph = f"{s.p_value:.3g}", f"{s.p_holm:.3g}"
+    if shared:
+        tied = "tied for best"
+    elif s.is_best:
+        tied = "best"
+    else:
+        tied = "" if s.diff is None else ("tied" if s.tied else "no")
+    return (f"| {s.name} | {s.n:,} | {s.accuracy * 100:.2f} {_ci(*s.accuracy_ci)} | "
+            f"{s.macro_f1 * 100:.2f} {_ci(*s.macro_f1_ci)} | {diff} | {p} | {ph} | "
+            f"{tied} | {s.log_loss:.4f} | {s.brier:.4f} | {s.ece:.4f} |")
+
+
 def format_stats(all_stats: Sequence[RunStats]) -> list[str]:
     """The Markdown section: intervals, the paired comparison with the best, calibration."""
     if not all_stats:
@@ -109,21 +130,17 @@ def format_stats(all_stats: Sequence[RunStats]) -> list[str]:
              "bootstrap interval (2,000 resamples of the test rows, seed 0); the difference "
              "from the best run's accuracy on the same rows with its paired-bootstrap "
              "interval, the exact McNemar p-value and that p-value Holm-corrected across the "
-             "compared runs; **tied** when the corrected p is 0.05 or more. Calibration: "
+             "compared runs; **tied** when the corrected p is 0.05 or more; **tied for best** "
+             "for every run with exactly the best accuracy (the differences are measured from "
+             "the one marked baseline). Calibration: "
              "log-loss, Brier score (summed over classes) and expected calibration error "
              f"({stats.ECE_BINS} equal-width bins).", "",
              "| run | test rows | test acc [95 % CI] | macro-F1 [95 % CI] | Δ acc vs best "
              "[95 % CI] | McNemar p | Holm p | tied with best | log-loss | Brier | ECE |",
              "|:---|---:|---:|---:|---:|---:|---:|:---|---:|---:|---:|"]
+    best = next((s for s in all_stats if s.is_best), None)
+    top = {s.name for s in all_stats if best is not None and (s.is_best or (
+        s.diff is not None and s.accuracy == best.accuracy))}
     for s in all_stats:
-        if s.is_best:
-            diff, p, ph, tied = "best", "", "", "best"
-        elif s.diff is None:
-            diff, p, ph, tied = "other test rows", "", "", ""
-        else:
-            diff = f"{s.diff * 100:+.2f} {_ci(*s.diff_ci)}"
-            p, ph, tied = f"{s.p_value:.3g}", f"{s.p_holm:.3g}", "tied" if s.tied else "no"
-        lines.append(f"| {s.name} | {s.n:,} | {s.accuracy * 100:.2f} {_ci(*s.accuracy_ci)} | "
-                     f"{s.macro_f1 * 100:.2f} {_ci(*s.macro_f1_ci)} | {diff} | {p} | {ph} | "
-                     f"{tied} | {s.log_loss:.4f} | {s.brier:.4f} | {s.ece:.4f} |")
+        lines.append(_stats_line(s, top))
     return lines

@@ -31,14 +31,15 @@ MIN_PLOT_SECONDS = 0.1
 def _save(fig: Figure, path: Path) -> None:
     # format is explicit: atomic_path's temporary name ends in .tmp, not .png.
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, metadata={"Software": None})
+        fig.savefig(tmp, format="png", dpi=120, metadata={"Software": None},
+                    bbox_inches="tight", pad_inches=0.1)
 
 
 def _draw_run(ax: Any, row: Row) -> list[float]:
-    """One run's point, label, and its reference point; returns the x values drawn."""
+    """One run's point and its reference point; returns the x values drawn (the label
+    comes later, once the axes' limits say which side of the point has room)."""
     res = row.result
     x, y = max(float(res.train_seconds), MIN_PLOT_SECONDS), res.accuracy["test"] * 100
-    label = row.name if x == res.train_seconds else f"{row.name} (<{MIN_PLOT_SECONDS:g} s)"
     ax.scatter([x], [y], marker="o", s=50, color="tab:blue", zorder=3)
     n = (res.data.get("rows") or {}).get("test") if isinstance(res.data, dict) else None
     if n:  # the 95 % Wilson interval of the test accuracy
@@ -46,7 +47,6 @@ def _draw_run(ax: Any, row: Row) -> list[float]:
         below, above = max(0.0, y - low * 100), max(0.0, high * 100 - y)  # float noise
         ax.errorbar([x], [y], yerr=[[below], [above]], color="tab:blue", capsize=3, lw=1,
                     zorder=2)
-    ax.annotate(label, (x, y), xytext=(6, 4), textcoords="offset points", fontsize=9)
     ref = row.reference
     if ref is None or ref.train_minutes is None:
         return [x]
@@ -68,19 +68,55 @@ def _log_limits(xs: Sequence[float]) -> tuple[float, float]:
     return lo / 10**pad, hi * 10**pad
 
 
-def plot_accuracy_vs_time(rows: Sequence[Row], path: Path) -> Path:
-    """Test accuracy against training time (log x), ours beside the reference's points."""
-    fig = Figure(figsize=(9, 6), layout="constrained")
-    ax = fig.add_subplot()
-    xs = [x for row in rows if row.result is not None for x in _draw_run(ax, row)]
+def _label_runs(ax: Any, rows: Sequence[Row]) -> None:
+    """Each run's name beside its point, on the side with room, so no label leaves the
+    axes: left of points in the right half of the (log) x range, below points near the top.
+    """
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    points: dict[tuple[float, float], list[str]] = {}  # one label per drawn point
+    for row in rows:
+        res = row.result
+        x, y = max(float(res.train_seconds), MIN_PLOT_SECONDS), res.accuracy["test"] * 100
+        name = row.name if x == res.train_seconds else f"{row.name} (<{MIN_PLOT_SECONDS:g} s)"
+        points.setdefault((x, round(y, 9)), []).append(name)
+    placed: list[tuple[float, float]] = []  # label anchors so far, in display pixels
+    for (x, y), names in sorted(points.items()):
+        right = math.log10(x / x0) / math.log10(x1 / x0) > 0.5
+        high = (y - y0) / (y1 - y0) > 0.85
+        px, py = ax.transData.transform((x, y))
+        dy = -6 if high else 5
+        # A label near an earlier one moves down a line, so the two never overprint.
+        while any(abs(px - qx) < 150 and abs(py + dy - qy) < 14 for qx, qy in placed):
+            dy -= 14
+        placed.append((px, py + dy))
+        ax.annotate("\n".join(names), (x, y), xytext=(-7 if right else 7, dy),
+                    textcoords="offset points", fontsize=10, ha="right" if right else "left",
+                    va="top" if high else "bottom", annotation_clip=True)
+
+
+def _legend(fig: Figure, ax: Any, rows: Sequence[Row], classes: int) -> None:
+    """Only what is drawn: reference entries only when some row has a reference point."""
     ax.scatter([], [], marker="o", color="tab:blue", label="this bench")
-    ax.scatter([], [], marker="^", facecolors="none", edgecolors="tab:orange",
-               label="reference (its README)")
-    ax.plot([], [], ls=":", color="grey", label="same model: bench to reference")
-    results = [row.result for row in rows if row.result is not None]
-    classes = len(results[0].labels) if results else 2
+    if any(r.result is not None and r.reference is not None
+           and r.reference.train_minutes is not None for r in rows):
+        ax.scatter([], [], marker="^", facecolors="none", edgecolors="tab:orange",
+                   label="reference (its README)")
+        ax.plot([], [], ls=":", color="grey", label="same model: bench to reference")
     ax.axhline(100 / classes, color="grey", lw=0.8, ls="--",
                label=f"chance ({100 / classes:.0f} %)")
+    # Outside the axes so it can never hide a point.
+    handles = ax.get_legend_handles_labels()[0]
+    fig.legend(loc="outside lower center", ncols=min(2, len(handles)), fontsize=10)
+
+
+def plot_accuracy_vs_time(rows: Sequence[Row], path: Path) -> Path:
+    """Test accuracy against training time (log x), ours beside the reference's points."""
+    fig = Figure(figsize=(7.5, 5.5), layout="constrained")
+    ax = fig.add_subplot()
+    finished = [row for row in rows if row.result is not None]
+    xs = [x for row in finished for x in _draw_run(ax, row)]
+    classes = len(finished[0].result.labels) if finished else 2
+    _legend(fig, ax, rows, classes)
     ax.set_xscale("log")
     ax.margins(y=0.08)
     ax.set_autoscalex_on(False)  # limits are ours: autoscaling one point on log x warns
@@ -88,16 +124,15 @@ def plot_accuracy_vs_time(rows: Sequence[Row], path: Path) -> Path:
     if not xs:
         ax.text(0.5, 0.6, "no finished runs", transform=ax.transAxes, ha="center", fontsize=14)
         ax.set_ylim(40, 100)
+    _label_runs(ax, finished)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("training time (s, log scale)")
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_xlabel("training time (s, log scale)", fontsize=11)
+    ax.set_ylabel("test accuracy (%)", fontsize=11)
     dataset = rows[0].data if rows else "imdb"
-    ax.set_title(f"{'IMDb' if dataset == 'imdb' else dataset} test accuracy vs training time "
-                 "(bars: 95 % Wilson intervals)")
+    ax.set_title(f"{'IMDb' if dataset == 'imdb' else dataset}: test accuracy vs training time"
+                 "\n(bars: 95 % Wilson intervals)", fontsize=12)
     ax.grid(True, which="both", alpha=0.3)
-    # Outside the axes so it can never hide a point.
-    fig.legend(loc="outside lower center", ncols=4, fontsize=9)
     _save(fig, path)
     return path
 
@@ -128,8 +163,9 @@ def plot_loss_curves(rows: Sequence[Row], path: Path) -> Path | None:
         _draw_epoch_accuracy(ax, hist, max(steps) if steps else 1)
     for ax in axes[len(curves):]:
         ax.set_visible(False)
-    fig.suptitle("Train and validation loss during training (a few batches per point), and "
-                 "accuracy at each epoch's end")
+    # Two short lines: one long line is wider than a one-panel figure and gets cut.
+    fig.suptitle("Train and validation loss during training (a few batches per point)\n"
+                 "and accuracy at each epoch's end", fontsize=11)
     _save(fig, path)
     return path
 
@@ -155,7 +191,8 @@ def _draw_epoch_accuracy(ax: Any, hist: dict, last_step: int) -> None:
 
 def png_bytes(fig: Figure) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None},
+                bbox_inches="tight", pad_inches=0.1)
     return buffer.getvalue()
 
 

@@ -11,27 +11,24 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sentibench.core.fileio import atomic_write_text
 from sentibench.models.registry import MODELS
-from sentibench.report.plots import (
-    ACCURACY_PLOT,
-    LOSS_PLOT,
-    plot_accuracy_vs_time,
-    plot_loss_curves,
-)
+from sentibench.report.compare import RunStats, format_stats, run_stats
 from sentibench.report.rows import Row, load_rows, one_line, sort_rows
-from sentibench.run.results import SEED_SUFFIX, RunResult
+from sentibench.report.seeds import grouped, spread
+from sentibench.report.units import NONE, human_count, human_seconds, percent
+from sentibench.report.verdict import mean_test_accuracy, ordered_stats, rank_key, verdict
+from sentibench.run.results import RunResult
 
 MARKDOWN_FILE = "results.md"
 CSV_FILE = "results.csv"
-_NONE = "–"
+_NONE = NONE
+__all__ = ["human_count", "human_seconds", "percent", "load_rows", "format_table",
+           "format_markdown", "format_csv", "intro"]
 _COLUMNS = ("model", "params", "trainable", "train acc", "val acc", "test acc", "test F1",
             "train time", "device", "ref. test acc", "ref. time", "status")
 _TEXT_COLUMNS = ("model", "device", "status")
@@ -40,33 +37,6 @@ _CSV_COLUMNS = ("run", "model", "status", "params", "trainable_params", "train_a
                 "total_seconds",
                 "device", "device_name", "max_train_samples", "max_eval_samples",
                 "ref_test_accuracy", "ref_train_seconds")
-
-
-def human_count(n: int | None) -> str:
-    """124439808 -> '124.4M', as papers and the reference write parameter counts."""
-    if n is None:
-        return _NONE
-    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(n) >= size:
-            return f"{n / size:.1f}{suffix}"
-    return str(n)
-
-
-def human_seconds(seconds: float | None) -> str:
-    """Seconds below a minute, minutes (the reference's unit) below two hours, then hours."""
-    if seconds is None:
-        return _NONE
-    if seconds < 10:
-        return f"{seconds:.2f} s"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.2f} min"
-    return f"{seconds / 3600:.2f} h"
-
-
-def percent(fraction: float) -> str:
-    return f"{fraction * 100:.2f}"
 
 
 def device_label(env: Mapping[str, Any]) -> str:
@@ -130,9 +100,19 @@ def _as_rows(results: Iterable[RunResult | Row], failures: Mapping[str, str] | N
     return sort_rows(rows)
 
 
+def _entry_key(entry: Row | tuple[str, list[Row]]) -> tuple[int, float, float, str]:
+    """A row ranks by its test accuracy, a seeded row by its mean over seeds."""
+    if isinstance(entry, Row):
+        return rank_key(entry)
+    name, members = entry
+    seconds = float(np.mean([m.result.train_seconds for m in members]))
+    return (0, -mean_test_accuracy(members), seconds, name)
+
+
 def format_table(results: Iterable[RunResult | Row],
                  failures: Mapping[str, str] | None = None) -> str:
-    """The Markdown results table (for the terminal and for results.md).
+    """The Markdown results table (for the terminal and for results.md), best test
+    accuracy first, rows without numbers last.
 
     Plain RunResults are named by their ``model``; :func:`load_rows` rows keep their run
     directory names. ``failures`` ({row: message}) adds rows with no numbers.
@@ -140,38 +120,10 @@ def format_table(results: Iterable[RunResult | Row],
     rows = _as_rows(results, failures)
     lines = ["| " + " | ".join(_COLUMNS) + " |",
              "|" + "|".join(":---" if c in _TEXT_COLUMNS else "---:" for c in _COLUMNS) + "|"]
+    entries = sorted(grouped(rows), key=_entry_key)
     lines += ["| " + " | ".join(_cells(entry) if isinstance(entry, Row) else
-                                _group_cells(*entry)) + " |" for entry in _grouped(rows)]
+                                _group_cells(*entry)) + " |" for entry in entries]
     return "\n".join(lines) + "\n"
-
-
-_SEED_RUN = re.compile(rf"^(?P<row>.+){re.escape(SEED_SUFFIX)}(?P<seed>-?\d+)$")
-
-
-def _grouped(rows: Sequence[Row]) -> list[Row | tuple[str, list[Row]]]:
-    """The finished runs of one row over several seeds (``<row>-seed<N>``) become one
-    entry, in the place of its first run; every other row stays as it is."""
-    groups: dict[str, list[Row]] = {}
-    for row in rows:
-        match = _SEED_RUN.match(row.name)
-        if match and row.result is not None:
-            groups.setdefault(match["row"], []).append(row)
-    out: list[Row | tuple[str, list[Row]]] = []
-    for row in rows:
-        match = _SEED_RUN.match(row.name)
-        members = groups.get(match["row"], []) if match else []
-        if len(members) < 2:
-            out.append(row)
-        elif members[0] is row:
-            out.append((match["row"], members))
-    return out
-
-
-def _spread(values: Sequence[float]) -> str:
-    """Mean ± sample standard deviation (range), in percent."""
-    array = np.asarray(values, dtype=float) * 100
-    return (f"{array.mean():.2f} ± {array.std(ddof=1):.2f} "
-            f"({array.min():.2f}–{array.max():.2f})")
 
 
 def _group_cells(name: str, members: list[Row]) -> list[str]:
@@ -179,9 +131,9 @@ def _group_cells(name: str, members: list[Row]) -> list[str]:
     first = results[0]
     f1 = [test_macro_f1(r) for r in results]
     numbers = [human_count(first.params), human_count(first.trainable_params),
-               *(_spread([r.accuracy[s] for r in results])
+               *(spread([r.accuracy[s] for r in results])
                  for s in ("train", "validation", "test")),
-               _spread(f1) if None not in f1 else _NONE,
+               spread(f1) if None not in f1 else _NONE,
                human_seconds(float(np.mean([r.train_seconds for r in results]))),
                device_label(first.environment)]
     cells = [f"{name} ({first.model})" if first.model != name else name, *numbers,
@@ -189,26 +141,41 @@ def _group_cells(name: str, members: list[Row]) -> list[str]:
     return [one_line(c).replace("|", "\\|") for c in cells]
 
 
-_COLUMNS_NOTE = f"""\
+_COLUMNS_NOTE = """\
 Columns: **params** all parameters, **trainable** those updated in training; **train / val /
 test acc** accuracy in percent on the train, validation and test splits after training;
 **test F1** the macro-F1 on test (the mean over classes of each class's F1); **train time**
 wall time of the training loop only (evaluation and loading excluded); **device** where it
-ran; **ref. test acc** and **ref. time** the published figures for the same model on the same
-data (IMDb: the reference experiment's; SMS spam: the book's ch06, or for an ablation row
-the book's figures for that row; blank: none published;
-{_NONE}: no time reported; their GPU is not named); **status** `ok`, or why the row has no
-numbers."""
+ran; {reference} **status** `ok`, or why the row has no numbers. Rows run from the best test
+accuracy down (the cheaper to train first among equals); a row run over several seeds shows
+mean ± standard deviation (min–max) over its seeds."""
+_REFERENCE_NOTES = {
+    "imdb": "**ref. test acc** and **ref. time** the reference experiment's published figures "
+            f"for the same model on IMDb (blank: not in the reference; {NONE}: no time "
+            "reported; its GPU is not named);",
+    "sms-spam": "**ref. test acc** and **ref. time** the book's published figures (its "
+                "chapter 6) for the same model on this split, or for an ablation row the "
+                f"book's figures for that row (blank: none published; {NONE}: no time "
+                "reported);",
+}
+_NO_REFERENCE = "**ref. test acc** and **ref. time** stay blank: nothing is published for " \
+                "this data set;"
 
 
-def _header(rows: Sequence[Row]) -> str:
-    """The data set the rows ran on, its classes and chance level, then the columns."""
+def dataset_of(rows: Sequence[Row]) -> str:
+    return rows[0].data if rows else "imdb"
+
+
+def intro(rows: Sequence[Row]) -> tuple[str, str]:
+    """(what the data set is, what the columns mean), in Markdown: the data set decides
+    which published figures the reference columns hold, so the text depends on it."""
     results = [row.result for row in rows if row.result is not None]
-    dataset = rows[0].data if rows else "imdb"
-    names = results[0].labels if results else ["negative", "positive"]
-    what = "IMDb binary sentiment (chance 50 %)" if dataset == "imdb" else \
-        f"Data set `{dataset}`, {len(names)} classes ({', '.join(names)})"
-    return f"# sentibench results\n\n{what}. {_COLUMNS_NOTE}\n"
+    dataset = dataset_of(rows)
+    labels = results[0].labels if results else ["negative", "positive"]
+    what = "IMDb binary sentiment (chance 50 %)." if dataset == "imdb" else \
+        f"Data set `{dataset}`, {len(labels)} classes ({', '.join(labels)})."
+    reference = _REFERENCE_NOTES.get(dataset, _NO_REFERENCE)
+    return what, _COLUMNS_NOTE.format(reference=reference)
 
 
 def _slice_note(row: Row) -> str | None:
@@ -245,15 +212,15 @@ def _published(row: Row) -> str | None:
             f"{percent(ref.validation_accuracy)}, test {percent(ref.test_accuracy)}")
 
 
-def format_markdown(rows: Sequence[Row], all_stats: Sequence[Any] | None = None) -> str:
-    """The whole results.md: header, table, statistics, notes. Deterministic: no dates, no
-    paths. ``all_stats``: :func:`sentibench.report.compare.run_stats` of the rows (computed here
-    if not given)."""
-    from sentibench.report.compare import format_stats, run_stats
-
+def format_markdown(rows: Sequence[Row], all_stats: Sequence[RunStats] | None = None) -> str:
+    """The whole results.md: verdict, data set, table, statistics, notes. Deterministic: no
+    dates, no paths. ``all_stats``: :func:`sentibench.report.compare.run_stats` of the rows
+    (computed here if not given)."""
     all_stats = run_stats(rows) if all_stats is None else all_stats
-    parts = [_header(rows), format_table(rows).rstrip("\n"), *format_stats(all_stats),
-             *_notes(rows)]
+    what, columns = intro(rows)
+    parts = ["# sentibench results\n", verdict(rows, all_stats) + "\n", f"{what} {columns}\n",
+             format_table(rows).rstrip("\n"),
+             *format_stats(ordered_stats(all_stats, rows)), *_notes(rows)]
     return "\n".join(parts) + "\n"
 
 
@@ -280,29 +247,3 @@ def format_csv(rows: Sequence[Row]) -> str:
     writer.writerow(_CSV_COLUMNS)
     writer.writerows(_csv_record(row) for row in rows)
     return buffer.getvalue()
-
-
-def build_report(bench_dir: Path) -> list[Path]:
-    """Write results.md, results.csv, the plots and report.html into ``bench_dir``; return
-    their paths.
-
-    Without any loss history (no neural run) loss_curves.png is not written, and a stale
-    one from an earlier build is removed so the directory always matches its results.
-    """
-    from sentibench.report.compare import run_stats
-    from sentibench.report.html_page import build_html
-
-    bench = Path(bench_dir)
-    rows = load_rows(bench)
-    all_stats = run_stats(rows)
-    atomic_write_text(bench / MARKDOWN_FILE, format_markdown(rows, all_stats))
-    atomic_write_text(bench / CSV_FILE, format_csv(rows))
-    written = [bench / MARKDOWN_FILE, bench / CSV_FILE,
-               plot_accuracy_vs_time(rows, bench / ACCURACY_PLOT)]
-    loss = plot_loss_curves(rows, bench / LOSS_PLOT)
-    if loss is None:
-        (bench / LOSS_PLOT).unlink(missing_ok=True)
-    else:
-        written.append(loss)
-    written.append(build_html(bench, rows, all_stats, _header(rows)))
-    return written

@@ -1,0 +1,45 @@
+"""Writing every report file of a bench: results.md, results.csv, the plots, report.html.
+
+The top of the report package: it imports tables, plots and the HTML page, and nothing in
+the package imports it, so the modules below it never need an import inside a function
+to dodge a cycle.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sentibench.core.fileio import atomic_write_text
+from sentibench.report.compare import run_stats
+from sentibench.report.html_page import build_html
+from sentibench.report.plots import (
+    ACCURACY_PLOT,
+    LOSS_PLOT,
+    plot_accuracy_vs_time,
+    plot_loss_curves,
+)
+from sentibench.report.rows import load_rows
+from sentibench.report.tables import CSV_FILE, MARKDOWN_FILE, format_csv, format_markdown
+
+
+def build_report(bench_dir: Path) -> list[Path]:
+    """Write results.md, results.csv, the plots and report.html into ``bench_dir``; return
+    their paths.
+
+    Without any loss history (no neural run) loss_curves.png is not written, and a stale
+    one from an earlier build is removed so the directory always matches its results.
+    """
+    bench = Path(bench_dir)
+    rows = load_rows(bench)
+    all_stats = run_stats(rows)
+    atomic_write_text(bench / MARKDOWN_FILE, format_markdown(rows, all_stats))
+    atomic_write_text(bench / CSV_FILE, format_csv(rows))
+    written = [bench / MARKDOWN_FILE, bench / CSV_FILE,
+               plot_accuracy_vs_time(rows, bench / ACCURACY_PLOT)]
+    loss = plot_loss_curves(rows, bench / LOSS_PLOT)
+    if loss is None:
+        (bench / LOSS_PLOT).unlink(missing_ok=True)
+    else:
+        written.append(loss)
+    written.append(build_html(bench, rows, all_stats))
+    return written
