@@ -39,7 +39,12 @@ from sentibench.core.errors import SentibenchError
 from sentibench.core.fileio import atomic_write_json, usual_mode
 from sentibench.data.config import DEFAULT_LABEL_NAMES
 from sentibench.models import LAST_BLOCKS, TRAINABLE_LAYERS, first_token
-from sentibench.models.hf_errors import describe_loading, hf_errors, quiet_transformers
+from sentibench.models.hf_errors import (
+    check_loaded,
+    describe_loading,
+    hf_errors,
+    quiet_transformers,
+)
 from sentibench.models.hf_tokenizer import HFTokenizer
 
 META_FILE = "sentibench_encoder.json"
@@ -326,7 +331,7 @@ def save_hf_classifier(model: nn.Module, tokenizer: HFTokenizer,
         tokenizer.save(staging)
         atomic_write_json(staging / META_FILE, {
             "use_attention_mask": model.use_attention_mask, "pad_id": model.pad_id,
-            "tokenizer": tokenizer.name})
+            "tokenizer": tokenizer.name, "tokenizer_size": len(tokenizer.hf)})
         files = sorted(staging.iterdir(), key=lambda p: p.name == "config.json")
         for item in files:
             usual_mode(item)  # save_pretrained writes model.safetensors as 0600
@@ -355,9 +360,11 @@ def load_hf_classifier(directory: str | os.PathLike[str]) -> tuple[HFClassifier,
     with hf_errors(str(path), "tokenizer"):
         tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(str(path),
                                                               trust_remote_code=False))
-    with hf_errors(str(path), "weights"):
-        hf_model = AutoModelForSequenceClassification.from_pretrained(
-            str(path), dtype=torch.float32, trust_remote_code=False)
+    with hf_errors(str(path), "weights"), quiet_transformers():
+        hf_model, info = AutoModelForSequenceClassification.from_pretrained(
+            str(path), dtype=torch.float32, trust_remote_code=False,
+            output_loading_info=True)
+    check_loaded(path, info, meta, tokenizer)
     if hf_model.config.num_labels < 2:
         raise SentibenchError(f"{path}: the classifier has {hf_model.config.num_labels} "
                               "labels, expected two or more")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 from sentibench.core.errors import SentibenchError
 
@@ -102,3 +104,23 @@ def describe_loading(backbone: str, info: dict[str, list]) -> str:
         parts.append(f"WARNING: {len(body)} backbone weights not in the checkpoint, "
                      f"randomly initialised: {names(body)}")
     return "; ".join(parts)
+
+
+def check_loaded(path: Path, info: dict[str, Any], meta: dict[str, Any],
+                  tokenizer: Any) -> None:
+    """The weights must match the config exactly: transformers only warns when a tensor is
+    missing (and initialises it at random), unexpected (dropped) or of another shape, which
+    is how an edited layer count predicts wrong labels. A tokenizer with another token count
+    than the one saved has lost its files (a fallback of a few tokens maps every word to
+    [UNK])."""
+    for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
+        keys = [k[0] if isinstance(k, tuple) else k for k in info.get(kind) or []]
+        if keys:
+            what = kind.replace("_keys", "").replace("mismatched", "of another shape")
+            raise SentibenchError(
+                f"{path}: the weights do not match config.json: {len(keys)} tensors "
+                f"{what} ({', '.join(sorted(keys)[:3])}{', ...' if len(keys) > 3 else ''})")
+    saved = meta.get("tokenizer_size")
+    if saved is not None and len(tokenizer.hf) != saved:
+        raise SentibenchError(f"{path}: the tokenizer has {len(tokenizer.hf):,} tokens where "
+                              f"the run saved {saved:,}: its files are missing or wrong")

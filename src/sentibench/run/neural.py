@@ -45,6 +45,7 @@ from sentibench.models.lora import apply_lora, merge_lora
 from sentibench.models.registry import BuiltModel, get_family
 from sentibench.models.truncation import HEAD, Truncation
 from sentibench.run.fingerprint import check_same_inputs, data_inputs, model_files
+from sentibench.run.integrity import model_files as model_files_of
 from sentibench.run.results import (
     RunArgs,
     RunResult,
@@ -224,6 +225,7 @@ def _save_run(run_dir: Path, built: BuiltModel, splits: dict[str, EncodedSplit],
     """Model and predictions first, results.json last (it marks the run finished), then
     the checkpoint is no longer needed."""
     built.save(run_dir)
+    result.files = model_files_of(run_dir)
     path = save_run_files(run_dir, result, {
         split: (splits[split].labels.numpy(),
                 torch.softmax(logits[split].float(), dim=-1).numpy())

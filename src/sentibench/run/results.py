@@ -108,6 +108,7 @@ class RunResult:
     metrics: dict[str, Any] = field(default_factory=dict)  # split -> metrics.split_metrics
     started_at: str = ""
     finished_at: str = field(default_factory=utc_now_iso)
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # model files: size, sha256
     schema: str = SCHEMA
 
     def __post_init__(self) -> None:

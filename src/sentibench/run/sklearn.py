@@ -14,6 +14,7 @@ from sentibench.data.config import DataArgs
 from sentibench.data.splits import check_trainable, class_weights, load_splits, read_label_names
 from sentibench.models import baselines
 from sentibench.run import results
+from sentibench.run.integrity import model_files
 from sentibench.run.results import RunArgs, RunResult
 from sentibench.run.rundir import check_target, refuse_other_run, run_directory
 
@@ -44,6 +45,7 @@ def run_baseline(name: str, data: DataArgs, run: RunArgs,
             (train_seconds, time.perf_counter() - t0),
             {"pipeline": _describe(pipeline), "class_weights": weights}, "cpu",
             (params, params), started)
+        result.files = model_files(run_dir)
         results.save_run_files(run_dir, result, {
             split: (frames[split]["label"].to_numpy(), probs[split])
             for split in frames})

@@ -17,6 +17,7 @@ from sentibench.core.errors import SentibenchError
 from sentibench.engine.config import PredictConfig
 from sentibench.models.registry import Family, get_family
 from sentibench.models.truncation import HEAD, Truncation
+from sentibench.run.integrity import verify_model_files
 from sentibench.run.results import RunResult
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ def run_proba(run_dir: Path, result: RunResult, texts: list[str], device: str,
               settings: PredictConfig) -> np.ndarray:
     """``[n, C]`` probabilities of ``texts`` from the model saved in ``run_dir``."""
     family = get_family(result.kind)
+    verify_model_files(run_dir, result.files)
     if settings.quantize != "none" and not family.engine:
         raise SentibenchError(f"--quantize {settings.quantize}: {run_dir} is a "
                               f"{result.kind} run; only neural runs have Linear layers")

@@ -1,0 +1,52 @@
+"""A saved run's model files, recorded when it is saved and checked before it is used.
+
+``results.json`` lists every file the run's model consists of (the weights, config and
+tokenizer files a family's save wrote) with its size and sha256. Loading the run for
+``predict`` (or an ensemble) first checks that each file is still there and unchanged: a
+deleted tokenizer would otherwise tokenize with a fallback vocabulary, an edited config
+build other layers, a truncated weight file fail deep inside a loader or load zeros. The
+run's own records (results.json, the predictions) and hidden files are not model files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sentibench.core.errors import SentibenchError
+from sentibench.core.fileio import sha256_file
+from sentibench.engine.config import CHECKPOINT_DIR
+from sentibench.run.results import PREDICTION_FILES, RESULTS_FILE
+
+RECORDS = {RESULTS_FILE, *PREDICTION_FILES.values(), "members.json", "failures.json"}
+
+
+def model_files(run_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """Relative path -> {"bytes", "sha256"} of every model file in ``run_dir``."""
+    root = Path(run_dir)
+    out = {}
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if not path.is_file() or relative.parts[0] == CHECKPOINT_DIR \
+                or any(part.startswith(".") for part in relative.parts) \
+                or str(relative) in RECORDS:
+            continue
+        out[relative.as_posix()] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    return out
+
+
+def verify_model_files(run_dir: str | Path, recorded: dict[str, dict[str, Any]]) -> None:
+    """One line naming the first file that is missing, truncated or changed since the run
+    was saved; nothing for runs saved before files were recorded (``recorded`` empty)."""
+    root = Path(run_dir)
+    for name, want in sorted(recorded.items()):
+        path = root / name
+        if not path.is_file():
+            raise SentibenchError(f"{path}: missing (the run saved it; the run directory is "
+                                  "incomplete)")
+        size = path.stat().st_size
+        if size < want["bytes"]:
+            raise SentibenchError(f"{path}: truncated ({size:,} of {want['bytes']:,} bytes)")
+        if size != want["bytes"] or sha256_file(path) != want["sha256"]:
+            raise SentibenchError(f"{path}: changed since the run was saved (sha256 differs "
+                                  "from results.json); retrain, or restore the file")
