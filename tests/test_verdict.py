@@ -134,3 +134,19 @@ def test_the_reference_note_shows_only_beside_the_rows_it_is_about(tmp_path):
         build_report(bench)
     assert _e(REFERENCE_NOTE) not in (plain / "report.html").read_text(encoding="utf-8")
     assert _e(REFERENCE_NOTE) in (with_roberta / "report.html").read_text(encoding="utf-8")
+
+
+def test_runs_made_from_different_data_are_flagged_first(tmp_path):
+    for name, wrong, digest in (("a", range(0, 10), "1"), ("b", range(0, 20), "1"),
+                                ("c", range(0, 30), "2")):
+        _run(tmp_path, name, wrong, 1.0)
+        path = tmp_path / name / "results.json"
+        saved = json.loads(path.read_text())
+        saved["data"] = {"sha256": {"train.csv": digest * 64}}
+        path.write_text(json.dumps(saved))
+    assert _verdict(tmp_path).startswith(
+        "Verdict: NOT COMPARABLE: these runs read 2 different versions of the data (file "
+        "checksums differ: a and b on version 1; c on version 2); a is best")
+    _run(tmp_path / "same", "a", range(0, 10), 1.0)
+    _run(tmp_path / "same", "b", range(0, 20), 1.0)
+    assert "NOT COMPARABLE" not in _verdict(tmp_path / "same")

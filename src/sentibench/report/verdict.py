@@ -10,6 +10,7 @@ the verdict says so instead of calling one of them best.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import numpy as np
@@ -127,6 +128,22 @@ def _seed_clauses(rows: Sequence[Row], named: Sequence[str]) -> list[str]:
     return out
 
 
+def _data_clause(finished: Sequence[Row]) -> list[str]:
+    """When the runs read different data (a bench continued after its data was prepared
+    again, before runs were bound to their inputs), the comparison means nothing: say so
+    before anything else."""
+    groups: dict[str, list[str]] = {}
+    for row in finished:
+        sums = row.result.data.get("sha256") if isinstance(row.result.data, dict) else None
+        groups.setdefault(json.dumps(sums or {}, sort_keys=True), []).append(row.name)
+    if len(groups) < 2:
+        return []
+    versions = "; ".join(f"{names(members)} on version {i}"
+                         for i, members in enumerate(groups.values(), 1))
+    return [f"NOT COMPARABLE: these runs read {len(groups)} different versions of the data "
+            f"(file checksums differ: {versions})"]
+
+
 def verdict(rows: Sequence[Row], all_stats: Sequence[RunStats]) -> str:
     """One sentence (clauses joined by semicolons), plain text: no Markdown marks."""
     order = ranked(rows)
@@ -144,6 +161,7 @@ def verdict(rows: Sequence[Row], all_stats: Sequence[RunStats]) -> str:
             clauses.append(f"no saved test predictions: {names(unstated)}")
     else:
         clauses = _accuracy_only(finished)
+    clauses = [*_data_clause(finished), *clauses]
     clauses += _seed_clauses(rows, [s.name for s in top] or [finished[0].name])
     if failed:
         clauses.append(f"failed or unfinished: {names(failed)}")
