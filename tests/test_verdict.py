@@ -76,9 +76,9 @@ def test_clear_winner(tmp_path):
 
 
 def test_tied_but_cheaper_is_named(tmp_path):
-    _run(tmp_path, "big", range(0, 18), 30.0, model="minilm")
-    _run(tmp_path, "small", range(0, 20), 0.5, model="logreg")
-    _run(tmp_path, "dummy", range(0, 100), 0.0, model="dummy")
+    for name, wrong, seconds in (("big", range(0, 18), 30.0), ("small", range(0, 20), 0.5),
+                                 ("dummy", range(0, 100), 0.0)):
+        _run(tmp_path, name, wrong, seconds, model={"big": "minilm"}.get(name, name))
     assert _verdict(tmp_path) == (
         "Verdict: big is best with 91.00 % test accuracy (95 % CI 86.22–94.23 %, 200 test "
         "rows); within noise of it (Holm-corrected McNemar p ≥ 0.05): small; the cheapest of "
