@@ -165,13 +165,14 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 def _run_bench(args: argparse.Namespace, argv: list[str]) -> None:
     from sentibench.bench.overrides import load_override_file, parse_overrides, parse_seeds
-    from sentibench.bench.plan import load_rerun
+    from sentibench.bench.plan import check_bench, load_rerun
     from sentibench.bench.run import run_bench
 
     command = ["sentibench", *argv]
     if args.rerun is not None:
         bench = load_rerun(args.rerun, args.out, command)
         bench.dry_run = args.dry_run
+        check_bench(bench)
         run_bench(bench)
         return
     overrides = load_override_file(args.config) if args.config else {}
@@ -182,12 +183,13 @@ def _run_bench(args: argparse.Namespace, argv: list[str]) -> None:
     if models == []:
         raise SentibenchError("--models lists no model; name at least one, or leave "
                               "--models out to run the preset's rows")
-    run_bench(BenchArgs(preset=args.preset, models=models, overrides=overrides, out=args.out,
-                        data_dir=args.data_dir, source=args.source, device=args.device,
-                        seeds=parse_seeds(args.seeds) if args.seeds else None,
-                        ensemble=args.ensemble, dry_run=args.dry_run,
-                        overwrite=args.overwrite,
-                        command=command))
+    bench = BenchArgs(preset=args.preset, models=models, overrides=overrides, out=args.out,
+                      data_dir=args.data_dir, source=args.source, device=args.device,
+                      seeds=parse_seeds(args.seeds) if args.seeds else None,
+                      ensemble=args.ensemble, dry_run=args.dry_run, overwrite=args.overwrite,
+                      command=command)
+    check_bench(bench)  # the checks of the whole plan, --dry-run too (run_bench plans again)
+    run_bench(bench)
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
