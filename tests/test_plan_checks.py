@@ -204,3 +204,12 @@ def test_the_length_table_covers_every_neural_model_and_matches_the_shipped_conf
         positions = json.loads(path.read_text())["config"]["max_position_embeddings"]
         offset = 2 if path.stem == "roberta" else 0  # RoBERTa's padding offset (514 -> 512)
         assert (path.stem, LENGTH_LIMITS[path.stem]) == (path.stem, positions - offset)
+
+
+@pytest.mark.parametrize("text", ["-1", "4294967296", "1e20"])
+def test_a_training_seed_out_of_range_is_refused_at_plan_time(capsys, text):
+    code, err = _cli(capsys, "bench", "--models", "minilm", "--set", f"minilm.seed={text}",
+                     "--dry-run")
+    value = int(float(text))
+    assert (code, err) == (2, "sentibench bench: error: bench row minilm: --seed must be 0 to "
+                              f"4294967295 (numpy's seed range), got {value}\n")

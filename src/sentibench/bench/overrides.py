@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sentibench.core.errors import SentibenchError
-from sentibench.engine.config import DEFAULT_SEED
+from sentibench.engine.config import DEFAULT_SEED, SEED_LIMIT
 
 
 def parse_overrides(items: list[str]) -> dict[str, dict[str, str]]:
@@ -42,7 +42,6 @@ def load_override_file(path: Path) -> dict[str, dict[str, Any]]:
 
 
 MAX_SEEDS = 1000  # runs per row: more is a typo, not a plan (10^20 would fill memory)
-SEED_LIMIT = 2 ** 32  # numpy's seeds are 0 <= seed < 2^32 (torch's fit in 64 bits)
 
 
 def parse_seeds(text: str) -> list[int]:
