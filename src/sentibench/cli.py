@@ -10,8 +10,12 @@ and ``train-logreg`` start fast, and each handler imports only what its command 
 from __future__ import annotations
 
 import argparse
+import atexit
+import os
+import signal
 import sys
 import textwrap
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -165,13 +169,14 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 def _run_bench(args: argparse.Namespace, argv: list[str]) -> None:
     from sentibench.bench.overrides import load_override_file, parse_overrides, parse_seeds
-    from sentibench.bench.plan import load_rerun
+    from sentibench.bench.plan import check_bench, load_rerun
     from sentibench.bench.run import run_bench
 
     command = ["sentibench", *argv]
     if args.rerun is not None:
         bench = load_rerun(args.rerun, args.out, command)
         bench.dry_run = args.dry_run
+        check_bench(bench)
         run_bench(bench)
         return
     overrides = load_override_file(args.config) if args.config else {}
@@ -182,12 +187,13 @@ def _run_bench(args: argparse.Namespace, argv: list[str]) -> None:
     if models == []:
         raise SentibenchError("--models lists no model; name at least one, or leave "
                               "--models out to run the preset's rows")
-    run_bench(BenchArgs(preset=args.preset, models=models, overrides=overrides, out=args.out,
-                        data_dir=args.data_dir, source=args.source, device=args.device,
-                        seeds=parse_seeds(args.seeds) if args.seeds else None,
-                        ensemble=args.ensemble, dry_run=args.dry_run,
-                        overwrite=args.overwrite,
-                        command=command))
+    bench = BenchArgs(preset=args.preset, models=models, overrides=overrides, out=args.out,
+                      data_dir=args.data_dir, source=args.source, device=args.device,
+                      seeds=parse_seeds(args.seeds) if args.seeds else None,
+                      ensemble=args.ensemble, dry_run=args.dry_run, overwrite=args.overwrite,
+                      command=command)
+    check_bench(bench)  # the checks of the whole plan, --dry-run too (run_bench plans again)
+    run_bench(bench)
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
@@ -268,6 +274,28 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+class _CommandParser(_Parser):
+    """A sub-command's parser. Arguments it does not know are its own error: argparse leaves
+    them to the top-level parser, whose message named no command. Options may come between
+    the positionals (``predict RUN --device cpu "a review"``), which plain argparse refuses
+    once an optional follows the first positional."""
+
+    _inner = False  # parse_known_intermixed_args calls parse_known_args itself
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if self._inner:
+            return super().parse_known_args(args, namespace)
+        self._inner = True
+        try:
+            namespace, extras = self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inner = False
+        if extras:  # the unknown flags, when there are any: what follows may be a text
+            self.error(f"unrecognized arguments: "
+                       f"{' '.join([e for e in extras if e.startswith('-')] or extras)}")
+        return namespace, extras
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="sentibench",
@@ -275,16 +303,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"sentibench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
-                                parser_class=_Parser)
+                                parser_class=_CommandParser)
     _add_commands(sub)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    runtime.configure()  # before anything imports torch
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    prog = f"sentibench {args.command}"
+class _Interrupts:
+    """SIGINT while sentibench runs: a KeyboardInterrupt, as Python's own handler raises,
+    and counted. The count decides the exit status, so a Ctrl-C that is swallowed on its way
+    up (in a ``__del__`` run by the garbage collector, where Python only prints "Exception
+    ignored", or in a library's broad ``except``) still ends the command with 130, never 0."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.raising = True  # False once the command is over: a Ctrl-C then only counts
+        self.code: int | None = None  # the command's exit status, once it has one
+        self.prog = "sentibench"
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.count += 1
+        if self.raising:
+            raise KeyboardInterrupt
+
+    def end_process(self) -> None:
+        """The process's last exit hook (registered before the command ran, so every hook
+        registered while it ran comes first): exit now with the command's status, 130 if a
+        Ctrl-C came at any time. Python would next turn its signal handlers off, and a
+        Ctrl-C during the module teardown that follows would kill the process (status
+        -SIGINT) or be lost in a ``__del__``; that teardown only frees memory."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        late = signal.SIGINT in signal.sigpending()
+        if self.code is None and not (self.count or late):
+            return  # a traceback or argparse's exit: Python ends as it would have
+        if (late or self.count) and self.code != 130:
+            print(f"{self.prog}: error: interrupted", file=sys.stderr)
+        code = 130 if late or self.count else self.code or 0
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):  # a closed pipe: Python's own status for it
+            code = code or 120
+        os._exit(code)
+
+
+def _run(args: argparse.Namespace, argv: list[str], prog: str) -> int:
+    """Run the command: its exit status, and its one-line error on stderr."""
     try:
         args.handler(args, argv)
     except SentibenchError as exc:
@@ -294,6 +357,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{prog}: error: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; 0, 2 (a one-line error) or 130 (interrupted).
+
+    Without ``argv`` (the ``sentibench`` script, ``python -m sentibench``) main owns the
+    process: a Ctrl-C counts until the process has exited (see :class:`_Interrupts`).
+    Called with ``argv`` (tests, other programs), it counts while the command runs and puts
+    the caller's SIGINT handler back."""
+    runtime.configure()  # before anything imports torch
+    owns_process = argv is None
+    argv = list(sys.argv[1:] if argv is None else argv)
+    watch = _Interrupts()
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, watch) if main_thread else None
+    if owns_process and main_thread:
+        atexit.register(watch.end_process)
+    try:
+        args = build_parser().parse_args(argv)
+        watch.prog = prog = f"sentibench {args.command}"
+        code = _run(args, argv, prog)
+        if watch.count and code != 130:  # swallowed on the way up, yet asked for
+            print(f"{prog}: error: interrupted", file=sys.stderr)
+            code = 130
+        watch.code, watch.raising = code, False
+    finally:
+        if main_thread and not owns_process:
+            signal.signal(signal.SIGINT, previous)
+    return code
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sentibench.core.errors import SentibenchError
-from sentibench.engine.config import DEFAULT_SEED
+from sentibench.engine.config import DEFAULT_SEED, SEED_LIMIT
 
 
 def parse_overrides(items: list[str]) -> dict[str, dict[str, str]]:
@@ -41,17 +41,32 @@ def load_override_file(path: Path) -> dict[str, dict[str, Any]]:
     return raw
 
 
+MAX_SEEDS = 1000  # runs per row: more is a typo, not a plan (10^20 would fill memory)
+
+
 def parse_seeds(text: str) -> list[int]:
-    """``3`` -> three seeds from the default (123, 124, 125); ``1,2,5`` -> those seeds."""
+    """``3`` -> three seeds from the default (123, 124, 125); ``1,2,5`` -> those seeds.
+
+    At most :data:`MAX_SEEDS`, each in ``0 <= seed < 2**32``: checked before any list is
+    made, so a huge count is an error at once rather than a process that grows without
+    bound."""
+    usage = f"--seeds {text!r}: a count (3) or a list of seeds (123,124,125)"
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise SentibenchError(f"--seeds {text!r}: a count (3) or a list of seeds "
-                              "(123,124,125)") from None
+        raise SentibenchError(usage) from None
     if len(values) == 1 and "," not in text:
         if values[0] < 1:
             raise SentibenchError(f"--seeds {text!r}: at least one seed")
+        if values[0] > MAX_SEEDS:
+            raise SentibenchError(f"--seeds {text!r}: at most {MAX_SEEDS} seeds per row")
         return [DEFAULT_SEED + i for i in range(values[0])]
     if not values or len(set(values)) != len(values):
         raise SentibenchError(f"--seeds {text!r}: distinct seeds, e.g. 123,124,125")
+    if len(values) > MAX_SEEDS:
+        raise SentibenchError(f"--seeds {text!r}: at most {MAX_SEEDS} seeds per row")
+    wild = [v for v in values if not 0 <= v < SEED_LIMIT]
+    if wild:
+        raise SentibenchError(f"--seeds {text!r}: seed {wild[0]} is outside 0 to "
+                              f"{SEED_LIMIT - 1} (numpy's seed range)")
     return values

@@ -9,7 +9,7 @@ than after hours. :mod:`sentibench.bench.run` writes it to ``bench.json`` and ru
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,17 @@ from sentibench.models.registry import MODELS, get_family, spec_for
 from sentibench.run.results import PLAN_FILE, SEED_SUFFIX, short_name
 
 GLOBAL_KEYS = ("device", "data_dir")  # one value for the whole bench, not per row
+# Tokens each registered model's position embeddings reach, as its published config says
+# (speed/configs/*.json max_position_embeddings; RoBERTa's 514 positions hold 512 tokens, as
+# its tokenizer says; GPT-2's n_positions): known without loading any weights, so a length
+# past them fails at plan time. A path or Hub id is only known once loaded.
+LENGTH_LIMITS = {
+    **dict.fromkeys(("gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl"), 1024),
+    **dict.fromkeys(("distilbert", "bert", "bert-large", "roberta", "deberta-v3-base",
+                     "minilm"), 512),
+    **dict.fromkeys(("modernbert-base", "modernbert-large"), 8192),
+}
+LENGTH_FIELDS = {"max_length": "--max-length", "context_length": "--context_length"}
 
 
 @dataclass
@@ -134,9 +145,30 @@ def _check_row(name: str, model: str, family_name: str, settings: dict[str, Any]
     """Build the row's option dataclasses now, so that a bad combination fails before the
     first row runs rather than after hours."""
     try:
-        row_options(family_name, model, settings)
+        _, model_args, _ = row_options(family_name, model, settings)
+        check_length(model, model_args)
     except SentibenchError as exc:
         raise SentibenchError(f"bench row {name}: {exc}") from None
+
+
+def check_length(model: str, model_args: Any) -> None:
+    """A length asked for by number past a registered model's position embeddings is refused
+    in the words the training run would use after loading the model (the option's default
+    is cut to the limit there, with a note, so it passes here too)."""
+    limit = LENGTH_LIMITS.get(model)
+    for key, flag in LENGTH_FIELDS.items():
+        value = getattr(model_args, key, None)
+        if limit is None or not str(value).isdigit():
+            continue  # unknown limit, or a keyword (longest_training_example, ...)
+        length, default = int(value), int(_field_default(type(model_args), key))
+        if length > limit and length != default:
+            raise SentibenchError(f"{flag} {length} exceeds the {limit} tokens this model "
+                                  "accepts (its position embeddings end there); use at most "
+                                  f"{limit}, or --eval-windows to read longer texts")
+
+
+def _field_default(cls: type, name: str) -> Any:
+    return next(f.default for f in fields(cls) if f.name == name)
 
 
 def row_options(family_name: str, model: str, settings: dict[str, Any],
@@ -177,6 +209,29 @@ class BenchArgs:
     overwrite: bool = option(False, "discard the rows already in --out and run every row "
                                     "again (needed when the data or base model changed "
                                     "since they ran)")
+
+
+def check_ensemble(ensemble: int | None, experiments: list[Experiment]) -> None:
+    """``--ensemble K`` needs two or more runs, and no more than the plan makes (every row,
+    once per seed where seeds apply): checked with the plan, so that ``--dry-run`` says it
+    too and a real bench does not find out after its last row."""
+    if ensemble is None:
+        return
+    if ensemble < 2:
+        raise SentibenchError(f"--ensemble {ensemble}: an ensemble needs two or more runs")
+    runs = len(experiments)
+    if ensemble > runs:
+        hint = f"use --ensemble {runs} or fewer, or" if runs >= 2 else "give"
+        raise SentibenchError(f"--ensemble {ensemble}: the plan makes only {runs} "
+                              f"run{'s' if runs != 1 else ''} (rows x seeds), fewer than the "
+                              f"{ensemble} it would average; {hint} more rows or --seeds")
+
+
+def check_bench(bench: BenchArgs) -> list[Experiment]:
+    """The bench's plan, with every check that needs the whole plan (``--ensemble``)."""
+    experiments = plan(bench.preset, bench.models, bench.overrides, bench.seeds)
+    check_ensemble(bench.ensemble, experiments)
+    return experiments
 
 
 def load_rerun(bench_dir: Path, out: Path | None, command: list[str]) -> BenchArgs:

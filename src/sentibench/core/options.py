@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -27,16 +28,19 @@ _FALSE = {"false", "0", "no", "off"}
 
 def option(default: Any, help: str, *, choices: Iterable[str] | None = None,
            minimum: float | None = None, above: float | None = None,
-           snake: bool = False, metavar: str | None = None, cli: bool = True) -> Any:
+           snake: bool = False, metavar: str | None = None, cli: bool = True,
+           nonfinite: bool = False) -> Any:
     """A dataclass field that is also a documented, checked option.
 
     ``minimum``: smallest allowed value; ``above``: values must be strictly greater.
+    ``nonfinite``: a float option that accepts nan and ±inf (none does yet: a NaN learning
+    rate trains nothing and reports a chance-level run as if it were a result).
     ``snake``: the reference's own flag is snake_case (``--num_epochs``); both spellings
     are always accepted. ``cli=False``: settable in bench overrides, not as a flag.
     """
     meta = {"help": help, "choices": tuple(choices) if choices is not None else None,
             "minimum": minimum, "above": above, "snake": snake, "metavar": metavar,
-            "cli": cli}
+            "cli": cli, "nonfinite": nonfinite}
     return dataclasses.field(default=default, metadata={"option": meta})
 
 
@@ -55,6 +59,7 @@ class Opt:
     snake: bool
     metavar: str | None
     cli: bool
+    nonfinite: bool
 
     @property
     def flag(self) -> str:
@@ -95,6 +100,8 @@ def check(opt: Opt, value: Any) -> None:
         if not opt.nullable:
             raise SentibenchError(f"{opt.flag} needs a value")
         return
+    if isinstance(value, float) and not opt.nonfinite and not math.isfinite(value):
+        raise SentibenchError(f"{opt.flag} must be a finite number, got {value}")
     if opt.choices is not None and value not in opt.choices:
         raise SentibenchError(f"{opt.flag} must be one of {', '.join(opt.choices)}, "
                               f"got {value!r}")

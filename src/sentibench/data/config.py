@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,20 @@ class DataArgs:
 
 
 DATASETS = ("imdb", "sms-spam", "files")  # and hf:NAME[:CONFIG]
+
+
+def _check_finite_fractions(text: str) -> None:
+    """A nan or inf share passes the later "positive, sum to 1" test (every comparison with
+    NaN is false), so it is refused here, when the flag is read."""
+    for part in text.split(","):
+        try:
+            number = float(part)
+        except ValueError:
+            continue  # not a number at all: parse_fractions says what it expects
+        if not math.isfinite(number):
+            raise SentibenchError(f"--split-fractions {text!r}: three positive fractions "
+                                  "that sum to 1 (train, validation, test); got "
+                                  f"{part.strip()}")
 
 
 @dataclass
@@ -90,6 +105,7 @@ class PrepareConfig:
             self.data_dir = Path("data") / name
         for algo in HEX_DIGITS:
             setattr(self, algo, normalize_digest(algo, getattr(self, algo)))
+        _check_finite_fractions(self.split_fractions)
         if self.dataset != "imdb":
             return
         if not self.source:

@@ -18,6 +18,7 @@ SPLIT_BATCHES = ("auto", "on", "off")
 FAST_DROPOUT = ("auto", "off")
 DEVICE_HELP = "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps"
 DEFAULT_SEED = 123  # the reference's torch.manual_seed
+SEED_LIMIT = 2 ** 32  # seeds are 0 <= seed < 2^32: numpy's range (torch's reaches 2^64)
 SELECT_METRICS = ("none", "val_accuracy", "val_loss")  # --select-best
 IGNORE_INDEX = -100  # torch's default: no class index equals it, so no row is left out
 QUANTIZE = ("none", "int8")  # predict --quantize
@@ -132,6 +133,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         validate(self)
         check_device(self.device)
+        if not 0 <= self.seed < SEED_LIMIT:  # else torch fails only once the model is built
+            raise SentibenchError(f"--seed must be 0 to {SEED_LIMIT - 1} (numpy's seed "
+                                  f"range), got {self.seed}")
         if not self.warmup_ratio < 1:
             raise SentibenchError(f"--warmup-ratio must be below 1, got {self.warmup_ratio}")
         if self.select_best != "none" and self.eval_every is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,10 +42,7 @@ def read_inputs(texts: Sequence[str], file: Path | None, csv: Path | None,
             raw = Path(file).read_bytes().decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise SentibenchError(f"{file}: cannot read ({exc})") from None
-        # one line is one text: str.splitlines() would also cut at U+0085, U+2028 and
-        # other separators that occur inside reviews
-        lines = [line.removesuffix("\r") for line in raw.split("\n")]
-        items.extend(line for line in lines if line.strip())
+        items.extend(_file_lines(file, raw))
     if csv is not None:
         try:
             frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
@@ -60,6 +58,24 @@ def read_inputs(texts: Sequence[str], file: Path | None, csv: Path | None,
     if not items:
         raise SentibenchError("nothing to predict: give texts, --file or --csv")
     return items
+
+
+def _file_lines(file: Path, raw: str) -> list[str]:
+    """The texts of a one-review-per-line file. Blank lines are skipped, and a note on
+    stderr says how many, since a file's line numbers then no longer match the output's.
+
+    One line is one text: str.splitlines() would also cut at U+0085, U+2028 and other
+    separators that occur inside reviews. The empty string after the last newline is the
+    file's end, not a blank line."""
+    lines = [line.removesuffix("\r") for line in raw.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()
+    texts = [line for line in lines if line.strip()]
+    blank = len(lines) - len(texts)
+    if blank:
+        print(f"note: skipped {blank} blank line{'s' if blank != 1 else ''} in {file}",
+              file=sys.stderr)
+    return texts
 
 
 def run_predict(run_dir: Path, texts: list[str], device: str = "cpu",
