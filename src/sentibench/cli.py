@@ -169,14 +169,13 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 def _run_bench(args: argparse.Namespace, argv: list[str]) -> None:
     from sentibench.bench.overrides import load_override_file, parse_overrides, parse_seeds
-    from sentibench.bench.plan import check_bench, load_rerun
+    from sentibench.bench.plan import load_rerun
     from sentibench.bench.run import run_bench
 
     command = ["sentibench", *argv]
     if args.rerun is not None:
         bench = load_rerun(args.rerun, args.out, command)
         bench.dry_run = args.dry_run
-        check_bench(bench)
         run_bench(bench)
         return
     overrides = load_override_file(args.config) if args.config else {}
@@ -192,7 +191,6 @@ def _run_bench(args: argparse.Namespace, argv: list[str]) -> None:
                       seeds=parse_seeds(args.seeds) if args.seeds else None,
                       ensemble=args.ensemble, dry_run=args.dry_run, overwrite=args.overwrite,
                       command=command)
-    check_bench(bench)  # the checks of the whole plan, --dry-run too (run_bench plans again)
     run_bench(bench)
 
 

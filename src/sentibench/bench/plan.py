@@ -227,13 +227,6 @@ def check_ensemble(ensemble: int | None, experiments: list[Experiment]) -> None:
                               f"{ensemble} it would average; {hint} more rows or --seeds")
 
 
-def check_bench(bench: BenchArgs) -> list[Experiment]:
-    """The bench's plan, with every check that needs the whole plan (``--ensemble``)."""
-    experiments = plan(bench.preset, bench.models, bench.overrides, bench.seeds)
-    check_ensemble(bench.ensemble, experiments)
-    return experiments
-
-
 def load_rerun(bench_dir: Path, out: Path | None, command: list[str]) -> BenchArgs:
     """The exact plan of an earlier bench, to be run again in a new directory."""
     path = Path(bench_dir) / PLAN_FILE

@@ -13,7 +13,14 @@ import shutil
 import sys
 from pathlib import Path
 
-from sentibench.bench.plan import BenchArgs, Experiment, plan, plan_entry, row_options
+from sentibench.bench.plan import (
+    BenchArgs,
+    Experiment,
+    check_ensemble,
+    plan,
+    plan_entry,
+    row_options,
+)
 from sentibench.bench.presets import PRESETS
 from sentibench.core.errors import SentibenchError
 from sentibench.core.fileio import atomic_write_json
@@ -169,12 +176,10 @@ def _run_row(exp: Experiment, run_dir: Path, bench: BenchArgs) -> None:
 def run_bench(bench: BenchArgs) -> Path | None:
     """Plan, prepare data, run every experiment not yet completed, report."""
     experiments = plan(bench.preset, bench.models, bench.overrides, bench.seeds)
+    check_ensemble(bench.ensemble, experiments)
     if bench.dry_run:  # the plan and its estimates only (None: no bench directory)
         from sentibench.bench.estimate import print_dry_run
         return print_dry_run(bench, experiments, PRESETS[bench.preset].dataset)
-    if bench.ensemble is not None and bench.ensemble < 2:
-        raise SentibenchError(f"--ensemble {bench.ensemble}: an ensemble needs two or more "
-                              "runs")
     _check_device(bench, experiments)
     from sentibench.data.sources import ensure_prepared
 

@@ -281,3 +281,5 @@ def _stop_between_steps(engine: Engine) -> Iterator[None]:
     finally:
         for sig, old_handler in previous.items():
             signal.signal(sig, old_handler)
+    if engine.stop_requested:  # asked after the last step: stop now, the end is saved
+        raise KeyboardInterrupt
