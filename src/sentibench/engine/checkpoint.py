@@ -135,8 +135,9 @@ def read_run_spec(run_dir: Path) -> dict[str, Any]:
 
 
 def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())[:160]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    """The exception's type alone: the libraries' texts (byte offsets, Rust debug output)
+    help no one decide what to do with a damaged file."""
+    return type(exc).__name__
 
 
 def _read(path: Path, load: Any) -> Any:

@@ -90,19 +90,22 @@ def _settle_checkpoint(path: Path) -> None:
         _remove(leftover)
 
 
-def settle(path: Path) -> None:
+def settle(path: Path) -> bool:
     """Clean what a killed writer left, and decide a run set aside by ``--overwrite``: gone
-    once the new run has work to keep, else put back in place of the new run's debris."""
+    once the new run has work to keep, else put back in place of the new run's debris
+    (then True)."""
     _settle_checkpoint(path)
     previous = path / PREVIOUS_RUN
     if not previous.is_dir():
-        return
-    if not any(name in KEEP for name in contents(path)):
+        return False
+    restore = not any(name in KEEP for name in contents(path))
+    if restore:
         for name in contents(path):
             _remove(path / name)
         for item in previous.iterdir():
             item.rename(path / item.name)
     shutil.rmtree(previous)
+    return restore
 
 
 def _set_aside(path: Path) -> None:
@@ -176,8 +179,12 @@ def run_directory(path: Path, *, overwrite: bool = False, resume: bool = False,
                     _set_aside(path)
             try:
                 yield path
-            finally:
-                settle(path)
+            except BaseException as exc:
+                if settle(path) and isinstance(exc, SentibenchError):
+                    raise SentibenchError(f"{exc}; {path} keeps the run --overwrite would "
+                                          "have replaced") from None
+                raise
+            settle(path)
     except BaseException:
         if new and not any(name in KEEP for name in contents(path)):
             shutil.rmtree(path, ignore_errors=True)
