@@ -111,8 +111,8 @@ def cached_encode(tokenizer: TextEncoder, frame: pd.DataFrame, max_length: int |
         try:
             return EncodedSplit(_read_cache(path, len(frame)),
                                 torch.as_tensor(labels, dtype=torch.long))
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-            print(f"note: {path}: unreadable token cache ({type(exc).__name__}); rebuilding it")
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            print(f"note: {path}: unreadable token cache entry; rebuilding it")
     split = encode_split(tokenizer, frame["text"].tolist(), labels, max_length, truncation)
     offsets = np.cumsum([0, *(len(x) for x in split.ids)], dtype=np.int64)
     flat = np.fromiter((t for row in split.ids for t in row), dtype=np.int32, count=offsets[-1])
