@@ -314,7 +314,7 @@ def test_failed_rebuild_leaves_the_previous_outputs_intact(small_archive, tmp_pa
         return real_write(self, data)
 
     monkeypatch.setattr(Path, "write_bytes", disk_full)
-    with pytest.raises(SentibenchError, match="cannot write .*No space left on device"):
+    with pytest.raises(SentibenchError, match="cannot write .*no space left on device"):
         prepare(PrepareConfig(**cfg, force=True))
     monkeypatch.undo()
     assert {n: (tmp_path / "d" / n).read_bytes() for n in contents(tmp_path / "d")} == before

@@ -8,6 +8,7 @@ import os
 import pytest
 
 from sentibench.core.errors import SentibenchError
+from sentibench.core.fileio import PREVIOUS_RUN
 from sentibench.run.rundir import LOCK_FILE, check_target, lock, run_directory
 
 
@@ -20,7 +21,7 @@ def test_a_directory_holding_another_run_is_refused_unless_overwrite(tmp_path):
         with run_directory(run):
             pass
     with run_directory(run, overwrite=True):
-        assert sorted(p.name for p in run.iterdir()) == [LOCK_FILE]  # emptied first
+        assert sorted(p.name for p in run.iterdir()) == [PREVIOUS_RUN, LOCK_FILE]  # set aside
         (run / "results.json").write_text("new")
     assert sorted(p.name for p in run.iterdir()) == ["results.json"]  # lock released
 

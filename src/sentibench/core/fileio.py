@@ -7,6 +7,7 @@ or failed command never leaves a half-written file that a later run could trust.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -15,7 +16,35 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sentibench.core.errors import SentibenchError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: temporary files are not locked nor swept
+    fcntl = None  # type: ignore[assignment]
+
 CACHE_ENV = "SENTIBENCH_CACHE"
+FULL = (errno.ENOSPC, errno.EDQUOT)  # a full disk, or the user's quota reached
+PREVIOUS_RUN = ".sentibench-previous"  # inside a run directory: the run --overwrite replaces
+
+
+class DiskFull(SentibenchError):
+    """A write failed for want of space. ``path`` is what could not be written; the message
+    says what was kept, which only the caller knows (a checkpoint, a previous file)."""
+
+    def __init__(self, path: str | os.PathLike[str], kept: str) -> None:
+        super().__init__(f"{path}: no space left on device ({kept})")
+        self.path = Path(path)
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` means "no space left". Rust writers (safetensors, tokenizers) raise
+    their own exception types that only name the OS error in their text."""
+    if isinstance(exc, DiskFull):
+        return True
+    if isinstance(exc, OSError):
+        return exc.errno in FULL
+    return any(f"(os error {code})" in str(exc) for code in FULL)
 
 
 def cache_dir() -> Path:
@@ -39,25 +68,80 @@ def usual_mode(path: Path) -> None:
     os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_umask())
 
 
+def _temp_pattern(target: Path) -> str:
+    return f".{target.name}.*.tmp"
+
+
+def sweep_temps(target: Path) -> None:
+    """Remove the temporary files of ``target`` that a killed process left behind.
+
+    Each writer holds an exclusive ``flock`` on its temporary file until it is renamed,
+    and the OS drops the lock of a dead process; so a file we can lock is an orphan, and
+    a concurrent writer's file (the token cache is shared by parallel runs) is never
+    touched."""
+    if fcntl is None:  # pragma: no cover
+        return
+    for stale in target.parent.glob(_temp_pattern(target)):
+        with contextlib.suppress(OSError):
+            fd = os.open(stale, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if os.fstat(fd).st_ino == os.stat(stale).st_ino:
+                    os.unlink(stale)
+            finally:
+                os.close(fd)
+
+
+def _locked_temp(target: Path) -> tuple[int, Path]:
+    """A new temporary file beside ``target``, locked; retried if a sweeper removed it
+    between its creation and our lock."""
+    while True:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        if fcntl is None:  # pragma: no cover
+            return fd, Path(name)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink:
+            return fd, Path(name)
+        os.close(fd)
+
+
+def _new_dirs(path: Path) -> list[Path]:
+    """The directories ``mkdir(parents=True)`` of ``path`` would create, deepest first."""
+    return [p for p in (path, *path.parents) if not p.exists()]
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` on success.
 
-    On any exception the temporary file is removed and ``target`` is left untouched.
+    On any exception the temporary file, and any directory made for it, is removed and
+    ``target`` is left untouched; a full disk becomes :class:`DiskFull`, one line naming
+    ``target``. Orphaned temporary files of ``target`` are swept first.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    made, fd, tmp = _new_dirs(target.parent), -1, None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        sweep_temps(target)
+        fd, tmp = _locked_temp(target)
         yield tmp
         if tmp.exists():  # mkstemp makes 0600 files; give the usual umask-based mode
             usual_mode(tmp)
         os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        for directory in made:
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        if disk_full(exc) and not isinstance(exc, DiskFull):
+            kept = "wrote nothing; the previous file is kept" if target.exists() else \
+                "wrote nothing"
+            raise DiskFull(target, kept) from None
         raise
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
 def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from sentibench import __version__
 from sentibench.core.errors import SentibenchError
-from sentibench.core.fileio import atomic_path, sha256_file
+from sentibench.core.fileio import DiskFull, atomic_path, disk_full, sha256_file
 from sentibench.data.splits import LABELS_FILE, MANIFEST, SPLIT_FILES
 
 
@@ -56,9 +56,10 @@ def write_prepared(data_dir: Path, parts: dict[str, pd.DataFrame], names: list[s
                    manifest: dict) -> None:
     """Write every output to a temporary file first, then rename them, the manifest last.
 
-    A failure while writing leaves the old outputs untouched and no temporary file; the
-    old manifest is removed just before the renames, so a failure between them can never
-    pair a manifest with files it does not describe (the next run then rebuilds).
+    A failure while writing (a full disk: one line) leaves the old outputs untouched and no
+    temporary file; the old manifest is removed just before the renames, so a failure
+    between them can never pair a manifest with files it does not describe (the next run
+    then rebuilds).
     """
     payloads = {name: parts[split][["text", "label"]].to_csv(index=False).encode("utf-8")
                 for split, name in SPLIT_FILES.items()}
@@ -73,9 +74,11 @@ def write_prepared(data_dir: Path, parts: dict[str, pd.DataFrame], names: list[s
                 stack.enter_context(atomic_path(data_dir / name)).write_bytes(data)
             manifest_tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
             (data_dir / MANIFEST).unlink(missing_ok=True)
-    except OSError as exc:
-        raise SentibenchError(f"{data_dir}: cannot write the split files "
-                              f"({exc.strerror or exc})") from None
+    except (OSError, DiskFull) as exc:
+        why = "no space left on device" if disk_full(exc) else \
+            getattr(exc, "strerror", None) or exc
+        raise SentibenchError(f"{data_dir}: cannot write the split files: {why} (wrote none "
+                              "of them; any previous ones are unchanged)") from None
 
 
 def summarize(parts: dict[str, pd.DataFrame], names: list[str]) -> str:

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from sentibench.core.errors import SentibenchError
-from sentibench.core.fileio import atomic_write_json, usual_mode
+from sentibench.core.fileio import DiskFull, atomic_write_json, disk_full, usual_mode
 from sentibench.data.config import DEFAULT_LABEL_NAMES
 from sentibench.models import LAST_BLOCKS, TRAINABLE_LAYERS, first_token
 from sentibench.models.hf_errors import (
@@ -319,7 +319,8 @@ def save_hf_classifier(model: nn.Module, tokenizer: HFTokenizer,
     The result is a standard Hugging Face directory: ``transformers.pipeline(
     "text-classification", model=directory)`` labels text with the class names (it always passes an
     attention mask). Other files in ``directory`` are left alone; ``config.json`` is removed first
-    and written last, so an interrupted save leaves a directory that loaders refuse.
+    and written last, so an interrupted save leaves a directory that loaders refuse. A full disk
+    is one line (:class:`DiskFull`) and leaves no ``.hf-save.*`` staging directory.
     """
     model = _unwrap(model)
     target = Path(directory)
@@ -339,6 +340,10 @@ def save_hf_classifier(model: nn.Module, tokenizer: HFTokenizer,
             if destination.is_dir():
                 shutil.rmtree(destination)
             os.replace(item, destination)
+    except Exception as exc:
+        if disk_full(exc):
+            raise DiskFull(target, "the model was not saved") from None
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sentibench.core.errors import SentibenchError
 from sentibench.core.fileio import atomic_write_text
 from sentibench.report.compare import run_stats
 from sentibench.report.html_page import build_html
@@ -28,6 +29,12 @@ def build_report(bench_dir: Path) -> list[Path]:
 
     Without any loss history (no neural run) loss_curves.png is not written, and a stale
     one from an earlier build is removed so the directory always matches its results.
+
+    A run whose results.json or test predictions cannot be read is shown as an unreadable
+    row naming the file, the report of the other rows is written, and then this raises
+    (exit status 2) naming that file: a report that lacks a row through damage is not a
+    success a script should take for complete, while a row that failed to run (listed in
+    failures.json) is part of a complete report and leaves the status 0.
     """
     bench = Path(bench_dir)
     rows = load_rows(bench)
@@ -42,4 +49,9 @@ def build_report(bench_dir: Path) -> list[Path]:
     else:
         written.append(loss)
     written.append(build_html(bench, rows, all_stats))
+    damaged = [row.unreadable for row in rows if row.unreadable]
+    if damaged:
+        more = f" (and {len(damaged) - 1} more unreadable runs)" if len(damaged) > 1 else ""
+        raise SentibenchError(f"{damaged[0]}{more}; wrote the report of the other rows, this "
+                              f"one marked unreadable: {', '.join(p.name for p in written)}")
     return written

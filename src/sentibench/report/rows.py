@@ -1,9 +1,15 @@
 """The rows of a bench: its run directories' ``results.json``, ``failures.json`` and the
-plan's per-row reference figures and notes (``bench.json``), nothing else."""
+plan's per-row reference figures and notes (``bench.json``), nothing else.
+
+A row whose ``results.json`` or test predictions cannot be read (truncated, garbage, rows
+missing) becomes an *unreadable* row naming the file, instead of ending the report or,
+worse, feeding NaN probabilities or half a test set into the statistics.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -11,7 +17,15 @@ from typing import Any
 
 from sentibench.core.errors import SentibenchError
 from sentibench.models.registry import MODELS, ReferenceRow
-from sentibench.run.results import FAILURES_FILE, PLAN_FILE, RESULTS_FILE, RunResult, read_results
+from sentibench.run.results import (
+    FAILURES_FILE,
+    PLAN_FILE,
+    PREDICTIONS_FILE,
+    RESULTS_FILE,
+    RunResult,
+    read_predictions,
+    read_results,
+)
 
 _UNRANKED = 10**6
 
@@ -27,6 +41,7 @@ class Row:
     run_dir: Path | None = None
     plan_reference: ReferenceRow | None = None  # the bench plan's figures for this row
     note: str | None = None  # the bench plan's note on this row
+    unreadable: str | None = None  # why a file of this run cannot be read, naming it
 
     @property
     def model(self) -> str:
@@ -117,8 +132,7 @@ def load_rows(bench_dir: str | Path) -> list[Row]:
             continue
         failed = failures.get(child.name)
         if (child / RESULTS_FILE).is_file():
-            status = "ok" if failed is None else f"ok (failures.json also lists: {failed})"
-            rows[child.name] = Row(child.name, read_results(child), status, dataset, child)
+            rows[child.name] = _finished(child, failed, dataset)
         elif failed is None:
             rows[child.name] = Row(child.name, None, f"unfinished: no {RESULTS_FILE}", dataset)
     for name, msg in failures.items():
@@ -126,10 +140,47 @@ def load_rows(bench_dir: str | Path) -> list[Row]:
     for name, row in rows.items():
         reference, note = planned.get(name, (None, None))
         rows[name] = replace(row, plan_reference=reference, note=note)
-    if not any(r.result is not None for r in rows.values()) and not failures:
+    if not any(r.result is not None or r.unreadable for r in rows.values()) and not failures:
         raise SentibenchError(
             f"{bench}: not a bench directory (no <run>/{RESULTS_FILE} and no {FAILURES_FILE})")
     return sort_rows(rows.values())
+
+
+def _finished(run_dir: Path, failed: str | None, dataset: str) -> Row:
+    """A run directory with a results.json: its row, or an unreadable row naming the file."""
+    try:
+        result = read_results(run_dir)
+        _check_predictions(run_dir, result)
+    except SentibenchError as exc:
+        why = one_line(exc)
+        return Row(run_dir.name, None, f"unreadable: {why}", dataset, run_dir, unreadable=why)
+    status = "ok" if failed is None else f"ok (failures.json also lists: {failed})"
+    return Row(run_dir.name, result, status, dataset, run_dir)
+
+
+def _check_predictions(run_dir: Path, result: RunResult) -> None:
+    """Refuse test predictions the statistics would misread: unparsable, fewer rows than
+    the run scored, labels outside the classes, probabilities missing or not numbers."""
+    path = run_dir / PREDICTIONS_FILE
+    try:
+        saved = read_predictions(run_dir, result.labels)
+    except (OSError, ValueError, KeyError) as exc:  # pandas' parser errors are ValueErrors
+        raise SentibenchError(f"{path}: unreadable predictions ({type(exc).__name__}: "
+                              f"{one_line(exc)[:120]})") from None
+    if saved is None:
+        return
+    labels, probs = saved
+    rows = result.data.get("rows") if isinstance(result.data, dict) else None
+    expected = rows.get("test") if isinstance(rows, dict) else None
+    if expected is not None and len(labels) != expected:
+        raise SentibenchError(f"{path}: {len(labels)} rows, but results.json scored "
+                              f"{expected} test rows (truncated?)")
+    classes = range(len(result.labels))
+    if not all(isinstance(y, int | float) and float(y).is_integer() and int(y) in classes
+               for y in labels.tolist()):
+        raise SentibenchError(f"{path}: a label is not a class id 0..{len(classes) - 1}")
+    if not all(math.isfinite(p) for p in probs.ravel().tolist()):
+        raise SentibenchError(f"{path}: a probability is missing or not a number")
 
 
 def collect(bench_dir: Path) -> list[RunResult]:

@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -24,7 +25,7 @@ import pandas as pd
 import torch
 
 from sentibench.core.errors import SentibenchError
-from sentibench.core.fileio import atomic_path, cache_dir
+from sentibench.core.fileio import DiskFull, atomic_path, cache_dir
 from sentibench.core.options import to_dict
 from sentibench.data.config import DataArgs
 from sentibench.data.splits import (
@@ -97,22 +98,40 @@ def _cache_path(cache_dir: Path, tokenizer_name: str, max_length: int | None, cs
 def cached_encode(tokenizer: TextEncoder, frame: pd.DataFrame, max_length: int | None,
                   csv_sha: str | None, cache_dir: Path | None,
                   truncation: Truncation = HEAD) -> EncodedSplit:
-    """Tokenize a split once; later runs with the same tokenizer, length and data reuse it."""
+    """Tokenize a split once; later runs with the same tokenizer, length and data reuse it.
+
+    The cache only saves time, so it never stops a run: an entry that cannot be read
+    (truncated, garbage, not matching the split) is rebuilt, and one that cannot be
+    written (a full disk) is skipped, each with a one-line note naming the file."""
     labels = frame["label"].tolist()
     if cache_dir is None or csv_sha is None:
         return encode_split(tokenizer, frame["text"].tolist(), labels, max_length, truncation)
     path = _cache_path(cache_dir, tokenizer.name, max_length, csv_sha, len(frame), truncation)
     if path.is_file():
-        with np.load(path, allow_pickle=False) as stored:
-            flat, offsets = stored["ids"].tolist(), stored["offsets"].tolist()
-        ids = [flat[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
-        return EncodedSplit(ids, torch.as_tensor(labels, dtype=torch.long))
+        try:
+            return EncodedSplit(_read_cache(path, len(frame)),
+                                torch.as_tensor(labels, dtype=torch.long))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            print(f"note: {path}: unreadable token cache entry; rebuilding it")
     split = encode_split(tokenizer, frame["text"].tolist(), labels, max_length, truncation)
     offsets = np.cumsum([0, *(len(x) for x in split.ids)], dtype=np.int64)
     flat = np.fromiter((t for row in split.ids for t in row), dtype=np.int32, count=offsets[-1])
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, ids=flat, offsets=offsets)
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, ids=flat, offsets=offsets)
+    except DiskFull:
+        print(f"note: {path}: no space left on device; the token ids are not cached")
     return split
+
+
+def _read_cache(path: Path, rows: int) -> list[list[int]]:
+    """The token ids of a cache entry, checked against the split it stands for."""
+    with np.load(path, allow_pickle=False) as stored:
+        flat, offsets = stored["ids"].tolist(), stored["offsets"].tolist()
+    if len(offsets) != rows + 1 or offsets[0] != 0 or offsets[-1] != len(flat) or \
+            any(b < a for a, b in zip(offsets[:-1], offsets[1:], strict=True)):
+        raise ValueError("offsets do not match the split")
+    return [flat[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
 
 
 def encode_splits(built: BuiltModel, frames: dict[str, pd.DataFrame], max_length: int,
@@ -223,14 +242,21 @@ def final_logits(engine: Engine, built: BuiltModel, splits: dict[str, EncodedSpl
 def _save_run(run_dir: Path, built: BuiltModel, splits: dict[str, EncodedSplit],
               logits: dict[str, torch.Tensor], result: RunResult, engine: Engine) -> None:
     """Model and predictions first, results.json last (it marks the run finished), then
-    the checkpoint is no longer needed."""
-    built.save(run_dir)
-    result.files = model_files_of(run_dir)
-    path = save_run_files(run_dir, result, {
-        split: (splits[split].labels.numpy(),
-                torch.softmax(logits[split].float(), dim=-1).numpy())
-        for split in splits})
-    shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
+    the checkpoint is no longer needed. A full disk keeps the checkpoint, which
+    ``--resume`` turns into a finished run (evaluating again, nothing trained again)."""
+    try:
+        built.save(run_dir)
+        result.files = model_files_of(run_dir)
+        path = save_run_files(run_dir, result, {
+            split: (splits[split].labels.numpy(),
+                    torch.softmax(logits[split].float(), dim=-1).numpy())
+            for split in splits})
+    except DiskFull as exc:
+        raise DiskFull(exc.path, f"the run is not finished; its checkpoint is kept: free "
+                       f"space, then sentibench {get_family(result.kind).command} --resume "
+                       f"{run_dir}") from None
+    for name in (CHECKPOINT_DIR, *(f"{CHECKPOINT_DIR}.{s}" for s in ("new", "old"))):
+        shutil.rmtree(run_dir / name, ignore_errors=True)
     engine.log(f"Saved the model and {path}")
 
 
