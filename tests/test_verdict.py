@@ -93,11 +93,13 @@ def test_failed_row_is_named_and_ranked_last(tmp_path):
     assert _verdict(tmp_path) == (
         "Verdict: zz-better is best with 95.00 % test accuracy (95 % CI 91.04–97.26 %, 200 "
         "test rows); no other row is within noise of it; worse beyond noise (p < 0.05): "
-        "logreg; failed or unfinished: bert.")
+        "logreg; failed: bert.")
     assert [r.name for r in ranked(load_rows(tmp_path))] == ["zz-better", "logreg", "bert"]
     build_report(tmp_path)
     markdown = (tmp_path / "results.md").read_text(encoding="utf-8")
     assert _table_names(markdown, "| model |")[:3] == ["zz-better (logreg)", "logreg", "bert"]
+    (tmp_path / "half").mkdir()  # a row that has not written its results yet
+    assert _verdict(tmp_path).endswith("; failed: bert; unfinished: half.")
 
 
 def test_seeded_rows_report_their_spread(tmp_path):

@@ -206,8 +206,8 @@ def _run_report(args: argparse.Namespace, argv: list[str]) -> None:
     from sentibench.report.build import build_report
     from sentibench.report.tables import format_table, load_rows
 
+    print(format_table(load_rows(args.bench_dir)))  # first: build_report may end in an error
     paths = build_report(args.bench_dir)
-    print(format_table(load_rows(args.bench_dir)))
     print(f"\nWrote {', '.join(str(p) for p in paths)}")
 
 

@@ -239,10 +239,10 @@ def _finish(bench_dir: Path, failures: dict[str, str], total: int) -> None:
     from sentibench.report.tables import format_table, load_rows
 
     atomic_write_json(bench_dir / FAILURES_FILE, failures)
-    paths = build_report(bench_dir)
     rows = load_rows(bench_dir)
     print(f"\nData set: {rows[0].data if rows else '?'}")
-    print(format_table(rows))
+    print(format_table(rows))  # first: build_report ends in an error on an unreadable row
+    paths = build_report(bench_dir)
     print(f"\nWrote {', '.join(str(p) for p in paths)}")
     if failures:
         raise SentibenchError(f"{len(failures)} of {total} experiments failed: "

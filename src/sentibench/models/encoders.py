@@ -326,8 +326,9 @@ def save_hf_classifier(model: nn.Module, tokenizer: HFTokenizer,
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
     (target / "config.json").unlink(missing_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".hf-save.", dir=target))
+    staging: Path | None = None
     try:
+        staging = Path(tempfile.mkdtemp(prefix=".hf-save.", dir=target))
         model.hf_model.save_pretrained(str(staging))
         tokenizer.save(staging)
         atomic_write_json(staging / META_FILE, {
@@ -345,7 +346,8 @@ def save_hf_classifier(model: nn.Module, tokenizer: HFTokenizer,
             raise DiskFull(target, "the model was not saved") from None
         raise
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def load_hf_classifier(directory: str | os.PathLike[str]) -> tuple[HFClassifier, HFTokenizer]:

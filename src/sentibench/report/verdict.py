@@ -148,9 +148,8 @@ def verdict(rows: Sequence[Row], all_stats: Sequence[RunStats]) -> str:
     """One sentence (clauses joined by semicolons), plain text: no Markdown marks."""
     order = ranked(rows)
     finished = [r for r in order if r.result is not None]
-    failed = [r.name for r in order if r.result is None]
     if not finished:
-        return f"{PREFIX} no row finished; failed or unfinished: {names(failed)}."
+        return f"{PREFIX} no row finished; {'; '.join(_unfinished_clauses(order))}."
     seconds = {r.name: float(r.result.train_seconds) for r in finished}
     stats = [s for s in ordered_stats(all_stats, rows) if s.name in seconds]
     top = [s for s in stats if s in top_stats(stats)]
@@ -163,9 +162,20 @@ def verdict(rows: Sequence[Row], all_stats: Sequence[RunStats]) -> str:
         clauses = _accuracy_only(finished)
     clauses = [*_data_clause(finished), *clauses]
     clauses += _seed_clauses(rows, [s.name for s in top] or [finished[0].name])
-    if failed:
-        clauses.append(f"failed or unfinished: {names(failed)}")
+    clauses += _unfinished_clauses(order)
     return f"{PREFIX} {'; '.join(clauses)}."
+
+
+def _unfinished_clauses(order: Sequence[Row]) -> list[str]:
+    """Rows without results, by why: failed (failures.json), unreadable (a damaged file),
+    unfinished (no results.json yet)."""
+    kinds: dict[str, list[str]] = {}
+    for row in order:
+        if row.result is None:
+            kind = row.status.split(":")[0] if row.status.split(":")[0] in (
+                "failed", "unreadable", "unfinished") else "failed"
+            kinds.setdefault(kind, []).append(row.name)
+    return [f"{kind}: {names(members)}" for kind, members in kinds.items()]
 
 
 def mean_test_accuracy(members: Sequence[Row]) -> float:
