@@ -3,6 +3,7 @@ compare with an uninterrupted run (a tiny GPT-2 with the real BPE, synthetic rev
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -114,3 +115,30 @@ def test_an_interrupted_bench_continues_its_neural_row_from_the_checkpoint(
     assert "continuing from the checkpoint" in again.stdout
     assert "(Step 000000)" not in again.stdout  # the steps before the checkpoint: not again
     _same_results(row, whole / tiny_gpt2_dir.name)
+
+
+def test_resume_refuses_a_checkpoint_made_from_other_data(tiny_gpt2_dir, tmp_path):
+    """Steps 1..k on the old split and k+1.. on a new one would be one model trained on two
+    data sets: refused, naming the file, and the checkpoint is kept for the old data."""
+    data = synthetic_csvs(tmp_path / "data", rows=(400, 60, 60))
+    cut = tmp_path / "cut"
+    state = cut / "checkpoint" / "state.json"
+    argv = [*_train_gpt(tiny_gpt2_dir, data, cut), "--save-every", "3"]
+    assert _interrupt_when(_cli(*argv), lambda lines: state.is_file(), tmp_path / "c.log") == 130
+    original = (data / "train.csv").read_bytes()
+    synthetic_csvs(tmp_path / "other", rows=(400, 60, 60), seed=1)
+    (data / "train.csv").write_bytes((tmp_path / "other" / "train.csv").read_bytes())
+    refused = subprocess.run(_cli("train-gpt", "--resume", str(cut)), capture_output=True,
+                             text=True, env=_env(), timeout=300)
+    assert refused.returncode == 2
+    assert refused.stderr.startswith(
+        f"sentibench train-gpt: error: the checkpoint in {cut} was made from other inputs "
+        f"than {data} holds now (train.csv (sha256 ")
+    assert refused.stderr.endswith("; resuming would train on two data sets; start the run "
+                                   "again with --overwrite, or give a new --out\n")
+    assert len(refused.stderr.splitlines()) == 1 and state.is_file()
+    (data / "train.csv").write_bytes(original)
+    resumed = subprocess.run(_cli("train-gpt", "--resume", str(cut)), capture_output=True,
+                             text=True, env=_env(), timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert read_results(cut).data["sha256"]["train.csv"] == hashlib.sha256(original).hexdigest()
