@@ -345,3 +345,9 @@ def noisy_bench(tmp_path: Path) -> Path:
                  str(noisy_three_classes(tmp_path / "data")), "--out", str(out),
                  "--ensemble", "2"]) == 0
     return out
+
+
+def train_gpt_argv(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    """``train-gpt`` on a local (tiny) GPT-2, all layers trained, on the CPU."""
+    return ["train-gpt", "--model_size", str(model), "--trainable_layers", "all",
+            "--data-dir", str(data), "--out", str(out), "--device", "cpu", *extra]

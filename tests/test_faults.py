@@ -20,7 +20,7 @@ from sentibench.core.fileio import PREVIOUS_RUN
 from sentibench.run.results import read_results
 from sentibench.run.rundir import contents as held
 from sentibench.run.rundir import settle
-from tests.helpers import cli_error, contents, noisy_bench, synthetic_csvs
+from tests.helpers import cli_error, contents, noisy_bench, synthetic_csvs, train_gpt_argv
 
 RESTART = "the run cannot be resumed from it; start it again with --overwrite"
 STRAYS = ("checkpoint.new", "checkpoint.old", PREVIOUS_RUN)
@@ -29,11 +29,6 @@ STRAYS = ("checkpoint.new", "checkpoint.old", PREVIOUS_RUN)
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     return synthetic_csvs(tmp_path_factory.mktemp("faults") / "data", rows=(400, 16, 16))
-
-
-def _gpt(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
-    return ["train-gpt", "--model_size", str(model), "--trainable_layers", "all",
-            "--data-dir", str(data), "--out", str(out), "--device", "cpu", *extra]
 
 
 def _cli(*argv: str) -> list[str]:
@@ -78,7 +73,7 @@ def interrupted(tiny_gpt2_dir, data, tmp_path_factory) -> Path:
         except (OSError, ValueError):
             return False
 
-    _kill_when(_gpt(tiny_gpt2_dir, data, run, "--save-every", "1"), third,
+    _kill_when(train_gpt_argv(tiny_gpt2_dir, data, run, "--save-every", "1"), third,
                run.parent / "log")
     settle(run)  # a kill inside the checkpoint swap leaves checkpoint.new/.old: finish it
     assert held(run) == ["checkpoint"]
@@ -129,14 +124,14 @@ def test_a_corrupt_token_cache_entry_is_rebuilt_with_a_note(tiny_gpt2_dir, tmp_p
                                                             monkeypatch):
     monkeypatch.setenv("SENTIBENCH_CACHE", str(tmp_path / "cache"))
     small = synthetic_csvs(tmp_path / "data", rows=(32, 16, 16))
-    assert main(_gpt(tiny_gpt2_dir, small, tmp_path / "a")) == 0
+    assert main(train_gpt_argv(tiny_gpt2_dir, small, tmp_path / "a")) == 0
     entries = sorted((tmp_path / "cache" / "tokens").iterdir())
     assert len(entries) == 3
     good = {p: p.read_bytes() for p in entries}
     entries[0].write_bytes(good[entries[0]][:100])
     entries[1].write_bytes(b"not a zip file")
     capsys.readouterr()
-    assert main(_gpt(tiny_gpt2_dir, small, tmp_path / "b")) == 0
+    assert main(train_gpt_argv(tiny_gpt2_dir, small, tmp_path / "b")) == 0
     notes = [x for x in capsys.readouterr().out.splitlines() if x.startswith("note: ")]
     assert notes == [f"note: {p}: unreadable token cache entry; rebuilding it"
                      for p in sorted(entries[:2], key=lambda p: _split_order(p, good))]
@@ -173,7 +168,7 @@ def test_report_names_an_unreadable_run_and_builds_the_rest(tmp_path, capsys):
 def test_killed_while_writing_a_checkpoint_then_resumed(tiny_gpt2_dir, data, tmp_path):
     run = tmp_path / "run"
     staging = run / "checkpoint.new"
-    _kill_when(_gpt(tiny_gpt2_dir, data, run, "--save-every", "1"),
+    _kill_when(train_gpt_argv(tiny_gpt2_dir, data, run, "--save-every", "1"),
                lambda: (run / "checkpoint").is_dir() and staging.is_dir(), tmp_path / "log")
     _finishes(["train-gpt", "--resume", str(run)], run)
 
@@ -181,7 +176,7 @@ def test_killed_while_writing_a_checkpoint_then_resumed(tiny_gpt2_dir, data, tmp
 @pytest.mark.slow
 def test_killed_while_saving_the_model_then_resumed(tiny_gpt2_dir, data, tmp_path):
     run = tmp_path / "run"
-    _kill_when(_gpt(tiny_gpt2_dir, data, run),
+    _kill_when(train_gpt_argv(tiny_gpt2_dir, data, run),
                lambda: any(run.glob(".model.safetensors.*.tmp")), tmp_path / "log")
     assert "checkpoint" in contents(run)
     _finishes(["train-gpt", "--resume", str(run)], run)
@@ -191,9 +186,9 @@ def test_killed_while_saving_the_model_then_resumed(tiny_gpt2_dir, data, tmp_pat
 def test_a_killed_overwrite_keeps_the_old_run_until_the_same_command_finishes(
         tiny_gpt2_dir, data, tmp_path):
     run = tmp_path / "run"
-    assert main(_gpt(tiny_gpt2_dir, data, run, "--num_epochs", "1")) == 0
+    assert main(train_gpt_argv(tiny_gpt2_dir, data, run, "--num_epochs", "1")) == 0
     old = (run / "results.json").read_bytes()
-    again = _gpt(tiny_gpt2_dir, data, run, "--overwrite")
+    again = train_gpt_argv(tiny_gpt2_dir, data, run, "--overwrite")
     _kill_when(again, lambda: not (run / "results.json").exists(), tmp_path / "log")
     assert (run / PREVIOUS_RUN / "results.json").read_bytes() == old  # not lost
     _finishes(again, run)

@@ -15,7 +15,7 @@ import pytest
 
 from sentibench.core.fileio import PREVIOUS_RUN
 from sentibench.run.results import read_results
-from tests.helpers import contents, synthetic_csvs
+from tests.helpers import contents, synthetic_csvs, train_gpt_argv
 
 MB = 1 << 20
 SHIM = Path(__file__).with_name("full_disk_shim.py")
@@ -66,11 +66,6 @@ def data(tmp_path_factory) -> Path:
     return synthetic_csvs(tmp_path_factory.mktemp("full-disk") / "data", rows=(64, 16, 16))
 
 
-def _gpt(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
-    return ["train-gpt", "--model_size", str(model), "--trainable_layers", "all",
-            "--data-dir", str(data), "--out", str(out), "--device", "cpu", *extra]
-
-
 def _error(proc: subprocess.CompletedProcess, command: str) -> str:
     """The one error line (status 2, nothing else on stderr but progress bars)."""
     assert proc.returncode == 2, proc.stderr[-3000:]
@@ -93,7 +88,8 @@ def test_a_full_disk_at_a_checkpoint_keeps_the_last_good_one(tiny_gpt2_dir, data
                                                              tmp_path):
     d = disk(30 * MB)  # one checkpoint (~20 MB) fits, a second beside it does not
     run = d.root / "run"
-    line = _error(d.run(*_gpt(tiny_gpt2_dir, data, run, "--save-every", "1")), "train-gpt")
+    argv = train_gpt_argv(tiny_gpt2_dir, data, run, "--save-every", "1")
+    line = _error(d.run(*argv), "train-gpt")
     assert line == (f"sentibench train-gpt: error: {run}/checkpoint: no space left on device "
                     "(the checkpoint of step 1 was not written; the last good checkpoint, of "
                     "step 0, is kept: free space, then --resume)")
@@ -107,7 +103,7 @@ def test_a_full_disk_while_saving_the_model_keeps_the_checkpoint(tiny_gpt2_dir, 
                                                                  tmp_path):
     d = disk(23 * MB)  # the end-of-training checkpoint fits, the model beside it does not
     run = d.root / "run"
-    line = _error(d.run(*_gpt(tiny_gpt2_dir, data, run)), "train-gpt")
+    line = _error(d.run(*train_gpt_argv(tiny_gpt2_dir, data, run)), "train-gpt")
     assert line == (f"sentibench train-gpt: error: {run}/model.safetensors: no space left on "
                     "device (the run is not finished; its checkpoint is kept: free space, then "
                     f"sentibench train-gpt --resume {run})")
@@ -119,10 +115,10 @@ def test_overwrite_on_a_full_disk_gives_the_old_run_back(tiny_gpt2_dir, data, di
                                                           tmp_path):
     d = disk(18 * MB)  # the old run (~8 MB) fits; a first checkpoint (~20 MB) does not
     run = d.root / "run"
-    assert d.run(*_gpt(tiny_gpt2_dir, data, tmp_path / "old")).returncode == 0
+    assert d.run(*train_gpt_argv(tiny_gpt2_dir, data, tmp_path / "old")).returncode == 0
     shutil.copytree(tmp_path / "old", run)
     before = {name: (run / name).read_bytes() for name in contents(run)}
-    line = _error(d.run(*_gpt(tiny_gpt2_dir, data, run, "--overwrite")), "train-gpt")
+    line = _error(d.run(*train_gpt_argv(tiny_gpt2_dir, data, run, "--overwrite")), "train-gpt")
     assert line == (f"sentibench train-gpt: error: {run}/checkpoint: no space left on device "
                     "(the checkpoint of step 7 was not written; no earlier checkpoint exists); "
                     f"{run} keeps the run --overwrite would have replaced")
@@ -135,7 +131,7 @@ def test_a_full_token_cache_disk_is_a_note_and_the_run_goes_on(tiny_gpt2_dir, di
     big = synthetic_csvs(tmp_path / "data", rows=(200, 200, 200))  # each entry > 4 KiB
     d = disk(4096)
     run = tmp_path / "run"
-    proc = d.run(*_gpt(tiny_gpt2_dir, big, run),
+    proc = d.run(*train_gpt_argv(tiny_gpt2_dir, big, run),
                  SENTIBENCH_CACHE=str(d.root))
     assert proc.returncode == 0, proc.stderr[-3000:]
     notes = [x for x in proc.stdout.splitlines() if x.startswith("note: ")]
