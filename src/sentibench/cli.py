@@ -22,6 +22,7 @@ from typing import NoReturn
 
 from sentibench import __version__
 from sentibench.bench.plan import BenchArgs
+from sentibench.bench.tune import TuneArgs
 from sentibench.bench.presets import PRESETS
 from sentibench.core import runtime
 from sentibench.core.errors import SentibenchError
@@ -194,6 +195,23 @@ def _run_bench(args: argparse.Namespace, argv: list[str]) -> None:
     run_bench(bench)
 
 
+def _add_tune(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "tune", help="search a row's settings on the validation split (Optuna)",
+        description="Tune one row of a comparison: each trial is a run directory in the study "
+                    "directory, scored on validation only. Several workers join one study by "
+                    "running the same command (the same --study-dir on one machine, or the "
+                    "same --storage URL on many); --trials caps the whole study.")
+    add_options(p, TuneArgs)
+    p.set_defaults(handler=_run_tune)
+
+
+def _run_tune(args: argparse.Namespace, argv: list[str]) -> None:
+    from sentibench.bench.tune import run_tune
+
+    run_tune(from_namespace(TuneArgs, args))
+
+
 def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="(re)build tables and plots of a bench directory",
                        description="Build results.md, results.csv and PNG plots from the "
@@ -260,6 +278,7 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
         if family.engine:
             _add_neural(sub, family)
     _add_bench(sub)
+    _add_tune(sub)
     _add_report(sub)
     _add_predict(sub)
     _add_speedtest(sub)

@@ -45,9 +45,11 @@ class Monitor:
                  best: Best | None, log: Callable[[str], None],
                  loss_and_accuracy: Callable[[EncodedSplit, Sequence[int]],
                                              tuple[float, float]],
-                 total: int) -> None:
+                 total: int,
+                 on_evaluation: Callable[[int, float, float], None] | None = None) -> None:
         self.cfg, self.model, self.history, self.best = cfg, model, history, best
         self.log, self.loss_and_accuracy, self.total = log, loss_and_accuracy, total
+        self.on_evaluation = on_evaluation  # (step, loss, accuracy): e.g. a tuner's pruner
 
     def restore_best(self) -> None:
         if self.best is not None and self.best.params is not None:
@@ -76,6 +78,8 @@ class Monitor:
                  f"{accuracy * 100:.2f}%{mark}")
         if state.stopped:
             self.log(f"Early stopping: {self.best.bad} evaluations without improvement")
+        if self.on_evaluation is not None:
+            self.on_evaluation(step, loss, accuracy)
 
     def log_losses(self, state: TrainState, train: EncodedSplit, val: EncodedSplit,
                     train_mon: list[int], val_mon: list[int]) -> None:

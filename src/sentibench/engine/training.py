@@ -92,6 +92,7 @@ class Engine:
         self.evaluator = Evaluator(cfg, self.plan, self.model, self.dist, self.class_weights,
                                    self._split_logits, self._collated)
         self.monitor: Monitor | None = None  # made by each fit
+        self.on_evaluation: Callable[[int, float, float], None] | None = None  # --eval-every
         self.best = Best(cfg.select_best, cfg.early_stopping_patience) \
             if cfg.select_best != "none" else None
 
@@ -213,7 +214,7 @@ class Engine:
         total = (len(train) // self.step_rows) * cfg.num_epochs
         total = min(total, cfg.max_steps) if cfg.max_steps is not None else total
         self.monitor = Monitor(cfg, self.model, self.history, self.best, self.log,
-                               self.loss_and_accuracy, total)
+                               self.loss_and_accuracy, total, self.on_evaluation)
         first_step = state.global_step
         self.model.train()
         try:

@@ -224,8 +224,21 @@ def _progress(message: str, t0: float, rows: int) -> None:
         print(f"[{time.perf_counter() - t0:6.1f} s] {message}", file=sys.stderr, flush=True)
 
 
+def adjusted(pipeline: Pipeline, C: float | None = None, ngram_max: int | None = None
+             ) -> Pipeline:
+    """The recipe with its regularisation or n-gram range changed where asked (the dummy
+    has neither, and keeps its own)."""
+    clf = pipeline.steps[-1][1]
+    if C is not None and "C" in clf.get_params():
+        clf.set_params(C=C)
+    vectorizer = pipeline.steps[0][1]
+    if ngram_max is not None and "ngram_range" in vectorizer.get_params():
+        vectorizer.set_params(ngram_range=(1, ngram_max))
+    return pipeline
+
+
 def fit(name: str, frames: dict[str, pd.DataFrame], num_classes: int | None = None,
-         weights: list[float] | None = None
+         weights: list[float] | None = None, options: Any = None
          ) -> tuple[Pipeline, dict[str, np.ndarray], float, dict[str, np.ndarray]]:
     """Fit on train; predicted ids of every split; training seconds; validation and test
     probabilities.
@@ -235,6 +248,8 @@ def fit(name: str, frames: dict[str, pd.DataFrame], num_classes: int | None = No
     evaluation split is vectorized once for its predictions and (test) its probabilities.
     """
     pipeline = build_pipeline(name)
+    if options is not None:
+        adjusted(pipeline, options.C, options.ngram_max)
     clf = pipeline.steps[-1][1]
     if num_classes is not None and num_classes > 2 and clf.get_params().get("solver") \
             == "liblinear":  # liblinear fits two classes only: multinomial lbfgs instead

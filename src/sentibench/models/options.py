@@ -71,4 +71,15 @@ class HFArgs:
 
 @dataclass
 class BaselineArgs:
-    """scikit-learn baselines take no model options: the registry name is the recipe."""
+    """The registry name is the recipe; these adjust it (``bench --set``, ``tune``), and left
+    at None give the recipe exactly as the reference (or our TF-IDF recipe) has it."""
+
+    C: float | None = option(
+        None, "inverse regularisation strength of the logistic regression (default: the "
+              "recipe's, 1 for logreg, 50 for logreg-tfidf)", above=0, cli=False)
+    ngram_max: int | None = option(
+        None, "longest word n-gram the vectorizer counts (default: the recipe's, 1 for "
+              "logreg, 2 for logreg-tfidf)", minimum=1, cli=False)
+
+    def __post_init__(self) -> None:
+        validate(self)

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -146,7 +146,9 @@ def encode_splits(built: BuiltModel, frames: dict[str, pd.DataFrame], max_length
 
 
 def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
-               data: DataArgs, run: RunArgs, resume_from: Path | None = None) -> RunResult:
+               data: DataArgs, run: RunArgs, resume_from: Path | None = None,
+               on_evaluation: Callable[[int, float, float], None] | None = None
+               ) -> RunResult:
     """Train, evaluate and save one neural model; return (and write) its results.
 
     Everything that can be checked (data, device, the run directory) is checked before
@@ -178,6 +180,7 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
                                train_cfg.truncation_rule)
         weights = class_weights(data, frames["train"], len(labels))
         engine = Engine(built.model, train_cfg, max_length, class_weights=weights)
+        engine.on_evaluation = on_evaluation
         engine.log(engine.plan.describe())
         spec = {"name": name, "family": family, "model_args": asdict(model_args),
                 "train": train_cfg.to_dict(), "command": run.command, "data": to_dict(data),

@@ -3,6 +3,7 @@ scikit-learn fit for the bag-of-words ones. The only place that chooses between 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +14,20 @@ from sentibench.run.results import RunArgs, RunResult
 
 
 def run_row(model: str, family_name: str, model_args: Any, train: TrainConfig | None,
-            data: DataArgs, run: RunArgs) -> RunResult:
-    """Train, evaluate and save one run of registered (or custom) ``model``."""
+            data: DataArgs, run: RunArgs,
+            on_evaluation: Callable[[int, float, float], None] | None = None) -> RunResult:
+    """Train, evaluate and save one run of registered (or custom) ``model``.
+    ``on_evaluation(step, validation loss, accuracy)`` hears each ``--eval-every``
+    evaluation of a neural run (a tuner's pruner); raising from it stops the run."""
     family = get_family(family_name)
     if family.engine:
         from sentibench.run.neural import run_neural
 
-        return run_neural(model, family.name, model_args, train, data, run)
+        return run_neural(model, family.name, model_args, train, data, run,
+                          on_evaluation=on_evaluation)
     from sentibench.run.sklearn import run_baseline
 
-    return run_baseline(model, data, run)
+    return run_baseline(model, data, run, options=model_args)
 
 
 def resumable(family_name: str, run_dir: Path) -> bool:

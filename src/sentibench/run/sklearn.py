@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,8 @@ def _describe(pipeline: Pipeline) -> dict:
 
 
 def run_baseline(name: str, data: DataArgs, run: RunArgs,
-                 frames: dict[str, pd.DataFrame] | None = None) -> RunResult:
+                 frames: dict[str, pd.DataFrame] | None = None,
+                 options: Any = None) -> RunResult:
     """Fit, evaluate, save ``model.skops`` + ``results.json`` for one baseline."""
     started, t0 = results.utc_now_iso(), time.perf_counter()
     frames = frames if frames is not None else load_splits(data)
@@ -33,7 +35,8 @@ def run_baseline(name: str, data: DataArgs, run: RunArgs,
                        overwrite=run.overwrite) as run_dir:
         names = read_label_names(data.data_dir)
         weights = class_weights(data, frames["train"], len(names))
-        pipeline, predicted, train_seconds, probs = baselines.fit(name, frames, len(names), weights)
+        pipeline, predicted, train_seconds, probs = baselines.fit(name, frames, len(names), weights,
+                                                                 options)
         baselines.save_pipeline(pipeline, run_dir)
         clf = pipeline.steps[-1][1]
         params = int(np.size(clf.coef_) + np.size(clf.intercept_)) \
