@@ -285,3 +285,15 @@ def test_real_saved_model_is_the_evaluated_one(features, real_runs, imdb_data):
     assert np.array_equal(probabilities, class_probabilities(pipeline, test["text"].tolist()))
     accuracy = float((probabilities.argmax(axis=1) == test["label"].to_numpy()).mean())
     assert accuracy == read_results(out).accuracy["test"]
+
+
+def test_a_recipe_is_adjusted_only_where_asked():
+    adjusted = baselines.adjusted
+
+    for name in baselines.BASELINES:
+        assert repr(adjusted(build_pipeline(name))) == repr(build_pipeline(name))
+    tuned = adjusted(build_pipeline("logreg-tfidf"), C=2.5, ngram_max=3)
+    assert tuned.named_steps["clf"].C == 2.5
+    assert tuned.named_steps["vectorizer"].ngram_range == (1, 3)
+    dummy = adjusted(build_pipeline("dummy"), C=2.5, ngram_max=3)  # has neither: unchanged
+    assert repr(dummy) == repr(build_pipeline("dummy"))

@@ -22,8 +22,8 @@ from typing import NoReturn
 
 from sentibench import __version__
 from sentibench.bench.plan import BenchArgs
-from sentibench.bench.tune import TuneArgs
 from sentibench.bench.presets import PRESETS
+from sentibench.bench.tune import TuneArgs
 from sentibench.core import runtime
 from sentibench.core.errors import SentibenchError
 from sentibench.core.options import add_flag, add_options, from_namespace
