@@ -167,3 +167,22 @@ def test_an_interrupted_study_continues_without_repeating_a_trial(tiny_gpt2_dir,
     assert "[trial 0]" not in done.stdout  # trial 0 finished before: not run again
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     assert [t.number for t in complete] == [0, 2, 3]
+
+
+def test_a_trial_whose_worker_died_is_failed_and_not_counted(spam, tmp_path):
+    study = tmp_path / "study"
+    assert subprocess.run(_cli(*_tune(spam, study, "--trials", "1")), capture_output=True,
+                          timeout=300).returncode == 0
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(study / JOURNAL_FILE)))
+    (name,) = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    left = optuna.load_study(study_name=name, storage=storage).ask()  # "killed" mid-trial
+    left.set_user_attr("worker", f"{os.uname().nodename}:{gone.pid}")
+    done = subprocess.run(_cli(*_tune(spam, study, "--trials", "2")), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"trial 1: its worker {os.uname().nodename}:{gone.pid} is gone; marked failed" \
+        in done.stderr
+    assert [t.state.name for t in _stored(study)] == ["COMPLETE", "FAIL", "COMPLETE"]
