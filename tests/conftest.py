@@ -1,12 +1,15 @@
-"""Shared fixtures: the real offline inputs (../shared/data) and small synthetic archives.
+"""Shared fixtures: the real offline inputs (../shared/data), small synthetic archives and a
+throwaway PostgreSQL server (tests/postgres.py).
 
 Real inputs are found through SENTIBENCH_SHARED_DATA. Where they are absent a test is
-skipped with the reason, except under CI=true, where their absence is a failure.
+skipped with the reason, except under CI=true, where their absence is a failure; the same
+holds for PostgreSQL's binaries (.ci/run installs them) and psycopg2.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,7 @@ from tests.helpers import (
     small_members,
     write_archive,
 )
+from tests.postgres import PostgresUnavailable, running_postgres
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -107,3 +111,14 @@ def tiny_gpt2_dir(gpt2_bpe_dir, tmp_path_factory) -> Path:
     for name in ("encoder.json", "vocab.bpe"):
         shutil.copy(gpt2_bpe_dir / name, directory / name)
     return directory
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """SQLAlchemy URL of a database on a throwaway PostgreSQL server (tests/postgres.py),
+    shared by the session's tests: start-up costs about a second, so once, not per test."""
+    try:
+        with running_postgres() as url:
+            yield url
+    except PostgresUnavailable as err:
+        unavailable(str(err))
