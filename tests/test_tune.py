@@ -186,3 +186,21 @@ def test_a_trial_whose_worker_died_is_failed_and_not_counted(spam, tmp_path):
     assert f"trial 1: its worker {os.uname().nodename}:{gone.pid} is gone; marked failed" \
         in done.stderr
     assert [t.state.name for t in _stored(study)] == ["COMPLETE", "FAIL", "COMPLETE"]
+
+
+def test_workers_on_a_shared_postgresql_storage_share_the_budget(spam, tmp_path, postgres_url):
+    """Two workers as on two machines: their own study directories, one --storage URL on a
+    real PostgreSQL server, on an empty database (they race to create the tables)."""
+    workers = [subprocess.Popen(
+        _cli(*_tune(spam, tmp_path / f"machine{i}", "--trials", "6", "--storage",
+                    postgres_url)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(2)]
+    outs = [w.communicate(timeout=600) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], [o[1][-2000:] for o in outs]
+    (summary,) = optuna.get_all_study_summaries(postgres_url)
+    trials = optuna.load_study(study_name=summary.study_name, storage=postgres_url).trials
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 6
+    assert all(t.user_attrs.get("over_budget") for t in trials if t not in complete)
+    made = sorted(p.name for i in range(2) for p in (tmp_path / f"machine{i}").glob("trial-*"))
+    assert made == sorted(t.user_attrs["run_dir"] for t in complete)

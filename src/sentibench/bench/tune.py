@@ -131,11 +131,29 @@ def _open(study: Study) -> Any:
                                   f"{', '.join(changed)} differ); use another --study-dir")
     else:
         atomic_write_json(path, wanted)
-    storage = study.args.storage or _journal(optuna, study.directory / JOURNAL_FILE)
+    storage = _shared(optuna, study.args.storage) if study.args.storage else \
+        _journal(optuna, study.directory / JOURNAL_FILE)
     return optuna.create_study(
         storage=storage, study_name=f"sentibench-{safe_name(study.name)}",
         direction=METRICS[study.args.metric], load_if_exists=True,
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3))
+
+
+def _shared(optuna: Any, url: str) -> Any:
+    """A database storage (PostgreSQL, MySQL) that workers on other machines share. Two
+    workers starting on an empty database race to create Optuna's tables and one loses
+    (optuna/optuna#1092): the loser tries again once the winner has made them."""
+    import sqlalchemy.exc
+
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            time.sleep(0.2 * (attempt + 1))
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            reason = " ".join(str(exc).split())[:200]
+            raise SentibenchError(f"--storage {url}: cannot use it ({reason})") from None
+    return optuna.storages.RDBStorage(url)
 
 
 def _journal(optuna: Any, path: Path) -> Any:
