@@ -41,7 +41,7 @@ def _commands() -> list[str]:
 
 def test_every_command_is_checked():
     assert _commands() == ["prepare", "train-logreg", "train-gpt", "train-hf", "bench",
-                           "report", "predict", "speedtest"]
+                           "tune", "report", "predict", "speedtest"]
 
 
 @pytest.mark.parametrize("command", _commands())

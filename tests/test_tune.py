@@ -197,10 +197,37 @@ def test_workers_on_a_shared_postgresql_storage_share_the_budget(spam, tmp_path,
         for i in range(2)]
     outs = [w.communicate(timeout=600) for w in workers]
     assert [w.returncode for w in workers] == [0, 0], [o[1][-2000:] for o in outs]
-    (summary,) = optuna.get_all_study_summaries(postgres_url)
-    trials = optuna.load_study(study_name=summary.study_name, storage=postgres_url).trials
+    trials = optuna.load_study(study_name="sentibench-logreg-tfidf", storage=postgres_url).trials
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == 6
     assert all(t.user_attrs.get("over_budget") for t in trials if t not in complete)
     made = sorted(p.name for i in range(2) for p in (tmp_path / f"machine{i}").glob("trial-*"))
     assert made == sorted(t.user_attrs["run_dir"] for t in complete)
+
+
+def test_bench_tune_tunes_every_row_the_same_way_and_keeps_the_untuned_twin(spam, tmp_path,
+                                                                            capsys):
+    bench = tmp_path / "bench"
+    argv = ["bench", "--preset", "spam", "--models", "dummy,logreg-tfidf,logreg", "--tune", "3",
+            "--data-dir", str(spam), "--out", str(bench)]
+    assert main(argv) == 0
+    runs = sorted(p.name for p in bench.iterdir() if (p / "results.json").is_file())
+    assert runs == ["dummy", "logreg", "logreg-default", "logreg-tfidf", "logreg-tfidf-default"]
+    assert sorted(p.name for p in (bench / "tuning").iterdir()) == ["logreg", "logreg-tfidf"]
+    for row in ("logreg", "logreg-tfidf"):
+        summary = _summary(bench / "tuning" / row)
+        assert len(summary["trials"]) == 3  # the same budget for every row
+        best = summary["best"]
+        assert read_results(bench / row).accuracy["validation"] == best["value"]
+        clf = repr(read_results(bench / row).config["pipeline"]["clf"])
+        assert f"C={best['params']['C']!r}" in clf or f"C={best['params']['C']}" in clf
+    markdown = (bench / "results.md").read_text()
+    tuning = markdown[markdown.index("## Tuning"):markdown.index("## Models")]
+    assert "| logreg-tfidf (tuned) | C=" in tuning and "| logreg-tfidf-default | " in tuning
+    assert "tuning" not in [line.split(" | ")[0].strip("| ") for line in
+                            markdown.splitlines() if line.startswith("| ")]
+    capsys.readouterr()
+    assert main(argv) == 0  # the same command again: nothing trained, no new trial
+    again = capsys.readouterr().out
+    assert again.count("already completed") == 5 and "[trial" not in again
+    assert len(_summary(bench / "tuning" / "logreg")["trials"]) == 3

@@ -191,6 +191,7 @@ def _run_bench(args: argparse.Namespace, argv: list[str]) -> None:
                       data_dir=args.data_dir, source=args.source, device=args.device,
                       seeds=parse_seeds(args.seeds) if args.seeds else None,
                       ensemble=args.ensemble, dry_run=args.dry_run, overwrite=args.overwrite,
+                      tune=args.tune,
                       command=command)
     run_bench(bench)
 

@@ -206,6 +206,9 @@ class BenchArgs:
     command: list[str] = field(default_factory=list)
     dry_run: bool = option(False, "print the plan with an estimated time per row on this "
                                   "device (see sentibench speedtest); run nothing")
+    tune: int | None = option(None, "tune every row with N trials on the validation split "
+                                    "(sentibench tune) before its final run(s); each row also "
+                                    "runs untuned, as <row>-default", minimum=1)
     overwrite: bool = option(False, "discard the rows already in --out and run every row "
                                     "again (needed when the data or base model changed "
                                     "since they ran)")
@@ -249,4 +252,4 @@ def load_rerun(bench_dir: Path, out: Path | None, command: list[str]) -> BenchAr
     return BenchArgs(preset=preset, models=list(keys.values()), overrides=overrides,
                      out=out, data_dir=Path(old["data_dir"]), source=old.get("source"),
                      device=old.get("device", "auto"), seeds=seeds,
-                     ensemble=old.get("ensemble"), command=command)
+                     ensemble=old.get("ensemble"), tune=old.get("tune"), command=command)

@@ -36,6 +36,7 @@ from sentibench.run.results import (
     FAILURES_FILE,
     PLAN_FILE,
     RESULTS_FILE,
+    TUNING_DIR,
     RunArgs,
     environment,
     format_accuracy_lines,
@@ -75,17 +76,21 @@ def _accept_plan(bench_dir: Path, old: list[dict], wanted: list[dict]) -> None:
 
 
 def _row_dirs(bench_dir: Path, experiments: list[Experiment]) -> list[Path]:
-    """The run directories a bench directory may hold for this plan, the ensemble's too."""
-    names = [safe_name(e.name) for e in experiments]
-    names += [p.name for p in bench_dir.glob("ensemble-top*") if p.is_dir()]
-    return [bench_dir / name for name in names]
+    """The run directories a bench directory holds: this plan's rows, the ensemble, the
+    untuned twins of tuned rows, and the trials of its tuning studies."""
+    rows = {bench_dir / safe_name(e.name) for e in experiments}
+    rows |= {p for p in bench_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
+             and p.name != TUNING_DIR}
+    return sorted(rows) + sorted(bench_dir.glob(f"{TUNING_DIR}/*/trial-*"))
 
 
 def _discard_rows(bench_dir: Path, experiments: list[Experiment]) -> None:
-    """--overwrite: remove the rows' run directories (finished or interrupted)."""
+    """--overwrite: remove the rows' run directories (finished or interrupted) and the
+    tuning studies, all made from what the bench held before."""
     for run_dir in _row_dirs(bench_dir, experiments):
         if run_dir.is_dir():
             shutil.rmtree(run_dir)
+    shutil.rmtree(bench_dir / TUNING_DIR, ignore_errors=True)
     (bench_dir / FAILURES_FILE).unlink(missing_ok=True)
 
 
@@ -148,7 +153,7 @@ def _write_plan(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]
         "schema": "sentibench.bench/1", "command": bench.command, "preset": bench.preset,
         "models": bench.models, "overrides": bench.overrides, "data_dir": str(bench.data_dir),
         "source": bench.source, "device": bench.device, "seeds": bench.seeds,
-        "ensemble": bench.ensemble,
+        "ensemble": bench.ensemble, "tune": bench.tune,
         "experiments": wanted,
         "dataset": dataset_name(bench.data_dir),
         "data_sha256": data_checksums(bench.data_dir), "environment": environment(bench.device),
@@ -195,6 +200,10 @@ def run_bench(bench: BenchArgs) -> Path | None:
             _discard_rows(bench_dir, experiments)
         _check_inputs(bench_dir, bench, experiments)
         _write_plan(bench_dir, bench, experiments)
+        if bench.tune:
+            from sentibench.bench.tuned import studies, tuned_experiments
+
+            experiments = tuned_experiments(experiments, studies(bench_dir, bench, experiments))
         failures = _run_rows(bench_dir, bench, experiments)
         if bench.ensemble:
             _add_ensemble(bench_dir, bench, failures)

@@ -24,19 +24,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sentibench.bench.plan import allowed_settings, plan, row_options
+from sentibench.bench.plan import Experiment, allowed_settings, plan, row_options
 from sentibench.bench.presets import PRESETS
 from sentibench.bench.space import Param, default_space, parse_space
 from sentibench.core.errors import SentibenchError
 from sentibench.core.fileio import atomic_write_json
 from sentibench.core.options import option
-from sentibench.models.registry import get_family
-from sentibench.run.results import RunArgs, read_predictions, read_results, safe_name, utc_stamp
+from sentibench.models.registry import get_family, spec_for
+from sentibench.run.results import (
+    STUDY_SUMMARY_FILE,
+    RunArgs,
+    read_predictions,
+    read_results,
+    safe_name,
+    utc_stamp,
+)
 from sentibench.run.runner import run_row
 
 METRICS = {"val_accuracy": "maximize", "val_macro_f1": "maximize", "val_loss": "minimize"}
 STUDY_FILE = "study.json"
-SUMMARY_FILE = "study-summary.json"
+SUMMARY_FILE = STUDY_SUMMARY_FILE
 JOURNAL_FILE = "study.journal"
 
 
@@ -102,17 +109,25 @@ class Study:
 
 
 def resolve(args: TuneArgs) -> Study:
-    """The row and its space, every check done before a trial runs."""
+    """The row of ``--preset`` named by ``--model``, and its space."""
     (exp,) = plan(args.preset, [args.model], {}, None)
+    if args.data_dir is None:
+        args.data_dir = Path("data") / PRESETS[args.preset].dataset
+    return study_for(exp, args)
+
+
+def study_for(exp: Experiment, args: TuneArgs) -> Study:
+    """A row's study: its space (``--space`` or the family's), every check done before a
+    trial runs."""
     allowed = allowed_settings(exp.family)
     space = parse_space(args.space, allowed) if args.space else \
         default_space(get_family(exp.family).engine, exp.settings, allowed)
+    if not spec_for(exp.model).tunable:
+        space = {}
     if not space:
         raise SentibenchError(f"{exp.name} has no setting to search; give --space")
     if args.eval_every is not None and not get_family(exp.family).engine:
         raise SentibenchError("--eval-every prunes neural trials; this row is scikit-learn")
-    if args.data_dir is None:
-        args.data_dir = Path("data") / PRESETS[args.preset].dataset
     directory = args.study_dir or Path("runs") / f"tune-{safe_name(exp.name)}-{utc_stamp()}"
     return Study(args, exp.name, exp.model, exp.family, dict(exp.settings), space, directory)
 
@@ -282,11 +297,17 @@ def run_trial(study: Study, ostudy: Any, trial: Any, optuna: Any) -> None:
 
 
 def run_tune(args: TuneArgs) -> Path:
-    """Resolve, then run trials until the study has ``--trials`` of them; summarise."""
+    """``sentibench tune``: resolve the row, prepare its data, run the study."""
     study = resolve(args)
     from sentibench.data.sources import ensure_prepared
 
     ensure_prepared(args.data_dir, PRESETS[args.preset].dataset, None)
+    run_study(study)
+    return study.directory
+
+
+def run_study(study: Study) -> dict[str, Any]:
+    """Run trials until the study has ``--trials`` of them; print and return its summary."""
     optuna = _optuna()
     ostudy = _open(study)
     started, failures = time.monotonic(), 0
@@ -298,7 +319,7 @@ def run_tune(args: TuneArgs) -> Path:
                                   f"{ostudy.trials[trial.number].user_attrs.get('error')})")
     summary = summarise(study, ostudy, optuna)
     print(format_summary(summary))
-    return study.directory
+    return summary
 
 
 def summarise(study: Study, ostudy: Any, optuna: Any) -> dict[str, Any]:

@@ -46,6 +46,7 @@ class ModelSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     reference: ReferenceRow | None = None  # on IMDb, the reference experiment's figures
     other_references: dict[str, ReferenceRow] = field(default_factory=dict)  # by data set
+    tunable: bool = True  # False: no setting changes what it predicts (the dummy)
 
     def reference_for(self, dataset: str) -> ReferenceRow | None:
         """Published figures for this model on ``dataset`` (``imdb``, ``sms-spam``...)."""
@@ -79,7 +80,7 @@ _HF = {**HF_TRAIN_DEFAULTS, "trainable_layers": "all", "num_epochs": 1}
 
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("dummy", "sklearn", None, "DummyClassifier(most_frequent)",
-              reference=_ref(9, "-", 0.4991)),
+              reference=_ref(9, "-", 0.4991), tunable=False),
     ModelSpec("logreg", "sklearn", None, "CountVectorizer + LogisticRegression(max_iter=1000)",
               reference=_ref(8, "-", 0.8885)),
     ModelSpec("logreg-tfidf", "sklearn", None, "word 1-2-gram TF-IDF, NB-weighted, + LogReg"),

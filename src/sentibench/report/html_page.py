@@ -23,6 +23,7 @@ from sentibench.report.compare import RunStats, format_stats
 from sentibench.report.plots import ACCURACY_PLOT, LOSS_PLOT, row_figure
 from sentibench.report.rows import Row
 from sentibench.report.tables import dataset_of, format_table, intro
+from sentibench.report.tuning import tuning_lines
 from sentibench.report.verdict import ordered_stats, ranked, verdict
 from sentibench.run.results import read_predictions
 
@@ -155,6 +156,24 @@ def _top(rows: Sequence[Row], all_stats: Sequence[RunStats]) -> list[str]:
     return body
 
 
+def _tuning_html(lines: Sequence[str]) -> list[str]:
+    """The tuning section's Markdown (headings, paragraphs, tables) as HTML."""
+    out, table = [], []
+    for line in [*lines, ""]:
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        if table:
+            out.append(markdown_table(table))
+            table = []
+        if line.startswith("#"):
+            level = min(len(line) - len(line.lstrip("#")), 3)
+            out.append(f"<h{level}>{_e(line.lstrip('# '))}</h{level}>")
+        elif line.strip():
+            out.append(f"<p>{inline(line)}</p>")
+    return out
+
+
 def build_html(bench: Path, rows: Sequence[Row], all_stats: Sequence[RunStats]) -> Path:
     """Write ``bench/report.html`` from the rows, their statistics and the saved plots."""
     stats_by_name = {s.name: s for s in all_stats}
@@ -163,6 +182,7 @@ def build_html(bench: Path, rows: Sequence[Row], all_stats: Sequence[RunStats]) 
     if stats_lines:
         body += [f"<h2>{_e(stats_lines[1].lstrip('# '))}</h2>", f"<p>{inline(stats_lines[3])}</p>",
                  markdown_table(stats_lines[5:])]
+    body += _tuning_html(tuning_lines(rows))
     figures = [_image((bench / name).read_bytes(), alt) for name, alt in (
         (ACCURACY_PLOT, "test accuracy against training time"), (LOSS_PLOT, "loss curves"))
         if (bench / name).is_file()]

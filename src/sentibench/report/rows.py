@@ -22,6 +22,7 @@ from sentibench.run.results import (
     PLAN_FILE,
     PREDICTIONS_FILE,
     RESULTS_FILE,
+    TUNING_DIR,
     RunResult,
     read_predictions,
     read_results,
@@ -128,7 +129,7 @@ def load_rows(bench_dir: str | Path) -> list[Row]:
     planned = _planned(plan)
     rows: dict[str, Row] = {}
     for child in sorted(bench.iterdir()):
-        if not child.is_dir() or child.name.startswith("."):
+        if not child.is_dir() or child.name.startswith(".") or child.name == TUNING_DIR:
             continue
         failed = failures.get(child.name)
         if (child / RESULTS_FILE).is_file():

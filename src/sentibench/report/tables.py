@@ -20,6 +20,7 @@ from sentibench.models.registry import MODELS
 from sentibench.report.compare import RunStats, format_stats, run_stats
 from sentibench.report.rows import Row, load_rows, one_line, sort_rows
 from sentibench.report.seeds import grouped, spread
+from sentibench.report.tuning import tuning_lines
 from sentibench.report.units import NONE, human_count, human_seconds, percent
 from sentibench.report.verdict import mean_test_accuracy, ordered_stats, rank_key, verdict
 from sentibench.run.results import RunResult
@@ -220,7 +221,8 @@ def format_markdown(rows: Sequence[Row], all_stats: Sequence[RunStats] | None = 
     what, columns = intro(rows)
     parts = ["# sentibench results\n", verdict(rows, all_stats) + "\n", f"{what} {columns}\n",
              format_table(rows).rstrip("\n"),
-             *format_stats(ordered_stats(all_stats, rows)), *_notes(rows)]
+             *format_stats(ordered_stats(all_stats, rows)), *tuning_lines(rows),
+             *_notes(rows)]
     return "\n".join(parts) + "\n"
 
 
