@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import functools
+import importlib
 import os
 import signal
 import sys
@@ -196,21 +198,28 @@ def _run_bench(args: argparse.Namespace, argv: list[str]) -> None:
     run_bench(bench)
 
 
+def _add_options_command(sub: argparse._SubParsersAction, name: str, help: str,
+                         description: str, cls: type, target: str) -> None:
+    """A command whose flags are one option dataclass, run by ``module:function`` (imported
+    only when the command runs)."""
+    p = sub.add_parser(name, help=help, description=description)
+    add_options(p, cls)
+    p.set_defaults(handler=functools.partial(_run_options_command, cls, target))
+
+
+def _run_options_command(cls: type, target: str, args: argparse.Namespace,
+                         argv: list[str]) -> None:
+    module, function = target.split(":")
+    getattr(importlib.import_module(module), function)(from_namespace(cls, args))
+
+
 def _add_tune(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "tune", help="search a row's settings on the validation split (Optuna)",
-        description="Tune one row of a comparison: each trial is a run directory in the study "
-                    "directory, scored on validation only. Several workers join one study by "
-                    "running the same command (the same --study-dir on one machine, or the "
-                    "same --storage URL on many); --trials caps the whole study.")
-    add_options(p, TuneArgs)
-    p.set_defaults(handler=_run_tune)
-
-
-def _run_tune(args: argparse.Namespace, argv: list[str]) -> None:
-    from sentibench.bench.tune import run_tune
-
-    run_tune(from_namespace(TuneArgs, args))
+    _add_options_command(
+        sub, "tune", "search a row's settings on the validation split (Optuna)",
+        "Tune one row of a comparison: each trial is a run directory in the study directory, "
+        "scored on validation only. Several workers join one study by running the same "
+        "command (the same --study-dir on one machine, or the same --storage URL on many); "
+        "--trials caps the whole study.", TuneArgs, "sentibench.bench.tune:run_tune")
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
@@ -253,21 +262,13 @@ def _run_predict(args: argparse.Namespace, argv: list[str]) -> None:
 
 
 def _add_speedtest(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("speedtest", help="measure this device's training and evaluation speed",
-                       description="Train and evaluate the reference's models (random weights "
-                                   "at their real sizes, synthetic tokens) for a few steps "
-                                   "through sentibench's engine: tokens/s, step time, peak "
-                                   "memory, MFU, and correctness checks (bf16 vs fp32, "
-                                   "compiled vs eager, loss falls, no NaN, one-process DDP). "
-                                   "The figures feed `bench --dry-run`.")
-    add_options(p, SpeedArgs)
-    p.set_defaults(handler=_run_speedtest)
-
-
-def _run_speedtest(args: argparse.Namespace, argv: list[str]) -> None:
-    from sentibench.speed.run import run_speedtest
-
-    run_speedtest(from_namespace(SpeedArgs, args))
+    _add_options_command(
+        sub, "speedtest", "measure this device's training and evaluation speed",
+        "Train and evaluate the reference's models (random weights at their real sizes, "
+        "synthetic tokens) for a few steps through sentibench's engine: tokens/s, step time, "
+        "peak memory, MFU, and correctness checks (bf16 vs fp32, compiled vs eager, loss "
+        "falls, no NaN, one-process DDP). The figures feed `bench --dry-run`.", SpeedArgs,
+        "sentibench.speed.run:run_speedtest")
 
 
 # --- entry point ---------------------------------------------------------------------
