@@ -222,3 +222,18 @@ def test_models_that_differ_at_full_size_differ_at_toy_size():
         assert tiny not in seen, f"{name} and {seen.get(tiny)} are the same toy model"
         seen[tiny] = name
     assert {"modernbert-base", "modernbert-large"} <= set(seen.values())
+
+
+def test_dry_run_with_tune_adds_each_searchs_cost(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--dry-run", "--preset", "spam", "--models", "dummy,logreg",
+                 "--tune", "6"]) == 0
+    out = capsys.readouterr().out
+    rows, _ = estimate_rows(plan("spam", ["dummy", "logreg"], {}), "sms-spam",
+                            torch.device("cpu"))
+    logreg = rows[1].seconds
+    assert "| logreg | 6 |" in out and "| dummy | 6 |" not in out  # the dummy has no space
+    table = [line for line in out.splitlines() if line.startswith("| logreg | 6 |")]
+    assert table == [f"| logreg | 6 | {6 * logreg:.0f} s | {logreg:.0f} s |"]
+    assert f"Total: about {rows[0].seconds + 8 * logreg:.0f} s." in out
+    assert list(tmp_path.iterdir()) == []

@@ -180,6 +180,30 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
+def _print_tuning(trials: int, experiments: list[Any], rows: list[RowEstimate]
+                  ) -> list[float]:
+    """``--tune N``: per tunable row, N trials (each estimated as the row's own run, whose
+    searched epochs and batch sizes average out around it) plus its untuned twin."""
+    from sentibench.models.registry import spec_for
+
+    per_row: dict[str, list[float]] = {}
+    for exp, row in zip(experiments, rows, strict=True):
+        if row.seconds is not None and spec_for(exp.model).tunable:
+            per_row.setdefault(exp.group or exp.name, []).append(row.seconds)
+    if not per_row:
+        return []
+    print(f"\n--tune {trials}: one study per row on the validation split, then each row "
+          "again at its untuned settings (<row>-default):\n")
+    print("| row | trials | estimate | untuned twin(s) |")
+    print("|:---|---:|---:|---:|")
+    extra = []
+    for name, seconds in per_row.items():
+        search, twins = trials * seconds[0], sum(seconds)
+        extra += [search, twins]
+        print(f"| {name} | {trials} | {_duration(search)} | {_duration(twins)} |")
+    return extra
+
+
 def print_dry_run(bench: Any, experiments: list[Any], dataset: str) -> None:
     """Print the plan with an estimate per row; run nothing, write nothing."""
     from sentibench.engine.plan import resolve_device
@@ -198,6 +222,8 @@ def print_dry_run(bench: Any, experiments: list[Any], dataset: str) -> None:
               f"{r.source} |")
     known = [r.seconds for r in rows if r.seconds is not None]
     unknown = len(rows) - len(known)
+    if getattr(bench, "tune", None):
+        known += _print_tuning(bench.tune, experiments, rows)
     print(f"\nTotal: about {_duration(sum(known))}"
           + (f" ({unknown} row(s) without an estimate)" if unknown else "")
           + ". Tokens per example are the rows' length limits (an upper bound); "
