@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sentibench.run.fingerprint import differences, model_files
+from sentibench.run.fingerprint import base_model_files, differences
 from sentibench.run.results import read_results
 
 
@@ -95,7 +95,7 @@ def test_model_files_hash_a_local_directory_only(tmp_path):
     (tmp_path / "m" / "sub").mkdir(parents=True)
     (tmp_path / "m" / "config.json").write_text("{}")
     (tmp_path / "m" / "sub" / "w.bin").write_bytes(b"\x00\x01")
-    assert model_files(tmp_path / "m") == {
+    assert base_model_files(tmp_path / "m") == {
         "config.json": hashlib.sha256(b"{}").hexdigest(),
         "sub/w.bin": hashlib.sha256(b"\x00\x01").hexdigest()}
-    assert model_files("bert-base-uncased") is None and model_files(None) is None
+    assert base_model_files("bert-base-uncased") is None and base_model_files(None) is None

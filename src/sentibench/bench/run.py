@@ -27,9 +27,9 @@ from sentibench.core.fileio import atomic_write_json
 from sentibench.engine.config import CHECKPOINT_DIR, check_device
 from sentibench.models.registry import get_family
 from sentibench.run.fingerprint import (
+    base_model_files,
     check_same_inputs,
     data_inputs,
-    model_files,
     recorded_inputs,
 )
 from sentibench.run.results import (
@@ -106,7 +106,7 @@ def _check_inputs(bench_dir: Path, bench: BenchArgs, experiments: list[Experimen
             continue
         current = now
         if recorded.get("model") is not None:
-            current = {**now, "model": model_files(recorded.pop("source", None)) or {}}
+            current = {**now, "model": base_model_files(recorded.pop("source", None)) or {}}
         check_same_inputs(f"{run_dir}", recorded, current, bench.data_dir, hint)
 
 

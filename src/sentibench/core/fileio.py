@@ -12,8 +12,8 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sentibench.core.errors import SentibenchError
@@ -163,3 +163,17 @@ def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
         for chunk in iter(lambda: fh.read(chunk_size), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def tree_digests(root: str | os.PathLike[str],
+                 skip: Callable[[PurePosixPath], bool] = lambda relative: False
+                 ) -> dict[str, dict[str, Any]]:
+    """Relative path (posix) -> {"bytes", "sha256"} of every file under ``root``, in path
+    order, except those ``skip`` (given the relative path) leaves out."""
+    base = Path(root)
+    out = {}
+    for path in sorted(base.rglob("*")):
+        relative = PurePosixPath(path.relative_to(base).as_posix())
+        if path.is_file() and not skip(relative):
+            out[str(relative)] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    return out

@@ -14,18 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from sentibench.core.errors import SentibenchError
-from sentibench.core.fileio import sha256_file
+from sentibench.core.fileio import tree_digests
 from sentibench.data.splits import data_checksums, read_label_names
 
 
-def model_files(source: str | Path | None) -> dict[str, str] | None:
+def base_model_files(source: str | Path | None) -> dict[str, str] | None:
     """sha256 of every file of a local base-model directory (None for a Hub id or name
     that is not a directory: those are pinned by their revision, not by us)."""
     if source is None or not Path(source).is_dir():
         return None
-    root = Path(source)
-    return {str(p.relative_to(root)): sha256_file(p)
-            for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+    digests = tree_digests(source, lambda relative: "__pycache__" in relative.parts)
+    return {name: digest["sha256"] for name, digest in digests.items()}
 
 
 def data_inputs(data_dir: str | Path) -> dict[str, Any]:
@@ -35,7 +34,7 @@ def data_inputs(data_dir: str | Path) -> dict[str, Any]:
 
 def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Human-readable differences between two records of :func:`data_inputs` (plus an
-    optional ``model`` entry of :func:`model_files`)."""
+    optional ``model`` entry of :func:`base_model_files`)."""
     out = _changed_files(recorded.get("sha256") or {}, current.get("sha256") or {}, "")
     if recorded.get("labels") is not None and recorded.get("labels") != current.get("labels"):
         out.append(f"the class names ({', '.join(map(str, recorded['labels']))} -> "
@@ -62,15 +61,6 @@ def recorded_inputs(result_data: dict[str, Any], labels: list[str],
     """What a finished run's results.json says it was made from."""
     return {"sha256": result_data.get("sha256") or {}, "labels": list(labels),
             "model": config.get("model_sha256")}
-
-
-def current_inputs(data_dir: str | Path, model_source: str | None = None,
-                   with_model: bool = False) -> dict[str, Any]:
-    """What the same run would be made from now (the model only when it was recorded)."""
-    now = data_inputs(data_dir)
-    if with_model:
-        now["model"] = model_files(model_source) or {}
-    return now
 
 
 def check_same_inputs(what: str, recorded: dict[str, Any], current: dict[str, Any],

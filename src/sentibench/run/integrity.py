@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sentibench.core.errors import SentibenchError
-from sentibench.core.fileio import sha256_file
+from sentibench.core.fileio import sha256_file, tree_digests
 from sentibench.engine.config import CHECKPOINT_DIR
 from sentibench.run.results import PREDICTION_FILES, RESULTS_FILE
 
@@ -23,16 +23,9 @@ RECORDS = {RESULTS_FILE, *PREDICTION_FILES.values(), "members.json", "failures.j
 
 def model_files(run_dir: str | Path) -> dict[str, dict[str, Any]]:
     """Relative path -> {"bytes", "sha256"} of every model file in ``run_dir``."""
-    root = Path(run_dir)
-    out = {}
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root)
-        if not path.is_file() or relative.parts[0] == CHECKPOINT_DIR \
-                or any(part.startswith(".") for part in relative.parts) \
-                or str(relative) in RECORDS:
-            continue
-        out[relative.as_posix()] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
-    return out
+    return tree_digests(run_dir, lambda relative: relative.parts[0] == CHECKPOINT_DIR
+                        or any(part.startswith(".") for part in relative.parts)
+                        or str(relative) in RECORDS)
 
 
 def verify_model_files(run_dir: str | Path, recorded: dict[str, dict[str, Any]]) -> None:

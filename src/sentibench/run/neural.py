@@ -45,8 +45,8 @@ from sentibench.models import count_parameters
 from sentibench.models.lora import apply_lora, merge_lora
 from sentibench.models.registry import BuiltModel, get_family
 from sentibench.models.truncation import HEAD, Truncation
-from sentibench.run.fingerprint import check_same_inputs, data_inputs, model_files
-from sentibench.run.integrity import model_files as model_files_of
+from sentibench.run.fingerprint import base_model_files, check_same_inputs, data_inputs
+from sentibench.run.integrity import model_files
 from sentibench.run.results import (
     RunArgs,
     RunResult,
@@ -165,7 +165,7 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
     with run_directory(run_dir, overwrite=run.overwrite, resume=resume_from is not None):
         built = get_family(family).build(model_args, train_cfg.seed, labels)
         inputs = {**data_inputs(data.data_dir),
-                  "model": model_files(built.config.get("checkpoint"))}
+                  "model": base_model_files(built.config.get("checkpoint"))}
         if recorded is not None and recorded.get("model") is not None:
             check_same_inputs(f"the checkpoint in {run_dir}", recorded, inputs,
                               data.data_dir, _RESTART_HINT)
@@ -249,7 +249,7 @@ def _save_run(run_dir: Path, built: BuiltModel, splits: dict[str, EncodedSplit],
     ``--resume`` turns into a finished run (evaluating again, nothing trained again)."""
     try:
         built.save(run_dir)
-        result.files = model_files_of(run_dir)
+        result.files = model_files(run_dir)
         path = save_run_files(run_dir, result, {
             split: (splits[split].labels.numpy(),
                     torch.softmax(logits[split].float(), dim=-1).numpy())
