@@ -12,6 +12,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from sentibench.bench.plan import (
     BenchArgs,
@@ -94,36 +95,38 @@ def _discard_rows(bench_dir: Path, experiments: list[Experiment]) -> None:
     (bench_dir / FAILURES_FILE).unlink(missing_ok=True)
 
 
-def _check_inputs(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]) -> None:
-    """Finished and interrupted rows must have been made from the data (and local base
-    model) the bench would use now; else one error naming the row and what changed."""
+def _check_inputs(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment],
+                  now: dict[str, Any]) -> None:
+    """Finished and interrupted rows must have been made from the data (``now``: its
+    :func:`data_inputs`) and local base model the bench would use now; else one error
+    naming the row and what changed."""
     hint = ("use --overwrite to run every row again on what is there now, or give a new "
             "--out")
-    now = data_inputs(bench.data_dir)
     for run_dir in _row_dirs(bench_dir, experiments):
-        recorded = _recorded_inputs(run_dir)
-        if recorded is None:
+        found = _recorded_inputs(run_dir)
+        if found is None:
             continue
-        current = now
-        if recorded.get("model") is not None:
-            current = {**now, "model": base_model_files(recorded.pop("source", None)) or {}}
+        recorded, source = found
+        current = now if recorded.get("model") is None else \
+            {**now, "model": base_model_files(source) or {}}
         check_same_inputs(f"{run_dir}", recorded, current, bench.data_dir, hint)
 
 
-def _recorded_inputs(run_dir: Path) -> dict | None:
-    """What a finished row's results.json, or an interrupted row's checkpoint, records."""
+def _recorded_inputs(run_dir: Path) -> tuple[dict[str, Any], str | None] | None:
+    """What a finished row's results.json, or an interrupted row's checkpoint, records,
+    and the base model's directory where the model was recorded."""
     if (run_dir / RESULTS_FILE).is_file():
         try:
             result = read_results(run_dir)
         except SentibenchError:
             return None  # unreadable: not a finished row, run again
         recorded = recorded_inputs(result.data, result.labels, result.config)
-        return {**recorded, "source": result.config.get("checkpoint")}
+        return recorded, result.config.get("checkpoint")
     if (run_dir / CHECKPOINT_DIR / "state.json").is_file():
         from sentibench.engine.checkpoint import read_run_spec
 
         inputs = read_run_spec(run_dir).get("inputs")
-        return None if inputs is None else {**inputs, "model": None}  # resume checks it
+        return None if inputs is None else ({**inputs, "model": None}, None)  # resume checks
     return None
 
 
@@ -136,8 +139,9 @@ def _finished(run_dir: Path) -> bool:
     return True
 
 
-def _write_plan(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]) -> None:
-    from sentibench.data.splits import data_checksums, dataset_name
+def _write_plan(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment],
+                now: dict[str, Any]) -> None:
+    from sentibench.data.splits import dataset_name
 
     plan_path = bench_dir / PLAN_FILE
     wanted = [plan_entry(e) for e in experiments]
@@ -145,7 +149,7 @@ def _write_plan(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]
         before = json.loads(plan_path.read_text(encoding="utf-8"))
         old = before.get("experiments", [])
         same_data = (before.get("data_dir"), before.get("data_sha256")) == \
-            (str(bench.data_dir), data_checksums(bench.data_dir))
+            (str(bench.data_dir), now["sha256"])
         if old == wanted and same_data:
             return
         _accept_plan(bench_dir, old, wanted)
@@ -156,7 +160,7 @@ def _write_plan(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]
         "ensemble": bench.ensemble, "tune": bench.tune,
         "experiments": wanted,
         "dataset": dataset_name(bench.data_dir),
-        "data_sha256": data_checksums(bench.data_dir), "environment": environment(bench.device),
+        "data_sha256": now["sha256"], "environment": environment(bench.device),
     })
 
 
@@ -198,8 +202,9 @@ def run_bench(bench: BenchArgs) -> Path | None:
     with lock(bench_dir):
         if bench.overwrite:
             _discard_rows(bench_dir, experiments)
-        _check_inputs(bench_dir, bench, experiments)
-        _write_plan(bench_dir, bench, experiments)
+        now = data_inputs(bench.data_dir)  # hashed once: rows checked against it, recorded
+        _check_inputs(bench_dir, bench, experiments, now)
+        _write_plan(bench_dir, bench, experiments, now)
         if bench.tune:
             from sentibench.bench.tuned import studies, tuned_experiments
 

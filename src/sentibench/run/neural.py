@@ -135,10 +135,12 @@ def _read_cache(path: Path, rows: int) -> list[list[int]]:
 
 
 def encode_splits(built: BuiltModel, frames: dict[str, pd.DataFrame], max_length: int,
-                  data_dir: Path | None = None, truncation: Truncation = HEAD
-                  ) -> dict[str, EncodedSplit]:
-    """Token ids of every split, cached in ``<cache>/tokens`` by the CSVs' checksums."""
-    sums = data_checksums(data_dir) if data_dir is not None else {}
+                  data_dir: Path | None = None, truncation: Truncation = HEAD,
+                  sums: dict[str, str] | None = None) -> dict[str, EncodedSplit]:
+    """Token ids of every split, cached in ``<cache>/tokens`` by the CSVs' checksums
+    (``sums``, when the caller has them already)."""
+    if sums is None:
+        sums = data_checksums(data_dir) if data_dir is not None else {}
     tokens = cache_dir() / "tokens" if data_dir is not None else None
     return {name: cached_encode(built.tokenizer, frame, max_length, sums.get(f"{name}.csv"),
                                 tokens, truncation)
@@ -161,11 +163,11 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
     labels = read_label_names(data.data_dir)
     check_trainable(frames, data, train_cfg.batch_size * train_cfg.accumulation_steps)
     resolve_device(train_cfg.device)
-    recorded = _resumed_inputs(run_dir, data) if resume_from else None
+    now = data_inputs(data.data_dir)  # hashed once: checked, recorded, keys the token cache
+    recorded = _resumed_inputs(run_dir, data, now) if resume_from else None
     with run_directory(run_dir, overwrite=run.overwrite, resume=resume_from is not None):
         built = get_family(family).build(model_args, train_cfg.seed, labels)
-        inputs = {**data_inputs(data.data_dir),
-                  "model": base_model_files(built.config.get("checkpoint"))}
+        inputs = {**now, "model": base_model_files(built.config.get("checkpoint"))}
         if recorded is not None and recorded.get("model") is not None:
             check_same_inputs(f"the checkpoint in {run_dir}", recorded, inputs,
                               data.data_dir, _RESTART_HINT)
@@ -177,7 +179,7 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
             built.config["lora_layers"] = len(adapted)
         max_length = resolve_max_length(built, frames["train"]["text"].tolist())
         splits = encode_splits(built, frames, max_length, data.data_dir,
-                               train_cfg.truncation_rule)
+                               train_cfg.truncation_rule, now["sha256"])
         weights = class_weights(data, frames["train"], len(labels))
         engine = Engine(built.model, train_cfg, max_length, class_weights=weights)
         engine.on_evaluation = on_evaluation
@@ -215,14 +217,15 @@ _RESTART_HINT = ("resuming would train on two data sets; start the run again wit
                  "--overwrite, or give a new --out")
 
 
-def _resumed_inputs(run_dir: Path, data: DataArgs) -> dict[str, Any] | None:
+def _resumed_inputs(run_dir: Path, data: DataArgs, now: dict[str, Any]
+                    ) -> dict[str, Any] | None:
     """The inputs an interrupted run recorded, checked against the data now (the model is
     checked once built); None for checkpoints written before inputs were recorded."""
     recorded = read_run_spec(run_dir).get("inputs")
     if recorded is None:
         return None
     check_same_inputs(f"the checkpoint in {run_dir}", {**recorded, "model": None},
-                      data_inputs(data.data_dir), data.data_dir, _RESTART_HINT)
+                      now, data.data_dir, _RESTART_HINT)
     return recorded
 
 
