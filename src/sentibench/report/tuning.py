@@ -24,7 +24,6 @@ from sentibench.run.results import (
     STUDY_SUMMARY_FILE,
     TUNING_DIR,
     read_predictions,
-    safe_name,
 )
 
 
@@ -40,8 +39,7 @@ def _correct(row: Row) -> np.ndarray | None:
 
 def _cell(row: Row, split: str) -> str:
     acc = float(row.result.accuracy[split])
-    n = int(row.result.metrics.get(split, {}).get("support", 0) or 0) or \
-        int((row.result.data.get("rows") or {}).get(split, 0))
+    n = int((row.result.data.get("rows") or {}).get(split, 0))  # rows the run scored
     if not n:
         return f"{acc * 100:.2f}"
     low, high = wilson_interval(round(acc * n), n)
@@ -99,6 +97,6 @@ def tuning_lines(rows: Sequence[Row]) -> list[str]:
         for name, tuned in sorted(by_name.items()):
             if name == study["row"] or name.startswith(study["row"] + "-seed"):
                 twin = name.replace(study["row"], study["row"] + DEFAULT_SUFFIX, 1)
-                if twin in by_name and safe_name(twin) == by_name[twin].run_dir.name:
+                if twin in by_name:
                     out += _pair_lines(tuned, by_name[twin], study)
     return out
