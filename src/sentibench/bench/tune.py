@@ -260,8 +260,9 @@ def _pruner(trial: Any, metric: str, optuna: Any) -> Any:
     return report
 
 
-def run_trial(study: Study, ostudy: Any, trial: Any, optuna: Any) -> None:
-    """Train the trial's run directory and tell the study how it went."""
+def run_trial(study: Study, ostudy: Any, trial: Any, optuna: Any) -> str | None:
+    """Train the trial's run directory and tell the study how it went; return the error of
+    a failed trial (None when it finished or was pruned)."""
     states = optuna.trial.TrialState
     values = {name: param.suggest(trial) for name, param in study.space.items()}
     settings = {**study.settings, **values}
@@ -279,21 +280,23 @@ def run_trial(study: Study, ostudy: Any, trial: Any, optuna: Any) -> None:
     except optuna.TrialPruned as exc:
         ostudy.tell(trial, state=states.PRUNED)
         print(f"[trial {trial.number}] {exc}")
-        return
+        return None
     except KeyboardInterrupt:
         trial.set_user_attr("interrupted", True)
         ostudy.tell(trial, state=states.FAIL)
         raise
     except Exception as exc:  # one bad setting (a diverging rate) must not end the study
-        trial.set_user_attr("error", " ".join(str(exc).split())[:300])
+        error = " ".join(str(exc).split())[:300]
+        trial.set_user_attr("error", error)
         ostudy.tell(trial, state=states.FAIL)
         print(f"[trial {trial.number}] FAILED: {exc}", file=sys.stderr)
-        return
+        return error
     value, collapsed = objective(run_dir, study.args.metric)
     trial.set_user_attr("collapsed", collapsed)
     ostudy.tell(trial, value)
     print(f"[trial {trial.number}] {study.args.metric} {value:.4f}"
           + (" (collapsed: one class only)" if collapsed else ""))
+    return None
 
 
 def run_tune(args: TuneArgs) -> Path:
@@ -312,11 +315,10 @@ def run_study(study: Study) -> dict[str, Any]:
     ostudy = _open(study)
     started, failures = time.monotonic(), 0
     while (trial := _next_trial(study, ostudy, optuna, started)) is not None:
-        run_trial(study, ostudy, trial, optuna)
-        failures = failures + 1 if ostudy.trials[trial.number].state.name == "FAIL" else 0
+        error = run_trial(study, ostudy, trial, optuna)
+        failures = failures + 1 if error is not None else 0
         if failures >= 3:
-            raise SentibenchError(f"three trials in a row failed (last: "
-                                  f"{ostudy.trials[trial.number].user_attrs.get('error')})")
+            raise SentibenchError(f"three trials in a row failed (last: {error})")
     summary = summarise(study, ostudy, optuna)
     print(format_summary(summary))
     return summary
