@@ -116,14 +116,18 @@ def resolve(args: TuneArgs) -> Study:
     return study_for(exp, args)
 
 
-def study_for(exp: Experiment, args: TuneArgs) -> Study:
-    """A row's study: its space (``--space`` or the family's), every check done before a
-    trial runs."""
+def search_space(exp: Experiment, text: str | None = None) -> dict[str, Param]:
+    """What a row's study searches: ``text`` (``--space``) or its family's default; nothing
+    for a model no setting changes (the dummy)."""
     allowed = allowed_settings(exp.family)
-    space = parse_space(args.space, allowed) if args.space else \
+    space = parse_space(text, allowed) if text else \
         default_space(get_family(exp.family).engine, exp.settings, allowed)
-    if not spec_for(exp.model).tunable:
-        space = {}
+    return space if spec_for(exp.model).tunable else {}
+
+
+def study_for(exp: Experiment, args: TuneArgs) -> Study:
+    """A row's study: its space, every check done before a trial runs."""
+    space = search_space(exp, args.space)
     if not space:
         raise SentibenchError(f"{exp.name} has no setting to search; give --space")
     if args.eval_every is not None and not get_family(exp.family).engine:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sentibench.bench.plan import BenchArgs, Experiment
-from sentibench.bench.tune import TuneArgs, run_study, study_for
+from sentibench.bench.tune import TuneArgs, run_study, search_space, study_for
 from sentibench.core.errors import SentibenchError
 from sentibench.run.results import DEFAULT_SUFFIX, SEED_SUFFIX, TUNING_DIR, safe_name
 
@@ -36,16 +36,13 @@ def studies(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]
         row = _base(exp)
         if row.name in best:
             continue
+        if not search_space(row):
+            best[row.name] = None
+            continue
         args = TuneArgs(model=row.model, trials=int(bench.tune or 0), data_dir=bench.data_dir,
                         device=bench.device,
                         study_dir=bench_dir / TUNING_DIR / safe_name(row.name))
-        try:
-            study = study_for(row, args)
-        except SentibenchError as exc:
-            if "no setting to search" not in str(exc):
-                raise
-            best[row.name] = None
-            continue
+        study = study_for(row, args)
         print(f"\n[tune] {row.name}: {args.trials} trials on the validation split")
         summary = run_study(study)
         if summary["best"] is None:
