@@ -247,6 +247,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--engine-precision", default="auto", choices=["auto", "fp32", "bf16"],
                    help="engine side only (auto: bf16 on CUDA, fp32 on CPU); the reference "
                         "side is always fp32")
+    p.add_argument("--engine-cuda-graphs", default="auto", choices=["auto", "on", "off"],
+                   help="engine side only: its --cuda-graphs (auto: on for CUDA)")
     p.add_argument("--peak-tflops", type=float, default=None,
                    help="the device's peak TFLOP/s for MFU (default: known GPUs only)")
     args = p.parse_args(argv)
@@ -254,9 +256,10 @@ def main(argv: list[str] | None = None) -> None:
     frames = load_splits(_data(args))
     build, mask_input = _build(args)
     cfg = TrainConfig(num_epochs=args.epochs, learning_rate=args.lr, seed=args.seed,
-                      device=str(device), precision="fp32")
+                      device=str(device), precision="fp32", cuda_graphs="off")
     engine_cfg = dataclasses.replace(cfg, group_by_length=args.group_by_length,
-                                     precision=args.engine_precision)
+                                     precision=args.engine_precision,
+                                     cuda_graphs=args.engine_cuda_graphs)
     timings, accuracy, train_seconds = {}, {}, {}
     jobs = {"reference": lambda b, sec: reference_job(b, frames, args.max_length, cfg,
                                                       mask_input, device, sec),
@@ -279,7 +282,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"model {args.model}, trainable {args.trainable_layers}, {args.epochs} epoch(s), "
           f"{args.train} train / {args.eval} eval reviews, {args.max_length} tokens, "
           f"device {device} ({torch.get_num_threads()} CPU threads), engine precision "
-          f"{args.engine_precision}, group_by_length={args.group_by_length}")
+          f"{args.engine_precision}, group_by_length={args.group_by_length}, CUDA graphs "
+          f"{args.engine_cuda_graphs}")
     print(f"speed-up (reference / engine): {timings['reference'] / timings['engine']:.2f}x")
 
 

@@ -43,7 +43,12 @@ def _flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict[
                 tensors[f"{index}.{key}"] = value.detach().cpu().contiguous()
             else:
                 scalars.setdefault(str(index), {})[key] = value
-    return tensors, {"param_groups": state_dict["param_groups"], "scalars": scalars}
+    # a recorded CUDA graph's groups hold the rate as a tensor and capturable=True: saved as
+    # a plain number and False, so the checkpoint resumes anywhere (the graph sets both again)
+    groups = [{**group, "capturable": False,
+               "lr": float(group["lr"]) if torch.is_tensor(group["lr"]) else group["lr"]}
+              if "lr" in group else group for group in state_dict["param_groups"]]
+    return tensors, {"param_groups": groups, "scalars": scalars}
 
 
 def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict:

@@ -52,6 +52,12 @@ class TrainConfig:
     precision: str = option("auto", "autocast dtype; auto = bf16 on CUDA, fp32 elsewhere",
                             choices=PRECISIONS)
     compile: bool = option(False, "wrap the model in torch.compile")
+    cuda_graphs: str = option(
+        "auto", "record each training step (forward, backward, AdamW) once per batch shape "
+                "as a CUDA graph and replay it: one launch per step instead of hundreds, "
+                "the same loss and gradients; auto = on for CUDA training in one process "
+                "with one micro-batch per step (no --compile, --accumulation-steps, "
+                "--no-padding or feature cache)", choices=("auto", "on", "off"))
     max_steps: int | None = option(None, "stop after N optimizer steps (debugging)", above=0)
     feature_cache: str = option(
         "auto", "run the frozen part of the model once per example and train the rest on "

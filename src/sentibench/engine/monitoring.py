@@ -61,7 +61,10 @@ class Monitor:
         warmup = warmup_steps(self.total, self.cfg.warmup_ratio)
         factor = lr_factor(step, self.total, warmup, self.cfg.lr_schedule)
         for group in optimizer.param_groups:
-            group["lr"] = self.cfg.learning_rate * factor
+            if isinstance(group["lr"], torch.Tensor):  # read by a recorded CUDA graph
+                group["lr"].fill_(self.cfg.learning_rate * factor)
+            else:
+                group["lr"] = self.cfg.learning_rate * factor
 
     def evaluate_and_select(self, state: TrainState, val: EncodedSplit) -> None:
         """--eval-every: the whole validation split; the best weights are kept."""

@@ -58,6 +58,7 @@ class Plan:
     feature_cache: str  # "off", or the level cached: "pooled" vectors or per-row "tokens"
     first_token_block: bool  # the last block runs at the first position only (exact)
     compile: bool
+    cuda_graphs: bool  # training steps replayed as CUDA graphs (engine.graphs)
     world_size: int
 
     def to_dict(self) -> dict:
@@ -69,8 +70,9 @@ class Plan:
                 f"{self.eval_batch_size}, workers {self.num_workers}, micro-batches "
                 f"{on[self.split_batches]}, fast dropout {on[self.fast_dropout]}, feature "
                 f"cache {self.feature_cache}, last block at the first token only "
-                f"{on[self.first_token_block]}, compile {on[self.compile]}, "
-                f"{self.world_size} process{'es' if self.world_size > 1 else ''}")
+                f"{on[self.first_token_block]}, compile {on[self.compile]}, CUDA graphs "
+                f"{on[self.cuda_graphs]}, {self.world_size} "
+                f"process{'es' if self.world_size > 1 else ''}")
 
 
 def _split_batches(setting: str, device: torch.device, fixed_padding: bool, cached: bool,
@@ -86,10 +88,29 @@ def _split_batches(setting: str, device: torch.device, fixed_padding: bool, cach
     return setting == "on" or device.type == "cpu"
 
 
+def _cuda_graphs(cfg: TrainConfig, device: torch.device, world_size: int, cached: bool,
+                 split_batches: bool) -> bool:
+    """Steps can be recorded where one process runs one micro-batch per step through the
+    whole model on CUDA; ``on`` anywhere else is an error, ``auto`` turns them off."""
+    blockers = [why for why, present in (
+        ("it needs --device cuda", device.type != "cuda"),
+        ("not with --compile (it records its own graphs)", cfg.compile),
+        ("not under torchrun (DDP)", world_size > 1),
+        ("not with --accumulation-steps above 1", cfg.accumulation_steps > 1),
+        ("not with --no-padding", cfg.no_padding),
+        ("not with --split-batches", split_batches),
+        ("not with the feature cache", cached)) if present]
+    if cfg.cuda_graphs == "on" and blockers:
+        raise SentibenchError(f"--cuda-graphs on: {blockers[0]}")
+    return cfg.cuda_graphs != "off" and not blockers
+
+
 def resolve_plan(cfg: TrainConfig, model: nn.Module, device: torch.device, world_size: int,
                  log: Callable[[str], None]) -> Plan:
     level = feature_cache.plan(model, cfg.feature_cache, log)
     cuda = device.type == "cuda"
+    split = _split_batches(cfg.split_batches, device,
+                           bool(getattr(model, "fixed_padding", False)), level is not None, log)
     return Plan(
         device=str(device),
         precision=resolve_precision(device, cfg.precision),
@@ -97,12 +118,11 @@ def resolve_plan(cfg: TrainConfig, model: nn.Module, device: torch.device, world
         num_workers=cfg.num_workers if cfg.num_workers is not None else
         (CUDA_WORKERS if cuda else 0),
         pin_memory=cuda,
-        split_batches=_split_batches(cfg.split_batches, device,
-                                     bool(getattr(model, "fixed_padding", False)),
-                                     level is not None, log),
+        split_batches=split,
         fast_dropout=cfg.fast_dropout != "off" and device.type == "cpu" and not cfg.compile,
         feature_cache=level or "off",
         first_token_block=getattr(model, "first_token_block", None) is not None,
         compile=cfg.compile,
+        cuda_graphs=_cuda_graphs(cfg, device, world_size, level is not None, split),
         world_size=world_size,
     )

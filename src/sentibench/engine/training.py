@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from sentibench.core.errors import SentibenchError
 from sentibench.core.progress import progress as progress_bar
-from sentibench.engine import distributed, fast_dropout, feature_cache
+from sentibench.engine import distributed, fast_dropout, feature_cache, graphs
 from sentibench.engine.batching import (
     EncodedSplit,
     collate,
@@ -76,7 +76,8 @@ class Engine:
         self.pad_id = int(getattr(model, "pad_id", 0))
         fixed = getattr(model, "fixed_padding", False) and not cfg.no_padding
         self.pad_to = max_length if fixed else None
-        self.multiple_of = 8 if device.type == "cuda" and not cfg.no_padding else 1
+        widths = graphs.WIDTH_MULTIPLE if self.plan.cuda_graphs else 8  # fewer shapes to record
+        self.multiple_of = widths if device.type == "cuda" and not cfg.no_padding else 1
         self.step_rows = cfg.batch_size * cfg.accumulation_steps  # rows per optimizer step
         self.amp_dtype = AMP_DTYPES[self.plan.precision]
         self.class_weights = None if class_weights is None else \
@@ -93,6 +94,8 @@ class Engine:
                                    self._split_logits, self._collated)
         self.monitor: Monitor | None = None  # made by each fit
         self.on_evaluation: Callable[[int, float, float], None] | None = None  # --eval-every
+        self.on_step: Callable[[], None] | None = None  # after every optimizer step
+        self.graphed: graphs.GraphedSteps | None = None  # made by each fit (--cuda-graphs)
         self.best = Best(cfg.select_best, cfg.early_stopping_patience) \
             if cfg.select_best != "none" else None
 
@@ -171,10 +174,12 @@ class Engine:
         return iter_batches(split, batches, self.pad_id, self.pad_to, self.multiple_of,
                             self.plan.num_workers, pin_memory=self.plan.pin_memory)
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
+    def _autocast(self, cache: bool = True) -> contextlib.AbstractContextManager:
+        """bf16/fp16 autocast, or nothing; a recorded graph casts the weights itself each
+        replay (``cache=False``), as autocast's cache would outlive the recording."""
         if self.amp_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, cache_enabled=cache)
 
     def _logits(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         forward = self.forward if torch.is_grad_enabled() else self.eval_forward
@@ -210,6 +215,10 @@ class Engine:
             state, self.history = resume.state, resume.history
             if self.best is not None:
                 self.best.load_state(state.best, resume.best_params)
+        self.graphed = graphs.GraphedSteps(
+            self.model, optimizer, self.device, lambda: self._autocast(cache=False),
+            self.class_weights, cfg.max_grad_norm, cfg.ignore_index) \
+            if self.plan.cuda_graphs else None
         monitor = monitor_indices(cfg, len(train), len(val))
         total = (len(train) // self.step_rows) * cfg.num_epochs
         total = min(total, cfg.max_steps) if cfg.max_steps is not None else total
@@ -266,6 +275,8 @@ class Engine:
             state.seen += size
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}")
+            if self.on_step is not None:
+                self.on_step()
             if state.global_step % cfg.eval_freq == 0:
                 self.monitor.log_losses(state, train, val, *monitor)
             if cfg.eval_every and (state.global_step + 1) % cfg.eval_every == 0:
@@ -305,6 +316,10 @@ class Engine:
               micro: list[tuple[list[int], tuple[torch.Tensor, ...] | None]]) -> float:
         """One optimizer step on one batch; its micro-batches add up the batch-mean loss's
         gradient (no model here couples the rows of a batch), DDP syncing on the last."""
+        if self.graphed is not None and len(micro) == 1 and micro[0][1] is not None:
+            value = self._graphed_step(split, micro[0])
+            if value is not None:
+                return value
         optimizer.zero_grad(set_to_none=True)
         weights = None if self.class_weights is None else self.class_weights.to(self.device)
         denominator = loss_denominator([split.labels[i] for rows, _ in micro for i in rows],
@@ -320,8 +335,7 @@ class Engine:
             total += loss.detach()
         value = total.item()
         if not math.isfinite(value):  # before the step: the weights stay as they were
-            raise SentibenchError(f"training loss became {value} (non-finite); "
-                                  "lower --learning-rate or use --precision fp32")
+            raise _non_finite(value)
         if self.use_feature_cache:
             distributed.average_gradients(optimizer.param_groups[0]["params"], self.dist)
         if self.cfg.max_grad_norm is not None:
@@ -329,3 +343,30 @@ class Engine:
         optimizer.step()
         self.evaluator.weights_updated()
         return value
+
+    def _graphed_step(self, split: EncodedSplit,
+                      micro: tuple[list[int], tuple[torch.Tensor, ...] | None]) -> float | None:
+        """The step as a replayed CUDA graph; None (and eager steps from here on) when this
+        model cannot be recorded."""
+        assert self.graphed is not None and micro[1] is not None
+        indices, (input_ids, mask, labels) = micro
+        denominator = loss_denominator([split.labels[i] for i in indices],
+                                       self.class_weights, self.cfg.ignore_index)
+        try:
+            loss = self.graphed.step(input_ids, mask, labels, denominator)
+        except RuntimeError as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            self.log(f"CUDA graphs off for the rest of this run (the step could not be "
+                     f"recorded: {reason})")
+            self.graphed = None
+            return None
+        value = loss.item()
+        if not math.isfinite(value):  # found_inf made AdamW skip: the weights stay as they were
+            raise _non_finite(value)
+        self.evaluator.weights_updated()
+        return value
+
+
+def _non_finite(value: float) -> SentibenchError:
+    return SentibenchError(f"training loss became {value} (non-finite); "
+                           "lower --learning-rate or use --precision fp32")

@@ -45,6 +45,9 @@ class SpeedArgs:
                                     "does)", metavar="P[,P...]")
     compile: bool = option(False, "time torch.compile'd models, and check that compiled and "
                                   "eager logits agree")
+    cuda_graphs: str = option("auto", "the engine's --cuda-graphs for the timed runs (auto: "
+                                      "on for CUDA); on CUDA the steps are also checked "
+                                      "against eager ones", choices=("auto", "on", "off"))
     tiny: bool = option(False, "the same code at toy sizes (2-3 layers, width 64, 32 tokens): "
                                "seconds, for CPUs and CI; its figures are not saved for "
                                "bench --dry-run")

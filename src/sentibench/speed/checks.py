@@ -1,7 +1,8 @@
 """Correctness checks the speedtest reports beside its figures, each pass or fail with the
 numbers behind it: bf16 and fp32 logits of the same weights agree; compiled and eager
-logits agree; the data-parallel (DDP) training step runs in a one-process group and gives
-the plain step's gradients and weights. (Loss falling and finiteness are judged on the
+logits agree; training steps replayed as CUDA graphs give the eager steps' weights; the
+data-parallel (DDP) training step runs in a one-process group and gives the plain step's
+gradients and weights. (Loss falling and finiteness are judged on the
 timed runs themselves, in :mod:`.run`.)"""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import torch
 
+from sentibench.core.errors import SentibenchError
 from sentibench.speed.measure import quiet_engine, speed_config, synthetic_split
 from sentibench.speed.models import SEED, SpeedModel
 
@@ -21,6 +23,10 @@ from sentibench.speed.models import SEED, SpeedModel
 # (relative rounding 2^-9 per operation), compounded over every layer of the network.
 BF16_ATOL, BF16_RTOL = 0.05, 0.05
 COMPILE_TOL = 1e-3  # fp32 both sides: only the order of floating-point operations differs
+# A replay runs the eager step's kernels; only the learning rate's rounding (a float32
+# tensor in the graph, a double argument eagerly) may move the last bits of an update.
+GRAPH_RTOL, GRAPH_ATOL = 1e-5, 1e-6
+GRAPH_CHECK_STEPS = 4
 CHECK_ROWS = 8
 
 
@@ -81,7 +87,8 @@ def _one_step(sm: SpeedModel, device: torch.device, seq_len: int, ddp: bool
               ) -> dict[str, torch.Tensor]:
     """Gradients and weights after two engine steps: a parameter that DDP saw unused in the
     first would fail the second."""
-    cfg = replace(speed_config(str(device), "fp32", 2, compile=False), max_steps=2)
+    cfg = replace(speed_config(str(device), "fp32", 2, compile=False, cuda_graphs="off"),
+                  max_steps=2)
     engine = quiet_engine(sm.model, cfg, seq_len)
     if ddp:  # what Engine does under torchrun, whose WORLD_SIZE=1 it treats as no DDP
         from torch.nn.parallel import DistributedDataParallel
@@ -125,3 +132,50 @@ def ddp_one_process(build: Callable[[], SpeedModel], device: torch.device,
     grads = sum(k.endswith(".grad") for k in plain)
     return Check(name, ok, f"{grads} gradients and the weights after 2 steps, max |diff| "
                            f"{worst:.1e}")
+
+
+def _without_dropout(model: torch.nn.Module) -> None:
+    """Dropout off everywhere (modules and the float rates attention layers keep), so that
+    two ways of running the same steps draw no random masks to differ by."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        for key, value in list(vars(module).items()):
+            if "drop" in key and isinstance(value, float):
+                setattr(module, key, 0.0)
+
+
+def _weights_after_steps(sm: SpeedModel, device: torch.device, precision: str, seq_len: int,
+                         graphs: str) -> dict[str, torch.Tensor]:
+    _without_dropout(sm.model)
+    cfg = replace(speed_config(str(device), precision, CHECK_ROWS, compile=False,
+                               cuda_graphs=graphs), max_steps=GRAPH_CHECK_STEPS)
+    engine = quiet_engine(sm.model, cfg, seq_len)
+    rows = CHECK_ROWS * (GRAPH_CHECK_STEPS + 1)
+    split = synthetic_split(sm.vocab_size, rows, seq_len, SEED + 4)
+    engine.fit(split, split)
+    if graphs == "on" and engine.graphed is None:
+        raise RuntimeError("the steps were not recorded")
+    return {k: p.detach().float().cpu().clone() for k, p in sm.model.named_parameters()}
+
+
+def graphed_vs_eager(build: Callable[[], SpeedModel], device: torch.device, seq_len: int,
+                     precisions: list[str]) -> Check:
+    """Steps replayed as CUDA graphs (engine.graphs) leave the weights the eager steps
+    leave, in each precision timed, dropout off on both sides."""
+    name = "CUDA-graph steps = eager steps"
+    if device.type != "cuda":
+        return Check(name, None, "CUDA only")
+    details, ok = [], True
+    for precision in precisions:
+        try:
+            eager = _weights_after_steps(build(), device, precision, seq_len, "off")
+            graphed = _weights_after_steps(build(), device, precision, seq_len, "on")
+        except (RuntimeError, SentibenchError) as error:
+            return Check(name, False, f"{precision}: {error}")
+        worst = max(float((graphed[k] - eager[k]).abs().max()) for k in eager)
+        ok = ok and all(torch.allclose(graphed[k], eager[k], rtol=GRAPH_RTOL, atol=GRAPH_ATOL)
+                        for k in eager)
+        details.append(f"{precision} max |diff| {worst:.1e}")
+    return Check(name, ok, f"weights after {GRAPH_CHECK_STEPS} steps, "
+                           f"{', '.join(details)}")

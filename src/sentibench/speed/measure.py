@@ -2,8 +2,8 @@
 
 The engine runs exactly as for a real row (its plan: autocast, fused AdamW, micro-batches,
 fast dropout, loader workers, compile), on synthetic token ids of one fixed length. Step
-times come from a global optimizer-step hook (one time stamp after each step, the device
-synchronised), so each interval is one whole step: collating, forward, backward, update.
+times come from the engine's after-step callback (one time stamp after each step, the
+device synchronised), so each interval is one whole step: collating, forward, backward, update.
 The training rows are one batch of distinct random rows with random labels, repeated:
 a task any working model learns, so the loss on those rows must fall.
 """
@@ -119,10 +119,10 @@ class Phase:
 
 
 def speed_config(device: str, precision: str, batch_size: int, compile: bool,
-                 learning_rate: float = SPEED_LR) -> TrainConfig:
+                 learning_rate: float = SPEED_LR, cuda_graphs: str = "auto") -> TrainConfig:
     return TrainConfig(device=device, precision=precision, batch_size=batch_size,
                        learning_rate=learning_rate, eval_freq=NEVER, eval_iter=1,
-                       compile=compile, seed=SEED)
+                       compile=compile, seed=SEED, cuda_graphs=cuda_graphs)
 
 
 def quiet_engine(model: torch.nn.Module, cfg: TrainConfig, seq_len: int) -> Engine:
@@ -131,9 +131,8 @@ def quiet_engine(model: torch.nn.Module, cfg: TrainConfig, seq_len: int) -> Engi
 
 def time_training(engine: Engine, sm: SpeedModel, seq_len: int, steps: int, warmup: int,
                   memory: PeakMemory) -> Phase:
-    """``warmup`` untimed steps, then ``steps`` timed ones, through ``Engine.fit``."""
-    from torch.optim.optimizer import register_optimizer_step_post_hook
-
+    """``warmup`` untimed steps, then ``steps`` timed ones, through ``Engine.fit`` (stamped
+    by the engine after each step: a replayed CUDA graph calls no optimizer hook)."""
     batch = engine.cfg.batch_size
     total_steps = warmup + steps + 1  # the first stamp after the warm-up opens the timing
     fixed = synthetic_split(sm.vocab_size, batch, seq_len, SEED)
@@ -147,11 +146,11 @@ def time_training(engine: Engine, sm: SpeedModel, seq_len: int, steps: int, warm
         stamps.append(time.perf_counter())
 
     memory.reset()
-    handle = register_optimizer_step_post_hook(stamp)
+    engine.on_step = stamp
     try:
         engine.fit(train, fixed)
     finally:
-        handle.remove()
+        engine.on_step = None
     peak = memory.read()
     after = engine.loss_and_accuracy(fixed, range(batch))[0]
     timed = stamps[warmup:]

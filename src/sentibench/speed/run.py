@@ -77,7 +77,7 @@ def _precision_run(name: str, args: SpeedArgs, device: torch.device, precision: 
     """Time training and evaluation in one precision on fresh weights; its checks."""
     sm = models.build(name, args.tiny)
     cfg = speed_config(str(device), precision, args.batch_size, args.compile,
-                       TINY_LR if args.tiny else SPEED_LR)
+                       TINY_LR if args.tiny else SPEED_LR, args.cuda_graphs)
     engine = quiet_engine(sm.model, cfg, args.length)
     try:
         train = time_training(engine, sm, args.length, args.steps, args.warmup_steps, memory)
@@ -103,11 +103,15 @@ def measure_model(name: str, args: SpeedArgs, device: torch.device, precisions: 
                              "non_embedding_params": sm.non_embedding, "layers": len(sm.windows),
                              "width": sm.width, "seq_len": args.length,
                              "batch_size": args.batch_size, "tiny": args.tiny,
-                             "compile": args.compile, "precisions": {}}
+                             "compile": args.compile, "cuda_graphs": args.cuda_graphs,
+                             "precisions": {}}
     found = [chk.bf16_vs_fp32(sm, device, args.length)]
     if args.compile:
         found.append(chk.compiled_vs_eager(sm, device, args.length))
     del sm
+    if device.type == "cuda" and args.cuda_graphs != "off":
+        found.append(chk.graphed_vs_eager(lambda: models.build(name, args.tiny), device,
+                                          min(args.length, DDP_CHECK_LENGTH), precisions))
     for precision in precisions:
         _free(device)
         figures, more = _precision_run(name, args, device, precision, memory,
