@@ -7,6 +7,7 @@
 #                                                #   speedtest, bench --dry-run
 #   bash benchmarks/gpu_session.sh 2             # there: a full-size reference row, engine
 #                                                #   vs Trainer
+#   bash benchmarks/gpu_session.sh 3             # there: phase 1's ratios again, after a change
 #
 # Each step's whole output goes to $OUT/<phase>-<step>.log; the end of each is printed.
 # Python packages the machine lacks travel as wheels in .whl/ (datasets for the Trainer
@@ -54,6 +55,17 @@ if [ "$PHASE" = 1 ]; then
   cat /tmp/speedtest/speedtest.md >>"$OUT/$PHASE-speedtest.log" 2>/dev/null
   step dryrun 60 python3 -m sentibench bench --preset reference --dry-run --device cuda \
     --data-dir "$DATA"
+elif [ "$PHASE" = 3 ]; then  # a re-measure after a change: the ratios and MFU only
+  [ -d "$MINILM" ] || python3 benchmarks/gpu_carry.py unpack-minilm "$CARRY/minilm" "$MINILM"
+  step profile 90 python3 benchmarks/profile_step.py --model gpt2-small --device cuda --steps 15
+  step reference 150 python3 benchmarks/engine_vs_reference.py --model gpt2 --gpt2-layers 12 \
+    --gpt2-width 768 --trainable-layers all --device cuda --train 4000 --eval 1000 \
+    --data-dir "$DATA"
+  step speedtest 120 python3 -m sentibench speedtest --device cuda --precision bf16 \
+    --models gpt2-small,deberta-v3-base --out /tmp/speedtest3
+  cat /tmp/speedtest3/speedtest.md >>"$OUT/$PHASE-speedtest.log" 2>/dev/null
+  step trainer 150 python3 benchmarks/engine_vs_trainer.py --model "$MINILM" --device cuda \
+    --train 4000 --eval 1000 --data-dir "$DATA"
 else
   [ -d "$MINILM" ] || python3 benchmarks/gpu_carry.py unpack-minilm "$CARRY/minilm" "$MINILM"
   step row 200 python3 -m sentibench bench --models gpt2-small \

@@ -71,17 +71,20 @@ def test_steps_equal_eager_steps(weights, clip):
     steps = GraphedSteps(graphed, opt_g, CPU, contextlib.nullcontext, w, clip, -100,
                          record=False)
     generator = torch.Generator().manual_seed(1)
+    want, got = [], []
     for step in range(6):
         ids, mask, labels = _batch(8 if step % 2 else 16, generator)
         lr = 1e-2 * (1 - step / 10)
         opt_e.param_groups[0]["lr"] = lr
         opt_g.param_groups[0]["lr"].fill_(lr)
         denominator = 4.0 if w is None else float(w[labels].sum())
-        want = _eager_step(eager, opt_e, ids, mask, labels, w, denominator, clip)
-        got = steps.step(ids, mask, labels, denominator).item()
-        assert got == want
+        want.append(_eager_step(eager, opt_e, ids, mask, labels, w, denominator, clip))
+        got.append(steps.step(ids, mask, labels, denominator))
         for p, q in zip(eager.parameters(), graphed.parameters(), strict=True):
             assert torch.equal(p, q)
+    # each step reports the loss of the one before (the first its own); flush the last
+    assert got == [want[0], *want[:-1]]
+    assert steps.flush() == want[-1] and steps.flush() is None
     assert sorted(steps.inputs) == [(4, 8), (4, 16)]
 
 
@@ -115,8 +118,8 @@ def test_non_finite_loss_leaves_weights_and_moments():
     before = [p.detach().clone() for p in graphed.parameters()]
     moments = [opt_g.state[p]["exp_avg"].clone() for p in graphed.parameters()]
     graphed.scale = float("inf")
-    loss = steps.step(*_batch(8, generator), 4.0)
-    assert not torch.isfinite(loss)
+    steps.step(*_batch(8, generator), 4.0)
+    assert not torch.isfinite(torch.tensor(steps.flush()))
     for p, b, m in zip(graphed.parameters(), before, moments, strict=True):
         assert torch.equal(p, b)
         assert torch.equal(opt_g.state[p]["exp_avg"], m)
@@ -143,3 +146,61 @@ def test_checkpoint_saves_a_plain_rate():
     _, meta = _flatten_optimizer(opt_g.state_dict())
     group = meta["param_groups"][0]
     assert group["lr"] == 0.25 and group["capturable"] is False
+
+
+def _engine_pair(monkeypatch, record: bool, **overrides):
+    """An eager engine and one whose plan says CUDA graphs (on the CPU: ``record=False``
+    runs the step body eagerly, ``record=True`` fails to record and falls back)."""
+    from dataclasses import replace
+
+    from sentibench.engine import graphs
+    from tests.helpers import MeanPoolClassifier, quiet_engine
+
+    class Steps(graphs.GraphedSteps):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **{**kwargs, "record": record})
+
+    monkeypatch.setattr(graphs, "GraphedSteps", Steps)
+    torch.manual_seed(0)
+    eager_model = MeanPoolClassifier()
+    graphed_model = copy.deepcopy(eager_model)
+    eager, _ = quiet_engine(eager_model, **overrides)
+    graphed, lines = quiet_engine(graphed_model, **overrides)
+    graphed.plan = replace(graphed.plan, cuda_graphs=True)
+    return (eager, eager_model), (graphed, graphed_model), lines
+
+
+@pytest.mark.parametrize("record", [False, True])
+def test_engine_fit_with_graphed_steps_equals_eager_fit(monkeypatch, record):
+    """Through Engine.fit (losses logged, warm-up and linear schedule, clipping): the same
+    history and weights; where recording fails the run says so and goes on eagerly."""
+    from tests.helpers import synthetic_split
+
+    settings = {"lr_schedule": "linear", "warmup_ratio": 0.2, "max_grad_norm": 0.5}
+    (eager, a), (graphed, b), lines = _engine_pair(monkeypatch, record, **settings)
+    train, val = synthetic_split(80, 1), synthetic_split(16, 2)
+    history_a, history_b = eager.fit(train, val), graphed.fit(train, val)
+    assert history_a.train_loss == history_b.train_loss
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+    fell_back = [line for line in lines if line.startswith("CUDA graphs off")]
+    assert (graphed.graphed is None) == record == bool(fell_back)
+
+
+def test_engine_reports_a_non_finite_loss_found_a_step_late(monkeypatch):
+    """The replayed steps' losses are read one step late; the last is read at the end of
+    training, so a non-finite last step still stops the run with the engine's error."""
+    from tests.helpers import synthetic_split
+
+    (_, _), (graphed, model), _ = _engine_pair(monkeypatch, False, max_steps=3)
+    calls = {"n": 0}
+    forward = model.forward
+
+    def poisoned(ids, mask):
+        calls["n"] += 1
+        out = forward(ids, mask)
+        return out * float("nan") if calls["n"] > 2 + 2 else out  # after the warm-up's 2
+
+    monkeypatch.setattr(model, "forward", poisoned)
+    with pytest.raises(SentibenchError, match="non-finite"):
+        graphed.fit(synthetic_split(80, 1), synthetic_split(16, 2))

@@ -15,6 +15,11 @@ so everything that changes from step to step lives in tensors the graph reads:
 - ``found_inf``, which fused AdamW reads: a non-finite loss sets it, and the update is
   skipped, weights and moments untouched, as the eager loop leaves them by not stepping.
 
+Nothing that must outlive a replay is allocated while recording (inputs, loss, rate,
+optimizer state and weights all exist before), so every shape's graph shares one memory
+pool. The loss is copied to the host without waiting and read one step later, so the CPU
+queues step k+1 while the GPU runs step k.
+
 Recording needs the optimizer's state (AdamW creates it at its first step) and cuBLAS's
 workspaces, so each new shape's first batch runs eagerly twice on a side stream first;
 weights, moments, gradients and the random generators are then put back exactly as they
@@ -83,15 +88,20 @@ class GraphedSteps:
         self.inputs: dict[tuple[int, ...], _Inputs] = {}
         self.graphs: dict[tuple[int, ...], torch.cuda.CUDAGraph | None] = {}
         self.pool: tuple[int, int] | None = None  # one memory pool for every shape
+        cuda = device.type == "cuda"
+        # each step's loss lands in one of two page-locked slots; it is read a step later
+        self.host = torch.zeros(2, pin_memory=cuda)
+        self.events = [torch.cuda.Event() for _ in range(2)] if cuda else []
+        self.steps = 0
+        self.pending: int | None = None  # the slot of the last step, not read yet
         prepare_optimizer(optimizer, self.found_inf)
-        for p in self.params:  # static gradients: each step zeroes and refills them
-            p.grad = torch.zeros_like(p)
-        self.grads = [p.grad for p in self.params]
 
     def step(self, input_ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
-             denominator: float) -> torch.Tensor:
-        """One optimizer step on a collated batch; returns the loss tensor (on the device).
-        A new shape is warmed up and recorded first (the step itself then replays it)."""
+             denominator: float) -> float:
+        """Queue one optimizer step on a collated batch and return the loss of the step
+        before it (of this one, for the first): waiting for the step just queued would
+        leave the GPU idle while Python prepares the next. A new shape is warmed up and
+        recorded first (the step itself then replays it). :meth:`flush` reads the last."""
         key = tuple(input_ids.shape)
         inputs = self.inputs.get(key)
         if inputs is None:
@@ -111,11 +121,31 @@ class GraphedSteps:
             self._body(inputs)
         else:
             graph.replay()
-        return self.loss
+        slot = self.steps % 2
+        self.steps += 1
+        self.host[slot].copy_(self.loss, non_blocking=True)
+        if self.events:
+            self.events[slot].record()
+        previous, self.pending = self.pending, slot
+        return self._read(slot if previous is None else previous)  # the first: its own
+
+    def flush(self) -> float | None:
+        """The last queued step's loss (waiting for it), or None when it was read."""
+        if self.pending is None:
+            return None
+        slot, self.pending = self.pending, None
+        return self._read(slot)
+
+    def _read(self, slot: int) -> float:
+        if self.events:
+            self.events[slot].synchronize()
+        return float(self.host[slot])
 
     def _body(self, inputs: _Inputs) -> None:
-        """Everything one step does, on the static tensors only (what is recorded)."""
-        torch._foreach_zero_(self.grads)
+        """Everything one step does, on the static tensors only (what is recorded). The
+        gradients are dropped first (no kernel), so the backward pass writes fresh ones
+        into the graph's memory, as the eager step's does."""
+        self.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
             logits = self.model(inputs.input_ids, inputs.mask).float()
         loss = batch_loss(logits, inputs.labels, self.weights, self.denominator,
@@ -152,6 +182,9 @@ class GraphedSteps:
         with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):
             self._body(inputs)
         self.pool = graph.pool()
+        # The recorded gradients live in the shared pool, where other shapes' graphs may
+        # reuse their memory between replays: nothing outside a replay may read them.
+        self.optimizer.zero_grad(set_to_none=True)
         return graph
 
 

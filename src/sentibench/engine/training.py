@@ -96,6 +96,7 @@ class Engine:
         self.on_evaluation: Callable[[int, float, float], None] | None = None  # --eval-every
         self.on_step: Callable[[], None] | None = None  # after every optimizer step
         self.graphed: graphs.GraphedSteps | None = None  # made by each fit (--cuda-graphs)
+        self.graph_error: str | None = None  # why a fit's steps could not be recorded
         self.best = Best(cfg.select_best, cfg.early_stopping_patience) \
             if cfg.select_best != "none" else None
 
@@ -215,6 +216,7 @@ class Engine:
             state, self.history = resume.state, resume.history
             if self.best is not None:
                 self.best.load_state(state.best, resume.best_params)
+        self.graph_error = None
         self.graphed = graphs.GraphedSteps(
             self.model, optimizer, self.device, lambda: self._autocast(cache=False),
             self.class_weights, cfg.max_grad_norm, cfg.ignore_index) \
@@ -233,6 +235,7 @@ class Engine:
                 while state.epoch < cfg.num_epochs and state.global_step + 1 < total \
                         and not state.stopped:
                     self._run_epoch(optimizer, state, train, val, monitor, total, bar)
+            self._flush_graphed()
         except KeyboardInterrupt:
             self._checkpoint(optimizer, state)
             self.log(f"Interrupted at step {state.global_step}; checkpoint saved.")
@@ -353,18 +356,29 @@ class Engine:
         denominator = loss_denominator([split.labels[i] for i in indices],
                                        self.class_weights, self.cfg.ignore_index)
         try:
-            loss = self.graphed.step(input_ids, mask, labels, denominator)
+            value = self.graphed.step(input_ids, mask, labels, denominator)
         except RuntimeError as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
             self.log(f"CUDA graphs off for the rest of this run (the step could not be "
                      f"recorded: {reason})")
+            self.graph_error = reason
             self.graphed = None
             return None
-        value = loss.item()
-        if not math.isfinite(value):  # found_inf made AdamW skip: the weights stay as they were
-            raise _non_finite(value)
         self.evaluator.weights_updated()
-        return value
+        return _finite(value)  # the step before (found_inf skipped a non-finite one)
+
+    def _flush_graphed(self) -> None:
+        """The last replayed step's loss, checked (steps return the one before theirs)."""
+        if self.graphed is not None:
+            value = self.graphed.flush()
+            if value is not None:
+                _finite(value)
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise _non_finite(value)
+    return value
 
 
 def _non_finite(value: float) -> SentibenchError:

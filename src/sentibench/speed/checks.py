@@ -155,7 +155,7 @@ def _weights_after_steps(sm: SpeedModel, device: torch.device, precision: str, s
     split = synthetic_split(sm.vocab_size, rows, seq_len, SEED + 4)
     engine.fit(split, split)
     if graphs == "on" and engine.graphed is None:
-        raise RuntimeError("the steps were not recorded")
+        raise RuntimeError(f"the steps were not recorded ({engine.graph_error})")
     return {k: p.detach().float().cpu().clone() for k, p in sm.model.named_parameters()}
 
 
