@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -147,3 +148,39 @@ def test_predict_vs_pipeline_refuses_int8_alone_on_cuda(tmp_path):
     with pytest.raises(SystemExit, match="int8 runs on the CPU only"):
         _load("predict_vs_pipeline").main(["--data-dir", str(tmp_path), "--sides", "int8",
                                            "--device", "cuda"])
+
+
+def test_profile_step_prints_step_time_and_top_operations(capsys):
+    """On the CPU the script times the eager step only (no kernels to sum, no graphs)."""
+    _load("profile_step").main(["--model", "gpt2-small", "--tiny", "--device", "cpu",
+                                "--seq-len", "16", "--steps", "3", "--warmup", "1"])
+    out = capsys.readouterr().out
+    line = re.search(r"CUDA graphs off: +([\d.]+) ms per step, GPU work +0.00 ms", out)
+    assert line and float(line.group(1)) > 0, out
+    assert "CUDA graphs on" not in out
+
+
+def test_gpu_carry_packs_minilm_small_and_unpacks_it_within_int8_rounding(tmp_path):
+    """The carried encoder: embeddings int8 per row, the rest float16; unpacked float32
+    tensors within that rounding of the originals, and every other file copied."""
+    from safetensors.torch import load_file
+
+    from tests.helpers import write_tiny_encoder_dir
+
+    carry = _load("gpu_carry")
+    source = write_tiny_encoder_dir(tmp_path / "src", "bert", ["good", "bad", "film"])
+    carry.pack_minilm(source, tmp_path / "packed")
+    carry.unpack_minilm(tmp_path / "packed", tmp_path / "out")
+    before = load_file(str(source / "model.safetensors"))
+    after = load_file(str(tmp_path / "out" / "model.safetensors"))
+    assert before.keys() == after.keys()
+    for name, want in before.items():
+        got = after[name]
+        assert got.dtype == want.dtype and got.shape == want.shape
+        if name.endswith(carry.EMBEDDINGS):  # half a step of 1/127 of the row's largest
+            bound = want.abs().amax(dim=1, keepdim=True) / 254 + 1e-7
+            assert bool(((got - want).abs() <= bound).all())
+        elif want.is_floating_point():
+            assert torch.equal(got, want.half().float())
+    files = {p.name for p in source.iterdir() if p.name != "model.safetensors"}
+    assert files <= {p.name for p in (tmp_path / "out").iterdir()}

@@ -237,3 +237,11 @@ def test_dry_run_with_tune_adds_each_searchs_cost(tmp_path, monkeypatch, capsys)
     assert table == [f"| logreg | 6 | {6 * logreg:.0f} s | {logreg:.0f} s |"]
     assert f"Total: about {rows[0].seconds + 8 * logreg:.0f} s." in out
     assert list(tmp_path.iterdir()) == []
+
+
+def test_graph_check_runs_on_cuda_only():
+    from sentibench.speed import checks, models
+
+    check = checks.graphed_vs_eager(lambda: models.build("gpt2-small", True),
+                                    torch.device("cpu"), 16, ["fp32"])
+    assert check.passed is None and check.detail == "CUDA only"
