@@ -231,3 +231,40 @@ def test_bench_tune_tunes_every_row_the_same_way_and_keeps_the_untuned_twin(spam
     again = capsys.readouterr().out
     assert again.count("already completed") == 5 and "[trial" not in again
     assert len(_summary(bench / "tuning" / "logreg")["trials"]) == 3
+
+
+def test_a_rows_own_space_from_set_is_what_its_study_searches(spam, tmp_path):
+    """``--set ROW.tune=SPACE``: that row's study searches those settings only (in their
+    bounds), the other row its family's default; bench.json keeps the space."""
+    bench = tmp_path / "bench"
+    assert main(["bench", "--preset", "spam", "--models", "logreg,logreg-tfidf", "--tune", "3",
+                 "--set", "logreg-tfidf.tune=C=log:2:8", "--data-dir", str(spam),
+                 "--out", str(bench)]) == 0
+    own = _summary(bench / "tuning" / "logreg-tfidf")["trials"]
+    assert {k for t in own for k in t["params"]} == {"C"}
+    assert all(2 <= t["params"]["C"] <= 8 for t in own)
+    default = _summary(bench / "tuning" / "logreg")["trials"]
+    assert {k for t in default for k in t["params"]} > {"C"}
+    plan = json.loads((bench / "bench.json").read_text())
+    assert [e.get("tune") for e in plan["experiments"]] == [None, "C=log:2:8"]
+
+
+def test_a_bad_row_space_is_one_line_before_anything_runs(spam, tmp_path, capsys):
+    out = tmp_path / "bench"
+    message = cli_error(capsys, ["bench", "--preset", "spam", "--models", "logreg-tfidf",
+                                 "--tune", "2", "--set", "logreg-tfidf.tune=num_epochs=int:1:3",
+                                 "--data-dir", str(spam), "--out", str(out)])
+    assert message.startswith("sentibench bench: error: logreg-tfidf.tune: --space ")
+    assert "num_epochs" in message and not out.exists()
+
+
+def test_a_preset_rows_space_reaches_its_experiment(monkeypatch):
+    from sentibench.bench import plan as bench_plan
+    from sentibench.bench.presets import PRESETS, Preset, PresetRow
+
+    preset = Preset("a row with its own space", (PresetRow("logreg", tune="C=log:0.5:2"),))
+    monkeypatch.setitem(PRESETS, "own-space", preset)
+    (exp,) = bench_plan.plan("own-space", None, {})
+    assert exp.tune == "C=log:0.5:2"
+    (over,) = bench_plan.plan("own-space", None, {"logreg": {"tune": "C=log:1:4"}})
+    assert over.tune == "C=log:1:4"  # --set wins over the preset

@@ -139,7 +139,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                     "overrides: --set MODEL.KEY=VALUE (repeatable) or --config FILE.toml with\n"
                     "one [MODEL] table per model; keys are the training command's options in\n"
                     "snake_case (num_epochs, learning_rate, batch_size, trainable_layers,\n"
-                    "max_train_samples, ...), values are type-checked.")
+                    "max_train_samples, ...), values are type-checked; MODEL.tune=SPACE is\n"
+                    "the row's search space for --tune (tune --space syntax).")
     add_flag(p, "--preset", choices=list(PRESETS), default="quick",
              help="the rows to run (default: %(default)s)")
     add_flag(p, "--models", default=None,

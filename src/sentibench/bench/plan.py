@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sentibench.bench.presets import PRESETS, PresetRow
+from sentibench.bench.space import parse_space
 from sentibench.core.errors import SentibenchError
 from sentibench.core.options import Opt, build, check, convert, option, option_map
 from sentibench.data.config import DataArgs
@@ -46,13 +47,17 @@ class Experiment:
     group: str | None = None  # the row's name when it is one of several seeds
     note: str | None = None  # what the row shows (the preset's note)
     reference: dict[str, Any] | None = None  # published figures of exactly this row
+    tune: str | None = None  # bench --tune: the row's own search space (default: its family's)
+
+
+TUNE_KEY = "tune"  # --set ROW.tune=SPACE: the row's search space for bench --tune
 
 
 def plan_entry(exp: Experiment) -> dict[str, Any]:
     """An experiment as bench.json records it (no empty note / reference keys, so plans
     written before rows had them still match)."""
     return {k: v for k, v in asdict(exp).items()
-            if not (k in ("note", "reference") and v is None)}
+            if not (k in ("note", "reference", "tune") and v is None)}
 
 
 def allowed_settings(family: str) -> dict[str, Opt]:
@@ -115,15 +120,24 @@ def _experiment(row: PresetRow, overrides: dict[str, dict[str, Any]]) -> Experim
     kinds = allowed_settings(spec.family)
     settings = {k: v for k, v in spec.defaults.items() if k in kinds}
     settings.update(row.settings)
+    tune = row.tune
     for key, value in {**overrides.get(row.model, {}), **overrides.get(name, {})}.items():
+        if key == TUNE_KEY:  # not a setting of the row: what bench --tune searches for it
+            tune = str(value)
+            continue
         if key not in kinds:
             raise SentibenchError(f"unknown override key {name}.{key}; "
                                   f"allowed: {', '.join(sorted(kinds))}")
         settings[key] = coerce(name, key, value, kinds[key])
     _check_row(name, spec.name, spec.family, settings)
+    if tune is not None:
+        try:
+            parse_space(tune, kinds)  # a bad space is an error now, before anything runs
+        except SentibenchError as exc:
+            raise SentibenchError(f"{name}.{TUNE_KEY}: {exc}") from None
     reference = asdict(row.reference) if row.reference is not None else None
     return Experiment(name, spec.name, spec.family, settings, note=row.note,
-                      reference=reference)
+                      reference=reference, tune=tune)
 
 
 def with_seeds(experiments: list[Experiment], seeds: list[int] | None) -> list[Experiment]:
@@ -249,6 +263,9 @@ def load_rerun(bench_dir: Path, out: Path | None, command: list[str]) -> BenchAr
     overrides = {keys[name]: {k: v for k, v in e["settings"].items()
                               if not (seeds and e.get("group") and k == "seed")}
                  for name, e in rows.items()}
+    for name, e in rows.items():  # a row's own search space travels with it
+        if e.get(TUNE_KEY) is not None:
+            overrides[keys[name]][TUNE_KEY] = e[TUNE_KEY]
     return BenchArgs(preset=preset, models=list(keys.values()), overrides=overrides,
                      out=out, data_dir=Path(old["data_dir"]), source=old.get("source"),
                      device=old.get("device", "auto"), seeds=seeds,

@@ -26,6 +26,7 @@ class PresetRow:
     name: str | None = None  # default: the model's name
     note: str | None = None  # shown under the report's table
     reference: ReferenceRow | None = None  # published figures of exactly this row
+    tune: str | None = None  # bench --tune: this row's search space (tune --space syntax)
 
     @property
     def row_name(self) -> str:

@@ -3,8 +3,9 @@
 Each row (once, whatever its seeds) gets a study of N trials on the validation split in
 ``<bench>/tuning/<row>/``; its final run(s) use the best trial's settings, under the row's
 own name, and the same row at its untuned settings runs too, as ``<row>-default``, so the
-report can say whether tuning helped beyond noise on the same test rows. A row with nothing
-to search runs once, as it is.
+report can say whether tuning helped beyond noise on the same test rows. A row searches its
+family's default space, or its own (a preset row's ``tune``, or ``--set ROW.tune=SPACE`` in
+``tune --space`` syntax); a row with nothing to search runs once, as it is.
 """
 
 from __future__ import annotations
@@ -36,11 +37,11 @@ def studies(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]
         row = _base(exp)
         if row.name in best:
             continue
-        if not search_space(row):
+        if not search_space(row, row.tune):
             best[row.name] = None
             continue
         args = TuneArgs(model=row.model, trials=int(bench.tune or 0), data_dir=bench.data_dir,
-                        device=bench.device,
+                        device=bench.device, space=row.tune,
                         study_dir=bench_dir / TUNING_DIR / safe_name(row.name))
         study = study_for(row, args)
         print(f"\n[tune] {row.name}: {args.trials} trials on the validation split")
