@@ -8,7 +8,9 @@ keep Chromium off the network and out of any profile but a fresh one.
 from __future__ import annotations
 
 import base64
+import contextlib
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +64,21 @@ def render(page: Path, width: int, screenshot: Path, phone: bool = False) -> dic
         finally:
             driver.quit()
     return measured
+
+
+@contextlib.contextmanager
+def chrome(width: int = 1000) -> Iterator[Any]:
+    """A headless Chromium driven by Selenium (no network but the page's own server)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    with tempfile.TemporaryDirectory() as profile:
+        for flag in (*FLAGS, f"--user-data-dir={profile}", f"--window-size={width},900"):
+            options.add_argument(flag)
+        driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+        try:
+            yield driver
+        finally:
+            driver.quit()

@@ -33,6 +33,7 @@ from sentibench.data.config import SOURCE_ENV, DataArgs, PrepareConfig
 from sentibench.engine.config import DEVICE_HELP, PredictConfig, TrainConfig
 from sentibench.models.registry import FAMILIES, MODELS, Family
 from sentibench.run.results import RunArgs, short_name
+from sentibench.serve.options import ServeArgs
 from sentibench.speed.args import SpeedArgs
 
 
@@ -223,6 +224,25 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
         "--trials caps the whole study.", TuneArgs, "sentibench.bench.tune:run_tune")
 
 
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve", help="an HTTP API and a web page around saved runs",
+        description="Serve saved runs (any kind, ensembles too) over HTTP: POST /predict "
+                    "(or /models/NAME/predict) with {\"text\": ...} or {\"texts\": [...]}; "
+                    "GET /health, /ready, /info, /metrics (Prometheus) and a page at /. "
+                    "Texts from concurrent requests are scored together. Needs the 'serve' "
+                    "extra (FastAPI, uvicorn, prometheus-client).")
+    p.add_argument("run_dirs", type=Path, nargs="+", help="run directories to serve")
+    add_options(p, ServeArgs)
+    p.set_defaults(handler=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace, argv: list[str]) -> None:
+    from sentibench.serve.server import run_server
+
+    run_server(args.run_dirs, from_namespace(ServeArgs, args))
+
+
 def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="(re)build tables and plots of a bench directory",
                        description="Build results.md, results.csv and PNG plots from the "
@@ -284,6 +304,7 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
     _add_tune(sub)
     _add_report(sub)
     _add_predict(sub)
+    _add_serve(sub)
     _add_speedtest(sub)
 
 

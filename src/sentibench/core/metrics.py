@@ -3,6 +3,7 @@ functions; the labels are the data's ids ``0 .. K-1``, named by ``labels.json``)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,3 +34,16 @@ def balanced_class_weights(labels: Any, num_classes: int) -> list[float]:
         missing = int(np.flatnonzero(counts == 0)[0])
         raise ValueError(f"class {missing} has no training rows")
     return (counts.sum() / (num_classes * counts)).astype(float).tolist()
+
+
+Z95 = 1.959963984540054  # the standard normal's 97.5 % quantile
+
+
+def wilson_interval(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``correct / n``."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (max(0.0, centre - half), min(1.0, centre + half))

@@ -15,7 +15,7 @@ import numpy as np
 
 from sentibench.core.errors import SentibenchError
 from sentibench.engine.config import PredictConfig
-from sentibench.models.registry import Family, get_family
+from sentibench.models.registry import get_family
 from sentibench.models.truncation import HEAD, Truncation
 from sentibench.run.integrity import verify_model_files
 from sentibench.run.results import RunResult
@@ -26,44 +26,62 @@ if TYPE_CHECKING:
 DEFAULT_MAX_LENGTH = 256
 
 
+class LoadedRun:
+    """One saved run loaded once (weights verified against results.json first), scoring
+    any number of text lists as ``predict`` does: ``predict`` makes one per call, the
+    server one per run for its lifetime."""
+
+    def __init__(self, run_dir: Path, result: RunResult, device: str,
+                 settings: PredictConfig) -> None:
+        self.family = get_family(result.kind)
+        self.num_classes = len(result.labels)
+        verify_model_files(run_dir, result.files)
+        if settings.quantize != "none" and not self.family.engine:
+            raise SentibenchError(f"--quantize {settings.quantize}: {run_dir} is a "
+                                  f"{result.kind} run; only neural runs have Linear layers")
+        self.device, self.settings = device, settings
+        loaded = self.family.load(run_dir)
+        if not self.family.engine:
+            self.pipeline = loaded
+            return
+        self.model, self.tokenizer = loaded
+        train = result.config.get("train", {})
+        self.windows = bool(train.get("eval_windows", False)) \
+            if settings.windows == "auto" else settings.windows == "on"
+        self.window_stride = train.get("window_stride")
+        self.max_length = int(result.config.get("max_length", DEFAULT_MAX_LENGTH))
+        self.truncation = Truncation(train.get("truncation", "head"), train.get("head_tokens"))
+        self.int8 = None
+        if settings.quantize == "int8":
+            from sentibench.engine.inference import quantize_int8
+
+            self.int8 = quantize_int8(self.model)
+
+    def proba(self, texts: list[str]) -> np.ndarray:
+        """``[n, C]`` probabilities; with int8 weights, rows whose int8 label is unsure
+        (margin below ``--int8-recheck``) are scored again in full precision."""
+        if not self.family.engine:
+            from sentibench.models.baselines import class_probabilities
+
+            return class_probabilities(self.pipeline, texts, self.num_classes)
+        if self.int8 is None:
+            return np.asarray(self._score(self.model, texts))
+        from sentibench.engine.inference import rechecked
+
+        return np.asarray(rechecked(self._score(self.int8, texts),
+                                    lambda rows: self._score(self.model,
+                                                             [texts[i] for i in rows]),
+                                    self.settings.int8_recheck))
+
+    def _score(self, scorer: nn.Module, rows: list[str]) -> Any:
+        from sentibench.engine.inference import class_probabilities
+
+        return class_probabilities(scorer, self.tokenizer, rows, self.max_length, self.device,
+                                   None, self.truncation or HEAD, self.windows,
+                                   self.window_stride)
+
+
 def run_proba(run_dir: Path, result: RunResult, texts: list[str], device: str,
               settings: PredictConfig) -> np.ndarray:
     """``[n, C]`` probabilities of ``texts`` from the model saved in ``run_dir``."""
-    family = get_family(result.kind)
-    verify_model_files(run_dir, result.files)
-    if settings.quantize != "none" and not family.engine:
-        raise SentibenchError(f"--quantize {settings.quantize}: {run_dir} is a "
-                              f"{result.kind} run; only neural runs have Linear layers")
-    if not family.engine:
-        from sentibench.models.baselines import class_probabilities
-
-        return class_probabilities(family.load(run_dir), texts, len(result.labels))
-    train = result.config.get("train", {})
-    windows = bool(train.get("eval_windows", False)) if settings.windows == "auto" \
-        else settings.windows == "on"
-    return neural_proba(
-        family, run_dir, texts, device,
-        int(result.config.get("max_length", DEFAULT_MAX_LENGTH)),
-        Truncation(train.get("truncation", "head"), train.get("head_tokens")),
-        windows=windows, window_stride=train.get("window_stride"),
-        quantize=settings.quantize, int8_recheck=settings.int8_recheck)
-
-
-def neural_proba(family: Family, run_dir: Path, texts: list[str], device: str,
-                 max_length: int, truncation: Truncation | None = None, *,
-                 windows: bool = False, window_stride: int | None = None,
-                 quantize: str = "none", int8_recheck: float = 0.0) -> np.ndarray:
-    """A neural run's probabilities; with int8 weights, rows whose int8 label is unsure
-    (margin below ``int8_recheck``) are scored again in full precision."""
-    from sentibench.engine.inference import class_probabilities, quantize_int8, rechecked
-
-    model, tokenizer = family.load(run_dir)
-
-    def score(scorer: nn.Module, rows: list[str]) -> Any:
-        return class_probabilities(scorer, tokenizer, rows, max_length, device, None,
-                                   truncation or HEAD, windows, window_stride)
-
-    if quantize != "int8":
-        return score(model, texts)
-    return rechecked(score(quantize_int8(model), texts),
-                     lambda rows: score(model, [texts[i] for i in rows]), int8_recheck)
+    return LoadedRun(run_dir, result, device, settings).proba(texts)
