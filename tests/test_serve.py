@@ -229,3 +229,16 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(server):
     assert head.startswith(b"HTTP/1.1 413")
     assert "at most 2048 KiB" in json.loads(body)["error"]
     assert server.call("POST", "/predict", {"text": "good so the"})[0] == 200
+
+
+def test_sigterm_during_requests_finishes_them_then_exits_0(runs):
+    """Requests in flight when SIGTERM arrives (held 1 s by the batching wait) are answered;
+    the process then exits 0."""
+    s = Server([runs[1]], "--max-wait-ms", "1000")
+    with ThreadPoolExecutor(4) as pool:
+        pending = [pool.submit(s.call, "POST", "/predict", {"text": t}) for t in runs[2][:4]]
+        time.sleep(0.4)
+        s.process.send_signal(signal.SIGTERM)
+        answers = [f.result(timeout=60) for f in pending]
+    s.stop()
+    assert [status for status, _, _ in answers] == [200] * 4

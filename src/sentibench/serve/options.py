@@ -20,8 +20,10 @@ class ServeArgs:
     device: str = option("cpu", "where the models score: cpu, cuda, cuda:N or mps")
     max_batch: int = option(32, "texts scored together, from one or several requests",
                             above=0)
-    max_wait_ms: float = option(5.0, "how long the first waiting text waits for others to "
-                                     "fill its batch", minimum=0)
+    max_wait_ms: float = option(0.0, "how long the first waiting text waits for others to "
+                                     "fill its batch (0: score what is waiting at once; "
+                                     "texts arriving meanwhile form the next batch)",
+                                minimum=0)
     max_queue: int = option(1024, "texts waiting to be scored; a request that would pass "
                                   "this gets 503 with Retry-After", above=0)
     max_texts: int = option(256, "texts per request (more: 413)", above=0)
@@ -30,6 +32,7 @@ class ServeArgs:
     max_body_kb: int = option(2048, "request body size in KiB (more: 413)", above=0)
     timeout_s: float = option(30.0, "seconds a request may wait for its answer (then 504)",
                               above=0)
+    access_log: bool = option(False, "log every request (uvicorn's access log)")
     api_key: str | None = option(
         None, f"require 'Authorization: Bearer KEY' on every endpoint but /health and the "
               f"page (default: env {API_KEY_ENV}, else no key)")

@@ -34,6 +34,7 @@ def run_server(run_dirs: list[Path], args: ServeArgs) -> None:
           f"(POST /predict{', /models/<name>/predict' if len(models) > 1 else ''}; "
           f"{'API key required' if api_key else 'no API key'})", flush=True)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info",
+                            access_log=args.access_log,
                             timeout_graceful_shutdown=int(args.timeout_s) + 1)
     _server_class()(config).run()
 
