@@ -33,6 +33,7 @@ from sentibench.data.config import SOURCE_ENV, DataArgs, PrepareConfig
 from sentibench.engine.config import DEVICE_HELP, PredictConfig, TrainConfig
 from sentibench.models.registry import FAMILIES, MODELS, Family
 from sentibench.run.results import RunArgs, short_name
+from sentibench.serve.export_options import ExportArgs
 from sentibench.serve.options import ServeArgs
 from sentibench.speed.args import SpeedArgs
 
@@ -234,13 +235,33 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                     "extra (FastAPI, uvicorn, prometheus-client).")
     p.add_argument("run_dirs", type=Path, nargs="+", help="run directories to serve")
     add_options(p, ServeArgs)
+    add_options(p, PredictConfig)
     p.set_defaults(handler=_run_serve)
 
 
 def _run_serve(args: argparse.Namespace, argv: list[str]) -> None:
     from sentibench.serve.server import run_server
 
-    run_server(args.run_dirs, from_namespace(ServeArgs, args))
+    run_server(args.run_dirs, from_namespace(ServeArgs, args),
+               from_namespace(PredictConfig, args))
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export", help="a saved neural run as an ONNX model, checked on its test rows",
+        description="Export a run's classifier to ONNX (optionally with an int8 copy), then "
+                    "score the run's test rows with it: the agreement with the labels the "
+                    "run saved and the exact McNemar p-value are printed, and below 99.5 % "
+                    "agreement nothing is kept. predict/serve --backend onnx run it.")
+    p.add_argument("run_dir", type=Path, help="a run directory holding results.json")
+    add_options(p, ExportArgs)
+    p.set_defaults(handler=_run_export)
+
+
+def _run_export(args: argparse.Namespace, argv: list[str]) -> None:
+    from sentibench.serve.export import export_run
+
+    export_run(args.run_dir, from_namespace(ExportArgs, args))
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
@@ -305,6 +326,7 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
     _add_report(sub)
     _add_predict(sub)
     _add_serve(sub)
+    _add_export(sub)
     _add_speedtest(sub)
 
 

@@ -178,6 +178,10 @@ class PredictConfig:
         0.1, "--quantize int8: texts whose two most probable classes are closer than this "
              "(in probability) are scored again in float32, since the int8 error may have "
              "flipped their label (0 = never; 1 = always, i.e. no speed-up)", minimum=0)
+    backend: str = option(
+        "torch", "torch: the run's weights; onnx: the ONNX model `sentibench export` wrote "
+                 "into the run (RUN/onnx/; with --quantize int8 its int8 file), run by "
+                 "onnxruntime", choices=("torch", "onnx"))
     windows: str = option(
         "auto", "score each review as overlapping windows with averaged logits (on), as one "
                 "truncated input (off), or as the run was evaluated (auto: its --eval-windows "

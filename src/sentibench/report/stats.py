@@ -18,7 +18,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sentibench.core.metrics import Z95, wilson_interval  # noqa: F401  (serve uses them too)
+from sentibench.core.metrics import (  # noqa: F401  (defined below report: serve uses them)
+    Z95,
+    mcnemar_exact,
+    wilson_interval,
+)
 
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
@@ -56,17 +60,6 @@ def bootstrap_macro_f1(y_true: Sequence[int], y_pred: Sequence[int], num_classes
                              for chunk in np.array_split(idx, max(1, len(idx) // 250))])
     tail = (1 - level) / 2 * 100
     return tuple(float(v) for v in np.percentile(values, [tail, 100 - tail]))  # type: ignore
-
-
-def mcnemar_exact(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> float:
-    """Two-sided exact McNemar p-value: a binomial test (p = 1/2) on the discordant rows."""
-    from scipy.stats import binomtest
-
-    a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
-    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
-    if only_a + only_b == 0:
-        return 1.0
-    return float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
 
 
 def paired_bootstrap_difference(correct_a: Sequence[bool], correct_b: Sequence[bool],

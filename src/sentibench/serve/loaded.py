@@ -15,7 +15,7 @@ from sentibench.core.metrics import wilson_interval
 from sentibench.engine.config import PredictConfig
 from sentibench.run.results import read_results
 from sentibench.serve import ensemble
-from sentibench.serve.scoring import LoadedRun
+from sentibench.serve.scoring import LoadedRun, OnnxRun, load_run
 
 
 @dataclass
@@ -24,7 +24,7 @@ class ServedModel:
 
     name: str
     labels: list[str]
-    members: list[LoadedRun]
+    members: list[LoadedRun | OnnxRun]
     info: dict[str, Any] = field(default_factory=dict)
 
     def proba(self, texts: list[str]) -> np.ndarray:
@@ -55,7 +55,7 @@ def load_model(run_dir: Path, device: str, settings: PredictConfig | None = None
         raise SentibenchError(f"{run_dir}: no such run directory")
     result = read_results(run_dir)
     members = ensemble.member_dirs(run_dir) if result.kind == ensemble.KIND else [run_dir]
-    loaded = [LoadedRun(m, read_results(m), device, settings) for m in members]
+    loaded = [load_run(m, read_results(m), device, settings) for m in members]
     info = {"model": result.model, "kind": result.kind, "labels": result.labels,
             "test": _test_metrics(result), "run_dir": str(run_dir.resolve()),
             "finished_at": result.finished_at,

@@ -81,7 +81,66 @@ class LoadedRun:
                                    self.window_stride)
 
 
+class OnnxRun:
+    """A run's exported ONNX model (``sentibench export``) under onnxruntime, scoring as
+    :class:`LoadedRun` does: the run's tokenizer, length rule and windows, length-sorted
+    batches; only the forward pass differs."""
+
+    def __init__(self, run_dir: Path, result: RunResult, device: str,
+                 settings: PredictConfig, model_file: Path | None = None,
+                 meta: dict[str, Any] | None = None) -> None:
+        import onnxruntime
+
+        from sentibench.serve.export import read_export
+
+        if model_file is None or meta is None:
+            model_file, meta = read_export(run_dir, settings.quantize == "int8")
+        providers = ["CUDAExecutionProvider"] if device.startswith("cuda") else []
+        session = onnxruntime.InferenceSession(str(model_file),
+                                               providers=[*providers, "CPUExecutionProvider"])
+        self.loaded = LoadedRun(run_dir, result, "cpu",
+                                PredictConfig(windows=settings.windows))  # tokenizer, rules
+        self.loaded.model = _OnnxModule(session, meta["pad_id"], meta["fixed_padding"])
+
+    def proba(self, texts: list[str]) -> np.ndarray:
+        return self.loaded.proba(texts)
+
+
+def _onnx_module_class() -> type:
+    import torch
+    from torch import nn
+
+    class OnnxModule(nn.Module):
+        """``model(input_ids, attention_mask)`` answered by an onnxruntime session."""
+
+        def __init__(self, session: Any, pad_id: int, fixed_padding: bool) -> None:
+            super().__init__()
+            self.session, self.pad_id, self.fixed_padding = session, pad_id, fixed_padding
+
+        def forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            out = self.session.run(["logits"], {"input_ids": input_ids.cpu().numpy(),
+                                                "attention_mask": mask.cpu().numpy()})[0]
+            return torch.from_numpy(out)
+
+    return OnnxModule
+
+
+def _OnnxModule(session: Any, pad_id: int, fixed_padding: bool) -> Any:  # noqa: N802
+    return _onnx_module_class()(session, pad_id, fixed_padding)
+
+
+def load_run(run_dir: Path, result: RunResult, device: str,
+             settings: PredictConfig) -> LoadedRun | OnnxRun:
+    """The scorer ``settings.backend`` asks for."""
+    if settings.backend == "onnx":
+        if not get_family(result.kind).engine:
+            raise SentibenchError(f"--backend onnx: {run_dir} is a {result.kind} run; "
+                                  "only neural runs are exported")
+        return OnnxRun(run_dir, result, device, settings)
+    return LoadedRun(run_dir, result, device, settings)
+
+
 def run_proba(run_dir: Path, result: RunResult, texts: list[str], device: str,
               settings: PredictConfig) -> np.ndarray:
     """``[n, C]`` probabilities of ``texts`` from the model saved in ``run_dir``."""
-    return LoadedRun(run_dir, result, device, settings).proba(texts)
+    return load_run(run_dir, result, device, settings).proba(texts)

@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sentibench.core.errors import SentibenchError
+from sentibench.engine.config import PredictConfig
 from sentibench.serve.options import API_KEY_ENV, ServeArgs
 
 
-def run_server(run_dirs: list[Path], args: ServeArgs) -> None:
+def run_server(run_dirs: list[Path], args: ServeArgs,
+               settings: PredictConfig | None = None) -> None:
     import uvicorn
 
     from sentibench.serve.app import create_app
@@ -27,7 +29,7 @@ def run_server(run_dirs: list[Path], args: ServeArgs) -> None:
     if twice:
         raise SentibenchError(f"two runs named {twice[0]!r}: each is served at "
                               "/models/<its directory's name>/predict")
-    models = [load_model(Path(d), args.device) for d in run_dirs]
+    models = [load_model(Path(d), args.device, settings) for d in run_dirs]
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     app = create_app(models, args, api_key)
     print(f"Serving {', '.join(names)} on http://{args.host}:{args.port}/ "

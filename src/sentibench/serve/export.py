@@ -1,0 +1,175 @@
+"""``sentibench export``: a saved neural run as an ONNX model, checked before it is kept.
+
+The run's classifier (``logits = model(input_ids, attention_mask)``) goes through
+``torch.onnx.export`` (the dynamo exporter) with the batch and the sequence length left
+free, optionally with an int8 copy (onnxruntime's dynamic quantization). The exported
+model then scores the run's own test rows, and its labels are compared with the labels the
+run saved when it was evaluated: the agreement and the exact McNemar p-value (exported
+against PyTorch, each right or wrong on the true labels) are printed and recorded, and
+below 99.5 % agreement (float32) the export fails and nothing is kept. The result is a
+folder ``RUN/onnx/`` (or ``--out``) with ``model.onnx``, ``model.int8.onnx`` and
+``export.json``; ``predict --backend onnx`` and ``serve --backend onnx`` run it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sentibench.core.errors import SentibenchError
+from sentibench.core.fileio import atomic_write_json, sha256_file
+from sentibench.core.metrics import mcnemar_exact
+from sentibench.data.config import DataArgs
+from sentibench.models.registry import get_family
+from sentibench.run.integrity import verify_model_files
+from sentibench.run.results import read_predictions, read_results
+from sentibench.serve.export_options import ExportArgs
+
+EXPORT_DIR, MODEL_FILE, INT8_FILE, META_FILE = "onnx", "model.onnx", "model.int8.onnx", \
+    "export.json"
+MIN_AGREEMENT = 0.995  # float32 labels agreeing with PyTorch's, or the export fails
+
+
+def _exportable(run_dir: Path) -> tuple[Any, Any]:
+    result = read_results(run_dir)
+    family = get_family(result.kind)
+    if not family.engine:
+        raise SentibenchError(f"{run_dir} is a {result.kind} run: export covers neural runs "
+                              "(a scikit-learn pipeline would need skl2onnx)")
+    verify_model_files(run_dir, result.files)
+    return result, family
+
+
+def _export(model: Any, path: Path, opset: int) -> None:
+    import logging
+    import warnings
+
+    import torch
+
+    for name in ("torch.onnx", "torch.export", "onnxscript", "onnx_ir"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"torch\.onnx|torch\.export|onnxscript")
+
+    model.eval()
+    ids = torch.randint(5, 100, (2, 16))
+    mask = torch.ones_like(ids)
+    batch, seq = torch.export.Dim("batch", min=1), torch.export.Dim("seq", min=2, max=8192)
+    torch.onnx.export(model, (ids, mask), str(path), input_names=["input_ids",
+                      "attention_mask"], output_names=["logits"], opset_version=opset,
+                      dynamic_shapes={"input_ids": {0: batch, 1: seq},
+                                      "attention_mask": {0: batch, 1: seq}},
+                      dynamo=True, optimize=True, verbose=False)
+
+
+def _test_rows(run_dir: Path, result: Any) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The run's test texts, true ids and the ids PyTorch predicted when it was evaluated."""
+    from sentibench.data.splits import load_splits
+
+    settings = result.config.get("data", {})
+    data = DataArgs(Path(result.data["data_dir"]), settings.get("max_train_samples"),
+                    settings.get("max_eval_samples"))
+    texts = load_splits(data)["test"]["text"].astype(str).tolist()
+    truth, probs = read_predictions(run_dir, result.labels, "test")
+    if len(texts) != len(truth):
+        raise SentibenchError(f"{data.data_dir}: its test split has {len(texts)} rows, the run "
+                              f"scored {len(truth)}; the data changed since the run")
+    return texts, truth, probs.argmax(1)
+
+
+def _parity(run_dir: Path, result: Any, model_file: Path, meta: dict) -> dict[str, Any]:
+    from sentibench.engine.config import PredictConfig
+    from sentibench.serve.scoring import OnnxRun
+
+    texts, truth, torch_ids = _test_rows(run_dir, result)
+    t0 = time.perf_counter()
+    scorer = OnnxRun(run_dir, result, "cpu", PredictConfig(windows="off"), model_file, meta)
+    ids = scorer.proba(texts).argmax(1)
+    agreement = float((ids == torch_ids).mean())
+    return {"rows": len(texts), "agreement": agreement,
+            "accuracy": float((ids == truth).mean()),
+            "torch_accuracy": float((torch_ids == truth).mean()),
+            "mcnemar_p": mcnemar_exact(ids == truth, torch_ids == truth),
+            "seconds": time.perf_counter() - t0}
+
+
+def export_run(run_dir: Path, args: ExportArgs) -> Path:
+    """Export, check, and keep (atomically) ``RUN/onnx`` or ``--out``; its path."""
+    run_dir = Path(run_dir)
+    result, family = _exportable(run_dir)
+    out = Path(args.out) if args.out is not None else run_dir / EXPORT_DIR
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        model, _ = family.load(run_dir)
+        try:
+            _export(model, staging / MODEL_FILE, args.opset)
+        except Exception as error:  # the exporter's own errors are many kinds
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise SentibenchError(f"cannot export {result.model} to ONNX: {reason}") from None
+        meta = {"source": str(run_dir.resolve()), "model": result.model, "kind": result.kind,
+                "pad_id": int(getattr(model, "pad_id", 0)),
+                "fixed_padding": bool(getattr(model, "fixed_padding", False)),
+                "opset": args.opset, "files": {}}
+        del model
+        checks = {"fp32": _parity(run_dir, result, staging / MODEL_FILE, meta)}
+        _report("float32", checks["fp32"])
+        if checks["fp32"]["agreement"] < MIN_AGREEMENT:
+            raise SentibenchError(f"the ONNX model agrees with PyTorch on "
+                                  f"{100 * checks['fp32']['agreement']:.2f} % of the test "
+                                  f"labels, under {100 * MIN_AGREEMENT:.1f} %; not kept")
+        if args.int8:
+            import logging
+
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            root, level = logging.getLogger(), logging.getLogger().level
+            root.setLevel(logging.ERROR)  # not its advice to pre-process, on every export
+            try:
+                quantize_dynamic(str(staging / MODEL_FILE), str(staging / INT8_FILE),
+                                 weight_type=QuantType.QInt8)
+            finally:
+                root.setLevel(level)
+            checks["int8"] = _parity(run_dir, result, staging / INT8_FILE, meta)
+            _report("int8", checks["int8"])
+        meta["checks"] = checks
+        meta["files"] = {p.name: sha256_file(p) for p in sorted(staging.iterdir())}
+        atomic_write_json(staging / META_FILE, meta)
+        if out.exists():
+            shutil.rmtree(out)
+        staging.replace(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"Wrote {out} ({', '.join(sorted(p.name for p in out.iterdir()))})")
+    return out
+
+
+def _report(name: str, check: dict[str, Any]) -> None:
+    print(f"{name}: {check['rows']:,} test rows in {check['seconds']:.1f} s; labels equal "
+          f"PyTorch's on {100 * check['agreement']:.2f} %; accuracy {100 * check['accuracy']:.2f}"
+          f" % (PyTorch {100 * check['torch_accuracy']:.2f} %), McNemar p "
+          f"{check['mcnemar_p']:.3g}", flush=True)
+
+
+def read_export(run_dir: Path, int8: bool) -> tuple[Path, dict[str, Any]]:
+    """The exported model file of a run (checked against export.json) and its record."""
+    folder = Path(run_dir) / EXPORT_DIR
+    meta_path = folder / META_FILE
+    if not meta_path.is_file():
+        raise SentibenchError(f"{run_dir}: no ONNX export ({meta_path} is missing); run "
+                              f"`sentibench export {run_dir}` first")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    name = INT8_FILE if int8 else MODEL_FILE
+    if name not in meta.get("files", {}):
+        raise SentibenchError(f"{folder}: no {name}; export with --int8 for --quantize int8")
+    for part, digest in meta["files"].items():  # the model and its external weights
+        path = folder / part
+        if part.startswith(name) and (not path.is_file() or sha256_file(path) != digest):
+            raise SentibenchError(f"{path}: missing or changed since it was exported; "
+                                  "export again")
+    return folder / name, meta
