@@ -12,8 +12,8 @@ import pytest
 
 from sentibench.cli import main
 from sentibench.engine.config import PredictConfig
-from sentibench.serve.export import EXPORT_DIR, INT8_FILE, META_FILE, MODEL_FILE
 from sentibench.serve.loaded import load_model
+from sentibench.serve.onnx_files import EXPORT_DIR, INT8_FILE, META_FILE, MODEL_FILE
 from sentibench.serve.predict import predict_proba
 from tests.helpers import (
     FIRST_WORD_VOCAB,

@@ -13,7 +13,6 @@ folder ``RUN/onnx/`` (or ``--out``) with ``model.onnx``, ``model.int8.onnx`` and
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -29,9 +28,8 @@ from sentibench.models.registry import get_family
 from sentibench.run.integrity import verify_model_files
 from sentibench.run.results import read_predictions, read_results
 from sentibench.serve.export_options import ExportArgs
+from sentibench.serve.onnx_files import EXPORT_DIR, INT8_FILE, META_FILE, MODEL_FILE
 
-EXPORT_DIR, MODEL_FILE, INT8_FILE, META_FILE = "onnx", "model.onnx", "model.int8.onnx", \
-    "export.json"
 MIN_AGREEMENT = 0.995  # float32 labels agreeing with PyTorch's, or the export fails
 
 
@@ -154,22 +152,3 @@ def _report(name: str, check: dict[str, Any]) -> None:
           f"PyTorch's on {100 * check['agreement']:.2f} %; accuracy {100 * check['accuracy']:.2f}"
           f" % (PyTorch {100 * check['torch_accuracy']:.2f} %), McNemar p "
           f"{check['mcnemar_p']:.3g}", flush=True)
-
-
-def read_export(run_dir: Path, int8: bool) -> tuple[Path, dict[str, Any]]:
-    """The exported model file of a run (checked against export.json) and its record."""
-    folder = Path(run_dir) / EXPORT_DIR
-    meta_path = folder / META_FILE
-    if not meta_path.is_file():
-        raise SentibenchError(f"{run_dir}: no ONNX export ({meta_path} is missing); run "
-                              f"`sentibench export {run_dir}` first")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    name = INT8_FILE if int8 else MODEL_FILE
-    if name not in meta.get("files", {}):
-        raise SentibenchError(f"{folder}: no {name}; export with --int8 for --quantize int8")
-    for part, digest in meta["files"].items():  # the model and its external weights
-        path = folder / part
-        if part.startswith(name) and (not path.is_file() or sha256_file(path) != digest):
-            raise SentibenchError(f"{path}: missing or changed since it was exported; "
-                                  "export again")
-    return folder / name, meta

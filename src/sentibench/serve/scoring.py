@@ -91,7 +91,7 @@ class OnnxRun:
                  meta: dict[str, Any] | None = None) -> None:
         import onnxruntime
 
-        from sentibench.serve.export import read_export
+        from sentibench.serve.onnx_files import read_export
 
         if model_file is None or meta is None:
             model_file, meta = read_export(run_dir, settings.quantize == "int8")
