@@ -44,25 +44,14 @@ return {
 def render(page: Path, width: int, screenshot: Path, phone: bool = False) -> dict[str, Any]:
     """Load ``page`` at ``width`` CSS pixels (as a phone: mobile viewport, 2x pixels),
     write a PNG of the first screen to ``screenshot`` and return :data:`MEASURE`."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    with tempfile.TemporaryDirectory() as profile:
-        for flag in (*FLAGS, f"--user-data-dir={profile}", f"--window-size={width},900"):
-            options.add_argument(flag)
-        driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-        try:
-            driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-                "width": width, "height": 860 if phone else 900,
-                "deviceScaleFactor": 2 if phone else 1, "mobile": phone})
-            driver.get(page.resolve().as_uri())
-            measured = driver.execute_script(MEASURE)
-            shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
-            screenshot.write_bytes(base64.b64decode(shot["data"]))
-        finally:
-            driver.quit()
+    with chrome(width) as driver:
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": width, "height": 860 if phone else 900,
+            "deviceScaleFactor": 2 if phone else 1, "mobile": phone})
+        driver.get(page.resolve().as_uri())
+        measured = driver.execute_script(MEASURE)
+        shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
+        screenshot.write_bytes(base64.b64decode(shot["data"]))
     return measured
 
 

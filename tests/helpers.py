@@ -351,3 +351,18 @@ def train_gpt_argv(model: Path, data: Path, out: Path, *extra: str) -> list[str]
     """``train-gpt`` on a local (tiny) GPT-2, all layers trained, on the CPU."""
     return ["train-gpt", "--model_size", str(model), "--trainable_layers", "all",
             "--data-dir", str(data), "--out", str(out), "--device", "cpu", *extra]
+
+
+def train_tiny_encoder_run(base: Path, rows: tuple[int, int, int] = (96, 16, 24),
+                           epochs: int = 3) -> tuple[Path, Path]:
+    """A tiny encoder fine-tuned by ``train-hf`` on texts told by their first word (what
+    serving and export tests score): (its run directory, its data directory)."""
+    from sentibench.cli import main
+
+    data = first_word_csvs(base / "data", rows, ("bad", "good"), 12)
+    model = write_tiny_encoder_dir(base / "enc", "bert", FIRST_WORD_VOCAB)
+    run = base / "encoder"
+    assert main(["train-hf", "--model", str(model), "--max-length", "16", "--num_epochs",
+                 str(epochs), "--learning_rate", "5e-3", "--data-dir", str(data), "--out",
+                 str(run), "--device", "cpu"]) == 0
+    return run, data

@@ -190,15 +190,9 @@ def test_gpu_carry_packs_minilm_small_and_unpacks_it_within_int8_rounding(tmp_pa
 def test_serve_load_prints_rates_latencies_ratios_and_the_soak(tmp_path, capsys):
     """The load benchmark on a tiny saved run: both servers answer every request with
     offline's labels, the soak sees no 5xx, and the summary names the three goals."""
-    from sentibench.cli import main
-    from tests.helpers import FIRST_WORD_VOCAB, first_word_csvs, write_tiny_encoder_dir
+    from tests.helpers import train_tiny_encoder_run
 
-    data = first_word_csvs(tmp_path / "data", (64, 8, 16), ("bad", "good"), 8)
-    model = write_tiny_encoder_dir(tmp_path / "enc", "bert", FIRST_WORD_VOCAB)
-    run = tmp_path / "run"
-    assert main(["train-hf", "--model", str(model), "--max-length", "16", "--num_epochs", "2",
-                 "--learning_rate", "5e-3", "--data-dir", str(data), "--out", str(run),
-                 "--device", "cpu"]) == 0
+    run, data = train_tiny_encoder_run(tmp_path, (64, 8, 16), epochs=2)
     capsys.readouterr()
     _load("serve_load").main(["--run", str(run), "--data-dir", str(data), "--texts", "16",
                               "--clients", "4", "--rounds", "1", "--soak", "30"])

@@ -15,25 +15,12 @@ from sentibench.engine.config import PredictConfig
 from sentibench.serve.loaded import load_model
 from sentibench.serve.onnx_files import EXPORT_DIR, INT8_FILE, META_FILE, MODEL_FILE
 from sentibench.serve.predict import predict_proba
-from tests.helpers import (
-    FIRST_WORD_VOCAB,
-    cli_error,
-    first_word_csvs,
-    synthetic_csvs,
-    train_gpt_argv,
-    write_tiny_encoder_dir,
-)
+from tests.helpers import cli_error, synthetic_csvs, train_gpt_argv, train_tiny_encoder_run
 
 
 @pytest.fixture(scope="module")
 def encoder_run(tmp_path_factory):
-    base = tmp_path_factory.mktemp("export")
-    data = first_word_csvs(base / "data", (96, 16, 24), ("bad", "good"), 12)
-    model = write_tiny_encoder_dir(base / "enc", "bert", FIRST_WORD_VOCAB)
-    run = base / "encoder"
-    assert main(["train-hf", "--model", str(model), "--max-length", "16", "--num_epochs", "3",
-                 "--learning_rate", "5e-3", "--data-dir", str(data), "--out", str(run),
-                 "--device", "cpu"]) == 0
+    run, data = train_tiny_encoder_run(tmp_path_factory.mktemp("export"))
     return run, pd.read_csv(data / "test.csv")["text"].tolist(), data
 
 

@@ -22,7 +22,7 @@ import pytest
 
 from sentibench.cli import main
 from sentibench.serve.predict import predict_proba
-from tests.helpers import FIRST_WORD_VOCAB, cli_error, first_word_csvs, write_tiny_encoder_dir
+from tests.helpers import cli_error, train_tiny_encoder_run
 from tests.postgres import free_port
 
 
@@ -30,12 +30,8 @@ from tests.postgres import free_port
 def runs(tmp_path_factory) -> tuple[Path, Path, list[str]]:
     """A tiny encoder run and a logistic-regression run on texts told by their first word."""
     base = tmp_path_factory.mktemp("serve")
-    data = first_word_csvs(base / "data", (96, 16, 24), ("bad", "good"), 12)
-    model = write_tiny_encoder_dir(base / "enc", "bert", FIRST_WORD_VOCAB)
-    encoder, logreg = base / "encoder", base / "logreg"
-    assert main(["train-hf", "--model", str(model), "--max-length", "16", "--num_epochs", "3",
-                 "--learning_rate", "5e-3", "--data-dir", str(data), "--out", str(encoder),
-                 "--device", "cpu"]) == 0
+    encoder, data = train_tiny_encoder_run(base)
+    logreg = base / "logreg"
     assert main(["train-logreg", "--data-dir", str(data), "--out", str(logreg)]) == 0
     return encoder, logreg, pd.read_csv(data / "test.csv")["text"].tolist()
 
