@@ -10,7 +10,10 @@ Three ways of labelling the first ``--texts`` reviews of ``<data-dir>/test.csv``
   load, tokenize, length-sorted batches, windows off so both read the same head tokens);
 * int8: the same with ``--quantize int8`` (torch's dynamic quantization of Linear layers;
   the texts whose two most probable classes are within ``--int8-recheck``, 0.1, are scored
-  again in float32 and counted in its time).
+  again in float32 and counted in its time);
+* onnx-int8: ``predict --backend onnx --quantize int8``, onnxruntime on the int8 model
+  ``sentibench export --int8`` wrote into the run (the same re-check; exported first if the
+  run has no export, which the figures do not include).
 
 Each side's time includes loading the model. Printed: wall and CPU seconds of each side,
 the ratios, how many labels agree, and the accuracy of each on the labelled reviews
@@ -44,7 +47,7 @@ from sentibench.engine.config import PredictConfig
 from sentibench.run.results import read_results
 from sentibench.serve.predict import predict_proba
 
-SIDES = ("pipeline", "predict", "int8")
+SIDES = ("pipeline", "predict", "int8", "onnx-int8")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -86,9 +89,9 @@ def pipeline_labels(run: Path, texts: list[str], max_length: int, device: str = 
     return np.array([label2id[out["label"]] for out in classify(texts)])
 
 
-def sentibench_labels(run: Path, texts: list[str], quantize: str, device: str = "cpu"
-                      ) -> np.ndarray:
-    settings = PredictConfig(quantize=quantize, windows="off")
+def sentibench_labels(run: Path, texts: list[str], quantize: str, device: str = "cpu",
+                      backend: str = "torch") -> np.ndarray:
+    settings = PredictConfig(quantize=quantize, windows="off", backend=backend)
     return predict_proba(run, texts, device, settings).argmax(1)
 
 
@@ -104,7 +107,8 @@ def measure(run: Path, texts: list[str], max_length: int, rounds: int,
     """Each side's labels and median wall / CPU seconds over ``rounds``."""
     work = {"pipeline": lambda: pipeline_labels(run, texts, max_length, device),
             "predict": lambda: sentibench_labels(run, texts, "none", device),
-            "int8": lambda: sentibench_labels(run, texts, "int8")}
+            "int8": lambda: sentibench_labels(run, texts, "int8"),
+            "onnx-int8": lambda: sentibench_labels(run, texts, "int8", backend="onnx")}
     times: dict[str, list[tuple[float, float]]] = {side: [] for side in sides}
     labels: dict[str, np.ndarray] = {}
     for r in range(rounds):
@@ -118,7 +122,8 @@ def measure(run: Path, texts: list[str], max_length: int, rounds: int,
 
 def report(results: dict[str, tuple[np.ndarray, float, float]], truth: np.ndarray) -> None:
     names = {"pipeline": "transformers.pipeline", "predict": "sentibench predict",
-             "int8": "sentibench predict --quantize int8"}
+             "int8": "sentibench predict --quantize int8",
+             "onnx-int8": "... --backend onnx --quantize int8"}
     for side, (labels, wall, cpu) in results.items():
         print(f"{names[side] + ':':<37} {wall:7.2f} s wall {cpu:7.2f} s CPU   accuracy "
               f"{(labels == truth).mean() * 100:.2f} %")
@@ -135,6 +140,14 @@ def report(results: dict[str, tuple[np.ndarray, float, float]], truth: np.ndarra
               f"{fp32_cpu / int8_cpu:.2f}x CPU; labels unchanged: {(int8 == fp32).sum()}/{n} "
               f"({(int8 == fp32).mean() * 100:.2f} %); accuracy fp32 "
               f"{(fp32 == truth).mean() * 100:.2f} % -> int8 {(int8 == truth).mean() * 100:.2f} %")
+    if "int8" in results and "onnx-int8" in results:
+        (int8, int8_wall, int8_cpu), (ort, ort_wall, ort_cpu) = (
+            results["int8"], results["onnx-int8"])
+        base = results["predict"][0] if "predict" in results else int8
+        print(f"speed-up (torch int8 / onnxruntime int8): {int8_wall / ort_wall:.2f}x wall, "
+              f"{int8_cpu / ort_cpu:.2f}x CPU; labels unchanged against "
+              f"{'fp32' if 'predict' in results else 'torch int8'}: "
+              f"{(ort == base).sum()}/{n} ({(ort == base).mean() * 100:.2f} %)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -143,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     if not sides or not set(sides) <= set(SIDES):
         raise SystemExit(f"--sides: choose among {', '.join(SIDES)}")
     if args.device == "cuda":
-        sides = tuple(side for side in sides if side != "int8")
+        sides = tuple(side for side in sides if "int8" not in side)
         if not sides:
             raise SystemExit("--sides int8: int8 runs on the CPU only; use --device cpu")
     threads = torch.get_num_threads()
@@ -164,6 +177,11 @@ def _run(args: argparse.Namespace, sides: tuple[str, ...]) -> None:
             raise SystemExit(f"{run}: needs a head-truncated encoder run (the pipeline keeps "
                              "the first tokens)")
         max_length = int(result.config["max_length"])
+        if "onnx-int8" in sides and not (Path(run) / "onnx" / "model.int8.onnx").is_file():
+            from sentibench.serve.export import export_run
+            from sentibench.serve.export_options import ExportArgs
+
+            export_run(Path(run), ExportArgs(int8=True))
         frame = pd.read_csv(args.data_dir / "test.csv").head(args.texts)
         texts, truth = frame["text"].tolist(), frame["label"].to_numpy()
         print(f"device {args.device}, {torch.get_num_threads()} torch threads; {len(texts)} "

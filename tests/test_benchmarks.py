@@ -91,7 +91,9 @@ def test_predict_vs_pipeline_prints_times_ratios_agreement_and_accuracies(tmp_pa
     for name in ("transformers.pipeline", "sentibench predict", "--quantize int8"):
         assert re.search(rf"{re.escape(name)}: +[\d.]+ s wall +[\d.]+ s CPU +accuracy "
                          r"[\d.]+ %", out), out
-    assert len(re.findall(r"round [12]: ", out)) == 6
+    assert len(re.findall(r"round [12]: ", out)) == 8
+    assert re.search(r"speed-up \(torch int8 / onnxruntime int8\): [\d.]+x wall, [\d.]+x CPU; "
+                     r"labels unchanged against fp32: \d+/20", out), out
     same = re.search(r"speed-up \(pipeline / predict\): [\d.]+x wall, [\d.]+x CPU; labels "
                      r"identical: (\d+)/20", out)
     assert same and int(same.group(1)) == 20, out  # the same model, the same tokens
