@@ -22,7 +22,8 @@ from tests.helpers import synthetic_csvs
 
 SRC = Path(sentibench.__file__).resolve().parents[1]  # the subprocess runs this very code
 # a sub-command's required positionals, so that the unknown flag is the only mistake
-POSITIONALS = {"predict": ["RUN", "a text"], "report": ["DIR"]}
+POSITIONALS = {"predict": ["RUN", "a text"], "report": ["DIR"], "serve": ["RUN"],
+               "export": ["RUN"]}
 
 
 def _cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -41,7 +42,7 @@ def _commands() -> list[str]:
 
 def test_every_command_is_checked():
     assert _commands() == ["prepare", "train-logreg", "train-gpt", "train-hf", "bench",
-                           "tune", "report", "predict", "speedtest"]
+                           "tune", "report", "predict", "serve", "export", "speedtest"]
 
 
 @pytest.mark.parametrize("command", _commands())
