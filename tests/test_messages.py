@@ -146,3 +146,10 @@ def test_a_ctrl_c_while_bench_finishes_ends_it_with_130(tmp_path):
         expected = (130, "sentibench bench: error: interrupted\n") if delivered else (0, "")
         assert (marker, delay, code, err) == (marker, delay, *expected)
     assert runs[0][0]  # as the report is written, the bench is still running
+
+
+def test_first_line_quotes_an_exceptions_first_line_or_its_type():
+    from sentibench.core.errors import first_line
+
+    assert first_line(ValueError("  bad value\nmore detail\n")) == "bad value"
+    assert first_line(RuntimeError()) == "RuntimeError"

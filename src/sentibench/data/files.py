@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sentibench.core.errors import SentibenchError
+from sentibench.core.errors import SentibenchError, first_line
 from sentibench.data.config import PrepareConfig
 from sentibench.data.download import file_digests
 from sentibench.data.prepared import (
@@ -123,8 +123,7 @@ def read_table(path: Path) -> pd.DataFrame:
     except SentibenchError:
         raise
     except (ValueError, pd.errors.ParserError, ImportError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SentibenchError(f"{path}: cannot read as {kind} ({reason})") from None
+        raise SentibenchError(f"{path}: cannot read as {kind} ({first_line(exc)})") from None
 
 
 MISSING_LABELS = {"", "nan", "na", "n/a", "<na>", "null", "none"}  # read as "no label"

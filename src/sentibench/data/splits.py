@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sentibench.core.errors import SentibenchError
+from sentibench.core.errors import SentibenchError, first_line
 from sentibench.core.fileio import sha256_file
 from sentibench.data.config import DEFAULT_LABEL_NAMES, DataArgs
 
@@ -58,8 +58,7 @@ def load_split(data_dir: Path, split: str, max_rows: int | None = None,
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
                             nrows=max_rows, encoding="utf-8")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SentibenchError(f"{path}: not a valid split CSV ({reason})") from None
+        raise SentibenchError(f"{path}: not a valid split CSV ({first_line(exc)})") from None
     missing = [col for col in ("text", "label") if col not in frame.columns]
     if missing:
         raise SentibenchError(f"{path}: missing column(s) {', '.join(missing)}")

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from sentibench.core.errors import SentibenchError
+from sentibench.core.errors import SentibenchError, first_line
 from sentibench.core.progress import progress as progress_bar
 from sentibench.engine import distributed, fast_dropout, feature_cache, graphs
 from sentibench.engine.batching import (
@@ -358,7 +358,7 @@ class Engine:
         try:
             value = self.graphed.step(input_ids, mask, labels, denominator)
         except RuntimeError as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            reason = first_line(error)
             self.log(f"CUDA graphs off for the rest of this run (the step could not be "
                      f"recorded: {reason})")
             self.graph_error = reason

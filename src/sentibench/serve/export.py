@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from sentibench.core.errors import SentibenchError
+from sentibench.core.errors import SentibenchError, first_line
 from sentibench.core.fileio import atomic_write_json, sha256_file
 from sentibench.core.metrics import mcnemar_exact
 from sentibench.data.config import DataArgs
@@ -108,8 +108,8 @@ def export_run(run_dir: Path, args: ExportArgs) -> Path:
         try:
             _export(model, staging / MODEL_FILE, args.opset)
         except Exception as error:  # the exporter's own errors are many kinds
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            raise SentibenchError(f"cannot export {result.model} to ONNX: {reason}") from None
+            raise SentibenchError(f"cannot export {result.model} to ONNX: "
+                                  f"{first_line(error)}") from None
         meta = {"source": str(run_dir.resolve()), "model": result.model, "kind": result.kind,
                 "pad_id": int(getattr(model, "pad_id", 0)),
                 "fixed_padding": bool(getattr(model, "fixed_padding", False)),
