@@ -18,6 +18,7 @@ from typing import Any
 from sentibench.core.errors import SentibenchError
 from sentibench.core.fileio import atomic_path, atomic_write_json
 from sentibench.core.options import option, to_dict, validate
+from sentibench.data.config import DataArgs
 
 SCHEMA = "sentibench.run/1"
 RESULTS_FILE = "results.json"
@@ -210,6 +211,14 @@ def data_record(data: Any, rows: dict[str, int]) -> dict[str, Any]:
 def data_settings(data: Any) -> dict[str, Any]:
     """The data options a run was given (recorded under ``config.data``)."""
     return to_dict(data)
+
+
+def recorded_data(result: RunResult) -> DataArgs:
+    """The data options a run was given, rebuilt from its results.json (the inverse of
+    :func:`data_settings`, with the data directory it recorded)."""
+    settings = result.config.get("data", {})
+    return DataArgs(Path(result.data["data_dir"]), settings.get("max_train_samples"),
+                    settings.get("max_eval_samples"), settings.get("class_weights", "none"))
 
 
 def write_results(run_dir: str | Path, result: RunResult) -> Path:

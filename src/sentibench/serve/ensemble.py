@@ -18,7 +18,6 @@ import numpy as np
 
 from sentibench.core.errors import SentibenchError
 from sentibench.core.fileio import atomic_write_json
-from sentibench.data.config import DataArgs
 from sentibench.engine.config import PredictConfig
 from sentibench.run.results import (
     PREDICTION_FILES,
@@ -26,6 +25,7 @@ from sentibench.run.results import (
     RunArgs,
     read_predictions,
     read_results,
+    recorded_data,
     run_result,
     save_run_files,
     utc_now_iso,
@@ -84,11 +84,9 @@ def build_ensemble(bench_dir: Path, k: int, command: list[str]) -> Path:
         predictions[split] = (truth, np.mean([s[1] for s in saved], axis=0))
     out = Path(bench_dir) / f"ensemble-top{k}"
     out.mkdir(exist_ok=True)
-    settings = results[0].config.get("data", {})
-    data = DataArgs(Path(results[0].data["data_dir"]), settings.get("max_train_samples"),
-                    settings.get("max_eval_samples"), settings.get("class_weights", "none"))
     result = run_result(
-        f"ensemble-top{k}", KIND, RunArgs(out=out, command=command), data, labels,
+        f"ensemble-top{k}", KIND, RunArgs(out=out, command=command),
+        recorded_data(results[0]), labels,
         {split: (y, p.argmax(1)) for split, (y, p) in predictions.items()},
         (sum(r.train_seconds for r in results), time.perf_counter() - t0),
         {"members": [m.name for m in members], "chosen_by": "validation accuracy",

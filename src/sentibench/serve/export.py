@@ -23,10 +23,9 @@ import numpy as np
 from sentibench.core.errors import SentibenchError, first_line
 from sentibench.core.fileio import atomic_write_json, sha256_file
 from sentibench.core.metrics import mcnemar_exact
-from sentibench.data.config import DataArgs
 from sentibench.models.registry import get_family
 from sentibench.run.integrity import verify_model_files
-from sentibench.run.results import read_predictions, read_results
+from sentibench.run.results import read_predictions, read_results, recorded_data
 from sentibench.serve.export_options import ExportArgs
 from sentibench.serve.onnx_files import EXPORT_DIR, INT8_FILE, META_FILE, MODEL_FILE
 
@@ -68,9 +67,7 @@ def _test_rows(run_dir: Path, result: Any) -> tuple[list[str], np.ndarray, np.nd
     """The run's test texts, true ids and the ids PyTorch predicted when it was evaluated."""
     from sentibench.data.splits import load_splits
 
-    settings = result.config.get("data", {})
-    data = DataArgs(Path(result.data["data_dir"]), settings.get("max_train_samples"),
-                    settings.get("max_eval_samples"))
+    data = recorded_data(result)
     texts = load_splits(data)["test"]["text"].astype(str).tolist()
     truth, probs = read_predictions(run_dir, result.labels, "test")
     if len(texts) != len(truth):
