@@ -23,23 +23,20 @@ import numpy as np
 from sentibench.core.errors import SentibenchError, first_line
 from sentibench.core.fileio import atomic_write_json, sha256_file
 from sentibench.core.metrics import mcnemar_exact
+from sentibench.engine.config import PredictConfig
 from sentibench.models.registry import get_family
-from sentibench.run.integrity import verify_model_files
 from sentibench.run.results import read_predictions, read_results, recorded_data
 from sentibench.serve.export_options import ExportArgs
 from sentibench.serve.onnx_files import EXPORT_DIR, INT8_FILE, META_FILE, MODEL_FILE
+from sentibench.serve.scoring import LoadedRun, OnnxRun
 
 MIN_AGREEMENT = 0.995  # float32 labels agreeing with PyTorch's, or the export fails
 
 
-def _exportable(run_dir: Path) -> tuple[Any, Any]:
-    result = read_results(run_dir)
-    family = get_family(result.kind)
-    if not family.engine:
+def _neural(run_dir: Path, result: Any) -> None:
+    if not get_family(result.kind).engine:
         raise SentibenchError(f"{run_dir} is a {result.kind} run: export covers neural runs "
                               "(a scikit-learn pipeline would need skl2onnx)")
-    verify_model_files(run_dir, result.files)
-    return result, family
 
 
 def _export(model: Any, path: Path, opset: int) -> None:
@@ -76,14 +73,11 @@ def _test_rows(run_dir: Path, result: Any) -> tuple[list[str], np.ndarray, np.nd
     return texts, truth, probs.argmax(1)
 
 
-def _parity(run_dir: Path, result: Any, model_file: Path, meta: dict) -> dict[str, Any]:
-    from sentibench.engine.config import PredictConfig
-    from sentibench.serve.scoring import OnnxRun
-
-    texts, truth, torch_ids = _test_rows(run_dir, result)
+def _parity(loaded: LoadedRun, rows: tuple[list[str], np.ndarray, np.ndarray],
+            model_file: Path, meta: dict) -> dict[str, Any]:
+    texts, truth, torch_ids = rows
     t0 = time.perf_counter()
-    scorer = OnnxRun(run_dir, result, "cpu", PredictConfig(windows="off"), model_file, meta)
-    ids = scorer.proba(texts).argmax(1)
+    ids = OnnxRun(loaded, model_file, meta).proba(texts).argmax(1)
     agreement = float((ids == torch_ids).mean())
     return {"rows": len(texts), "agreement": agreement,
             "accuracy": float((ids == truth).mean()),
@@ -95,13 +89,16 @@ def _parity(run_dir: Path, result: Any, model_file: Path, meta: dict) -> dict[st
 def export_run(run_dir: Path, args: ExportArgs) -> Path:
     """Export, check, and keep (atomically) ``RUN/onnx`` or ``--out``; its path."""
     run_dir = Path(run_dir)
-    result, family = _exportable(run_dir)
+    result = read_results(run_dir)
+    _neural(run_dir, result)
     out = Path(args.out) if args.out is not None else run_dir / EXPORT_DIR
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        model, _ = family.load(run_dir)
+        # weights verified and loaded once: exported from, and the tokenizer of every check
+        loaded = LoadedRun(run_dir, result, "cpu", PredictConfig(windows="off"))
+        model = loaded.model
         try:
             _export(model, staging / MODEL_FILE, args.opset)
         except Exception as error:  # the exporter's own errors are many kinds
@@ -111,8 +108,8 @@ def export_run(run_dir: Path, args: ExportArgs) -> Path:
                 "pad_id": int(getattr(model, "pad_id", 0)),
                 "fixed_padding": bool(getattr(model, "fixed_padding", False)),
                 "opset": args.opset, "files": {}}
-        del model
-        checks = {"fp32": _parity(run_dir, result, staging / MODEL_FILE, meta)}
+        rows = _test_rows(run_dir, result)
+        checks = {"fp32": _parity(loaded, rows, staging / MODEL_FILE, meta)}
         _report("float32", checks["fp32"])
         if checks["fp32"]["agreement"] < MIN_AGREEMENT:
             raise SentibenchError(f"the ONNX model agrees with PyTorch on "
@@ -130,7 +127,7 @@ def export_run(run_dir: Path, args: ExportArgs) -> Path:
                                  weight_type=QuantType.QInt8)
             finally:
                 root.setLevel(level)
-            checks["int8"] = _parity(run_dir, result, staging / INT8_FILE, meta)
+            checks["int8"] = _parity(loaded, rows, staging / INT8_FILE, meta)
             _report("int8", checks["int8"])
         meta["checks"] = checks
         meta["files"] = {p.name: sha256_file(p) for p in sorted(staging.iterdir())}

@@ -8,6 +8,8 @@ length and truncation rule, its windows if it used them, and optionally int8 wei
 
 from __future__ import annotations
 
+import copy
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,29 +86,38 @@ class LoadedRun:
 class OnnxRun:
     """A run's exported ONNX model (``sentibench export``) under onnxruntime, scoring as
     :class:`LoadedRun` does: the run's tokenizer, length rule and windows, length-sorted
-    batches; only the forward pass differs."""
+    batches; only the forward pass differs. Built around a loaded run (whose model it
+    replaces in a copy), so the exporter checks several files with one load."""
 
-    def __init__(self, run_dir: Path, result: RunResult, device: str,
-                 settings: PredictConfig, model_file: Path | None = None,
-                 meta: dict[str, Any] | None = None) -> None:
+    def __init__(self, loaded: LoadedRun, model_file: Path, meta: dict[str, Any],
+                 device: str = "cpu") -> None:
         import onnxruntime
 
-        from sentibench.serve.onnx_files import read_export
-
-        if model_file is None or meta is None:
-            model_file, meta = read_export(run_dir, settings.quantize == "int8")
         providers = ["CUDAExecutionProvider"] if device.startswith("cuda") else []
         session = onnxruntime.InferenceSession(str(model_file),
                                                providers=[*providers, "CPUExecutionProvider"])
-        self.loaded = LoadedRun(run_dir, result, "cpu",
-                                PredictConfig(windows=settings.windows))  # tokenizer, rules
-        self.loaded.model = _OnnxModule(session, meta["pad_id"], meta["fixed_padding"])
+        self.loaded = copy.copy(loaded)
+        self.loaded.model = _onnx_module_class()(session, meta["pad_id"],
+                                                 meta["fixed_padding"])
+
+    @classmethod
+    def of_run(cls, run_dir: Path, result: RunResult, device: str,
+               settings: PredictConfig) -> OnnxRun:
+        """The model ``sentibench export`` wrote into ``run_dir`` (its int8 file with
+        ``--quantize int8``), checked against export.json."""
+        from sentibench.serve.onnx_files import read_export
+
+        model_file, meta = read_export(run_dir, settings.quantize == "int8")
+        loaded = LoadedRun(run_dir, result, "cpu", PredictConfig(windows=settings.windows))
+        return cls(loaded, model_file, meta, device)
 
     def proba(self, texts: list[str]) -> np.ndarray:
         return self.loaded.proba(texts)
 
 
+@functools.cache
 def _onnx_module_class() -> type:
+    """Defined on first use: this module stays importable without torch."""
     import torch
     from torch import nn
 
@@ -125,10 +136,6 @@ def _onnx_module_class() -> type:
     return OnnxModule
 
 
-def _OnnxModule(session: Any, pad_id: int, fixed_padding: bool) -> Any:  # noqa: N802
-    return _onnx_module_class()(session, pad_id, fixed_padding)
-
-
 def load_run(run_dir: Path, result: RunResult, device: str,
              settings: PredictConfig) -> LoadedRun | OnnxRun:
     """The scorer ``settings.backend`` asks for."""
@@ -136,7 +143,7 @@ def load_run(run_dir: Path, result: RunResult, device: str,
         if not get_family(result.kind).engine:
             raise SentibenchError(f"--backend onnx: {run_dir} is a {result.kind} run; "
                                   "only neural runs are exported")
-        return OnnxRun(run_dir, result, device, settings)
+        return OnnxRun.of_run(run_dir, result, device, settings)
     return LoadedRun(run_dir, result, device, settings)
 
 
