@@ -35,7 +35,7 @@ class ServedModel:
 def _test_metrics(result: Any) -> dict[str, Any]:
     """The run's test accuracy with its 95 % Wilson interval, and its test macro-F1."""
     metrics = result.metrics.get("test", {})
-    rows = metrics.get("rows") or result.data.get("rows", {}).get("test")
+    rows = result.data.get("rows", {}).get("test")  # split metrics carry no row count
     out: dict[str, Any] = {"accuracy": result.accuracy.get("test")}
     if rows and out["accuracy"] is not None:
         out["rows"] = int(rows)
