@@ -20,7 +20,7 @@ import textwrap
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sentibench import __version__
 from sentibench.bench.plan import BenchArgs
@@ -202,18 +202,27 @@ def _run_bench(args: argparse.Namespace, argv: list[str]) -> None:
 
 
 def _add_options_command(sub: argparse._SubParsersAction, name: str, help: str,
-                         description: str, cls: type, target: str) -> None:
-    """A command whose flags are one option dataclass, run by ``module:function`` (imported
-    only when the command runs)."""
+                         description: str, cls: type | tuple[type, ...], target: str,
+                         positional: tuple[str, dict[str, Any]] | None = None) -> None:
+    """A command whose flags are option dataclasses, run by ``module:function`` (imported
+    only when the command runs) with the ``positional`` argument's value first (a name and
+    ``add_argument``'s keywords), then one instance per dataclass."""
     p = sub.add_parser(name, help=help, description=description)
-    add_options(p, cls)
-    p.set_defaults(handler=functools.partial(_run_options_command, cls, target))
+    if positional is not None:
+        p.add_argument(positional[0], **positional[1])
+    classes = cls if isinstance(cls, tuple) else (cls,)
+    for each in classes:
+        add_options(p, each)
+    p.set_defaults(handler=functools.partial(_run_options_command, classes, target,
+                                             positional and positional[0]))
 
 
-def _run_options_command(cls: type, target: str, args: argparse.Namespace,
-                         argv: list[str]) -> None:
+def _run_options_command(classes: tuple[type, ...], target: str, positional: str | None,
+                         args: argparse.Namespace, argv: list[str]) -> None:
     module, function = target.split(":")
-    getattr(importlib.import_module(module), function)(from_namespace(cls, args))
+    first = [getattr(args, positional)] if positional else []
+    getattr(importlib.import_module(module), function)(
+        *first, *(from_namespace(cls, args) for cls in classes))
 
 
 def _add_tune(sub: argparse._SubParsersAction) -> None:
@@ -226,42 +235,24 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "serve", help="an HTTP API and a web page around saved runs",
-        description="Serve saved runs (any kind, ensembles too) over HTTP: POST /predict "
-                    "(or /models/NAME/predict) with {\"text\": ...} or {\"texts\": [...]}; "
-                    "GET /health, /ready, /info, /metrics (Prometheus) and a page at /. "
-                    "Texts from concurrent requests are scored together. Needs the 'serve' "
-                    "extra (FastAPI, uvicorn, prometheus-client).")
-    p.add_argument("run_dirs", type=Path, nargs="+", help="run directories to serve")
-    add_options(p, ServeArgs)
-    add_options(p, PredictConfig)
-    p.set_defaults(handler=_run_serve)
-
-
-def _run_serve(args: argparse.Namespace, argv: list[str]) -> None:
-    from sentibench.serve.server import run_server
-
-    run_server(args.run_dirs, from_namespace(ServeArgs, args),
-               from_namespace(PredictConfig, args))
+    _add_options_command(
+        sub, "serve", "an HTTP API and a web page around saved runs",
+        "Serve saved runs (any kind, ensembles too) over HTTP: POST /predict (or "
+        "/models/NAME/predict) with {\"text\": ...} or {\"texts\": [...]}; GET /health, "
+        "/ready, /info, /metrics (Prometheus) and a page at /. Texts from concurrent requests "
+        "are scored together. Needs the 'serve' extra (FastAPI, uvicorn, prometheus-client).",
+        (ServeArgs, PredictConfig), "sentibench.serve.server:run_server",
+        ("run_dirs", {"type": Path, "nargs": "+", "help": "run directories to serve"}))
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "export", help="a saved neural run as an ONNX model, checked on its test rows",
-        description="Export a run's classifier to ONNX (optionally with an int8 copy), then "
-                    "score the run's test rows with it: the agreement with the labels the "
-                    "run saved and the exact McNemar p-value are printed, and below 99.5 % "
-                    "agreement nothing is kept. predict/serve --backend onnx run it.")
-    p.add_argument("run_dir", type=Path, help="a run directory holding results.json")
-    add_options(p, ExportArgs)
-    p.set_defaults(handler=_run_export)
-
-
-def _run_export(args: argparse.Namespace, argv: list[str]) -> None:
-    from sentibench.serve.export import export_run
-
-    export_run(args.run_dir, from_namespace(ExportArgs, args))
+    _add_options_command(
+        sub, "export", "a saved neural run as an ONNX model, checked on its test rows",
+        "Export a run's classifier to ONNX (optionally with an int8 copy), then score the "
+        "run's test rows with it: the agreement with the labels the run saved and the exact "
+        "McNemar p-value are printed, and below 99.5 % agreement nothing is kept. "
+        "predict/serve --backend onnx run it.", ExportArgs, "sentibench.serve.export:export_run",
+        ("run_dir", {"type": Path, "help": "a run directory holding results.json"}))
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
