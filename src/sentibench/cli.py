@@ -196,7 +196,7 @@ def _run_bench(args: argparse.Namespace, argv: list[str]) -> None:
                       data_dir=args.data_dir, source=args.source, device=args.device,
                       seeds=parse_seeds(args.seeds) if args.seeds else None,
                       ensemble=args.ensemble, dry_run=args.dry_run, overwrite=args.overwrite,
-                      tune=args.tune,
+                      tune=args.tune, train_sizes=args.train_sizes, per_class=args.per_class,
                       command=command)
     run_bench(bench)
 

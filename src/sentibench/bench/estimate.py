@@ -66,17 +66,32 @@ def _tokens_per_example(dataset: str, model_args: Any) -> int:
     return min(limit, DATASET_LONGEST.get(dataset, limit))
 
 
+def train_rows(data: Any, full: int) -> int:
+    """The training rows a row reads: --max-train-samples, then --train-subset (per class:
+    times the classes of its data directory, two where it is not prepared yet)."""
+    rows = min(data.max_train_samples or full, full)
+    if data.train_subset is None:
+        return rows
+    from sentibench.data.splits import read_label_names
+
+    classes = len(read_label_names(data.data_dir)) if data.per_class else 1
+    return min(rows, data.train_subset * classes)
+
+
 def row_tokens(dataset: str, data: Any, model_args: Any, train: Any) -> dict[str, float]:
     """Training and evaluation tokens of one neural row."""
+    from sentibench.engine.config import epochs_for
+
     full_train, full_val, full_test = DATASET_ROWS.get(dataset, DATASET_ROWS["imdb"])
-    n_train = min(data.max_train_samples or full_train, full_train)
+    n_train = train_rows(data, full_train)
     n_val = min(data.max_eval_samples or full_val, full_val)
     n_test = min(data.max_eval_samples or full_test, full_test)
     length = _tokens_per_example(dataset, model_args)
-    steps = (n_train // train.batch_size) * train.num_epochs
+    epochs = epochs_for(train, n_train // train.batch_size)
+    steps = (n_train // train.batch_size) * epochs
     steps = min(steps, train.max_steps) if train.max_steps else steps
     monitor_rows = 2 * train.eval_iter * train.batch_size * (steps // train.eval_freq
-                                                            + train.num_epochs)
+                                                            + epochs)
     every = steps // train.eval_every * n_val if train.eval_every else 0
     return {"train": steps * train.batch_size * length,
             "eval": (monitor_rows + every + n_train + n_val + n_test) * length,
@@ -165,7 +180,7 @@ def estimate_rows(experiments: list[Any], dataset: str, device: torch.device
 
             data = row_options(exp.family, exp.model, exp.settings)[0]
             full = DATASET_ROWS.get(dataset, DATASET_ROWS["imdb"])[0]
-            share = min(data.max_train_samples or full, full) / DATASET_ROWS["imdb"][0]
+            share = train_rows(data, full) / DATASET_ROWS["imdb"][0]
             seconds = SKLEARN_SECONDS.get(exp.model, SKLEARN_DEFAULT) * share
             source = "scikit-learn: README's 2-core CPU time, scaled by training rows"
         rows.append(RowEstimate(index, exp.name, exp.model, settings, seconds, source))

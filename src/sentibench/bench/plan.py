@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sentibench.bench.presets import PRESETS, PresetRow
+from sentibench.bench.sizes import parse_train_sizes, with_sizes
 from sentibench.bench.space import parse_space
 from sentibench.core.errors import SentibenchError
 from sentibench.core.options import Opt, build, check, convert, option, option_map
@@ -48,6 +49,7 @@ class Experiment:
     note: str | None = None  # what the row shows (the preset's note)
     reference: dict[str, Any] | None = None  # published figures of exactly this row
     tune: str | None = None  # bench --tune: the row's own search space (default: its family's)
+    row: str | None = None  # bench --train-sizes: the row this sized run is of
 
 
 TUNE_KEY = "tune"  # --set ROW.tune=SPACE: the row's search space for bench --tune
@@ -57,7 +59,7 @@ def plan_entry(exp: Experiment) -> dict[str, Any]:
     """An experiment as bench.json records it (no empty note / reference keys, so plans
     written before rows had them still match)."""
     return {k: v for k, v in asdict(exp).items()
-            if not (k in ("note", "reference", "tune") and v is None)}
+            if not (k in ("note", "reference", "tune", "row") and v is None)}
 
 
 def allowed_settings(family: str) -> dict[str, Opt]:
@@ -226,6 +228,23 @@ class BenchArgs:
     overwrite: bool = option(False, "discard the rows already in --out and run every row "
                                     "again (needed when the data or base model changed "
                                     "since they ran)")
+    train_sizes: str | None = option(
+        None, "learning curves: run every row on nested, stratified subsets of the training "
+              "split of these sizes (e.g. 16,64,256,1024,all), validation and test unchanged; "
+              "with --seeds, each size is drawn once per seed", metavar="N,N,...[,all]")
+    per_class: bool = option(False, "--train-sizes count labelled examples per class")
+
+    def planned(self) -> list[Experiment]:
+        """The experiments this bench runs: the plan's rows, per seed, per training size."""
+        if not self.train_sizes:
+            return plan(self.preset, self.models, self.overrides, self.seeds)
+        if self.tune:
+            raise SentibenchError("--tune with --train-sizes is not supported: tune the rows "
+                                  "on the full training split first, then sweep the sizes "
+                                  "with the tuned settings (--set)")
+        rows = plan(self.preset, self.models, self.overrides)
+        return with_sizes(rows, parse_train_sizes(self.train_sizes), self.per_class,
+                          self.seeds)
 
 
 def check_ensemble(ensemble: int | None, experiments: list[Experiment]) -> None:
@@ -254,14 +273,16 @@ def load_rerun(bench_dir: Path, out: Path | None, command: list[str]) -> BenchAr
         experiments = old["experiments"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise SentibenchError(f"{path}: malformed bench plan ({exc})") from None
-    rows = {e.get("group") or e["name"]: e for e in reversed(experiments)}  # first per row
+    rows = {e.get("row") or e.get("group") or e["name"]: e  # first run per row
+            for e in reversed(experiments)}
     rows = dict(reversed(list(rows.items())))
     seeds = old.get("seeds")
+    sized = ("train_subset", "per_class", "subset_seed") if old.get("train_sizes") else ()
     preset = old.get("preset", "quick")
     named = {row.row_name for row in PRESETS.get(preset, PRESETS["quick"]).rows}
     keys = {name: name if name in named else e["model"] for name, e in rows.items()}
     overrides = {keys[name]: {k: v for k, v in e["settings"].items()
-                              if not (seeds and e.get("group") and k == "seed")}
+                              if not (seeds and e.get("group") and k == "seed") and k not in sized}
                  for name, e in rows.items()}
     for name, e in rows.items():  # a row's own search space travels with it
         if e.get(TUNE_KEY) is not None:
@@ -269,4 +290,5 @@ def load_rerun(bench_dir: Path, out: Path | None, command: list[str]) -> BenchAr
     return BenchArgs(preset=preset, models=list(keys.values()), overrides=overrides,
                      out=out, data_dir=Path(old["data_dir"]), source=old.get("source"),
                      device=old.get("device", "auto"), seeds=seeds,
-                     ensemble=old.get("ensemble"), tune=old.get("tune"), command=command)
+                     ensemble=old.get("ensemble"), tune=old.get("tune"), command=command,
+                     train_sizes=old.get("train_sizes"), per_class=bool(old.get("per_class")))

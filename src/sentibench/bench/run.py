@@ -18,11 +18,11 @@ from sentibench.bench.plan import (
     BenchArgs,
     Experiment,
     check_ensemble,
-    plan,
     plan_entry,
     row_options,
 )
 from sentibench.bench.presets import PRESETS
+from sentibench.bench.sizes import check_sizes
 from sentibench.core.errors import SentibenchError
 from sentibench.core.fileio import atomic_write_json
 from sentibench.engine.config import CHECKPOINT_DIR, check_device
@@ -158,6 +158,8 @@ def _write_plan(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]
         "models": bench.models, "overrides": bench.overrides, "data_dir": str(bench.data_dir),
         "source": bench.source, "device": bench.device, "seeds": bench.seeds,
         "ensemble": bench.ensemble, "tune": bench.tune,
+        **({"train_sizes": bench.train_sizes, "per_class": bench.per_class}
+           if bench.train_sizes else {}),
         "experiments": wanted,
         "dataset": dataset_name(bench.data_dir),
         "data_sha256": now["sha256"], "environment": environment(bench.device),
@@ -184,7 +186,7 @@ def _run_row(exp: Experiment, run_dir: Path, bench: BenchArgs) -> None:
 
 def run_bench(bench: BenchArgs) -> Path | None:
     """Plan, prepare data, run every experiment not yet completed, report."""
-    experiments = plan(bench.preset, bench.models, bench.overrides, bench.seeds)
+    experiments = bench.planned()
     check_ensemble(bench.ensemble, experiments)
     if bench.dry_run:  # the plan and its estimates only (None: no bench directory)
         from sentibench.bench.estimate import print_dry_run
@@ -198,6 +200,7 @@ def run_bench(bench: BenchArgs) -> Path | None:
     if bench.data_dir is None:
         bench.data_dir = Path("data") / dataset
     ensure_prepared(bench.data_dir, dataset, bench.source)
+    check_sizes(experiments, bench.data_dir)
     bench_dir.mkdir(parents=True, exist_ok=True)
     with lock(bench_dir):
         if bench.overwrite:

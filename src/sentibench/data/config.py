@@ -32,6 +32,13 @@ class DataArgs:
         "none", "balanced: weigh each class's loss by rows / (classes x rows of the class) in "
                 "the training split (imbalanced data); none: every row alike",
         choices=("none", "balanced"))
+    train_subset: int | None = option(
+        None, "train on N labelled rows of train.csv (after --max-train-samples), drawn "
+              "stratified by class with --subset-seed; nested: with one seed every smaller "
+              "subset lies inside every larger one (learning curves)", above=0)
+    per_class: bool = option(
+        False, "--train-subset N counts rows per class (N of each class) instead of in all")
+    subset_seed: int = option(0, "the seed of the --train-subset draw", minimum=0)
 
     def __post_init__(self) -> None:
         validate(self)

@@ -75,11 +75,64 @@ def load_split(data_dir: Path, split: str, max_rows: int | None = None,
 
 
 def load_splits(data: DataArgs) -> dict[str, pd.DataFrame]:
-    """train/validation/test, truncated to the first N rows as the --max-* flags ask."""
+    """train/validation/test, truncated to the first N rows as the --max-* flags ask, the
+    training rows cut to ``--train-subset`` where asked (validation and test never are)."""
     k = len(read_label_names(data.data_dir))
-    return {"train": load_split(data.data_dir, "train", data.max_train_samples, k),
+    train = load_split(data.data_dir, "train", data.max_train_samples, k)
+    if data.train_subset is not None:
+        rows = subset_rows(train["label"].to_numpy(), data, k)
+        train = train.iloc[rows].reset_index(drop=True)
+    return {"train": train,
             "validation": load_split(data.data_dir, "validation", data.max_eval_samples, k),
             "test": load_split(data.data_dir, "test", data.max_eval_samples, k)}
+
+
+def nested_order(labels: np.ndarray, seed: int, num_classes: int) -> list[np.ndarray]:
+    """Each class's row positions in a seeded random order (classes in id order, one
+    generator): the first N of each are that class's rows of every subset drawn with
+    ``seed``, which is what makes the subsets nested."""
+    rng = np.random.default_rng(seed)
+    return [rng.permutation(np.flatnonzero(labels == c)) for c in range(num_classes)]
+
+
+def subset_rows(labels: np.ndarray, data: DataArgs, num_classes: int) -> np.ndarray:
+    """The training rows (positions in the split as read, ascending) that
+    ``--train-subset`` keeps.
+
+    Per class: the first N of each class's seeded order. In all: every row gets the key
+    (rank in its class + 0.5) / rows of its class, and the N smallest keys are kept (ties
+    by class id), so any N keeps each class in its share of the split (within one row),
+    and the rows of a smaller N are always among those of a larger one."""
+    size, where = int(data.train_subset or 0), Path(data.data_dir) / SPLIT_FILES["train"]
+    orders = nested_order(labels, data.subset_seed, num_classes)
+    if data.per_class:
+        short = [c for c, order in enumerate(orders) if len(order) < size]
+        if short:
+            raise SentibenchError(f"--train-subset {size} per class: {where} has only "
+                                  f"{len(orders[short[0]])} training rows of label "
+                                  f"{short[0]}")
+        return np.sort(np.concatenate([order[:size] for order in orders]))
+    if size > len(labels):
+        raise SentibenchError(f"--train-subset {size}: {where} has only {len(labels)} "
+                              "training rows")
+    keys = np.concatenate([(np.arange(len(order)) + 0.5) / len(order) for order in orders])
+    classes = np.concatenate([np.full(len(order), c) for c, order in enumerate(orders)])
+    rows = np.concatenate(orders)
+    chosen = np.lexsort((classes, keys))[:size]
+    return np.sort(rows[chosen])
+
+
+def subset_record(data: DataArgs) -> dict | None:
+    """What a run records of its ``--train-subset`` draw (None without one): the options,
+    rows per class and the positions of the rows kept, read again from train.csv."""
+    if data.train_subset is None:
+        return None
+    k = len(read_label_names(data.data_dir))
+    labels = load_split(data.data_dir, "train", data.max_train_samples, k)["label"].to_numpy()
+    rows = subset_rows(labels, data, k)
+    return {"size": data.train_subset, "per_class": data.per_class, "seed": data.subset_seed,
+            "class_counts": np.bincount(labels[rows], minlength=k).tolist(),
+            "rows": rows.tolist()}
 
 
 def check_trainable(frames: dict[str, pd.DataFrame], data: DataArgs,

@@ -26,6 +26,14 @@ CHECKPOINT_DIR = "checkpoint"  # inside a run directory: its resumable state (en
 WINDOWS = ("auto", "on", "off")  # predict --windows
 
 
+def epochs_for(cfg: TrainConfig, steps_per_epoch: int) -> int:
+    """Passes over the training set: ``--num-epochs``, or more where ``--min-steps`` needs
+    them (whole passes, so every row is seen equally often)."""
+    if not cfg.min_steps or steps_per_epoch <= 0:
+        return cfg.num_epochs
+    return max(cfg.num_epochs, -(-cfg.min_steps // steps_per_epoch))
+
+
 def check_device(name: str) -> None:
     if name not in DEVICES and not (name.startswith("cuda:") and name[5:].isdigit()):
         raise SentibenchError(f"--device must be one of {', '.join(DEVICES)} or cuda:N, "
@@ -59,6 +67,10 @@ class TrainConfig:
                 "with one micro-batch per step (no --compile, --accumulation-steps, "
                 "--no-padding or feature cache)", choices=("auto", "on", "off"))
     max_steps: int | None = option(None, "stop after N optimizer steps (debugging)", above=0)
+    min_steps: int | None = option(
+        None, "train at least N optimizer steps, passing over a small training set more "
+              "often than --num-epochs says (learning curves: 16 rows in 1 epoch are 2 "
+              "steps)", above=0)
     feature_cache: str = option(
         "auto", "run the frozen part of the model once per example and train the rest on "
                 "its cached output (GPT-2: the pooled vector for last_layer, the last block's "

@@ -32,7 +32,7 @@ from sentibench.engine.batching import (
     length_groups,
     same_length_groups,
 )
-from sentibench.engine.config import TrainConfig
+from sentibench.engine.config import TrainConfig, epochs_for
 from sentibench.engine.evaluation import Evaluator
 from sentibench.engine.loss import batch_loss, loss_denominator
 from sentibench.engine.monitoring import Monitor, monitor_indices
@@ -222,7 +222,8 @@ class Engine:
             self.class_weights, cfg.max_grad_norm, cfg.ignore_index) \
             if self.plan.cuda_graphs else None
         monitor = monitor_indices(cfg, len(train), len(val))
-        total = (len(train) // self.step_rows) * cfg.num_epochs
+        epochs = epochs_for(cfg, len(train) // self.step_rows)
+        total = (len(train) // self.step_rows) * epochs
         total = min(total, cfg.max_steps) if cfg.max_steps is not None else total
         self.monitor = Monitor(cfg, self.model, self.history, self.best, self.log,
                                self.loss_and_accuracy, total, self.on_evaluation)
@@ -232,7 +233,7 @@ class Engine:
             with self._fast_dropout(), progress_bar(
                     total=total, initial=state.global_step + 1, desc="training", unit="step",
                     disable=not self.dist.is_main) as bar:
-                while state.epoch < cfg.num_epochs and state.global_step + 1 < total \
+                while state.epoch < epochs and state.global_step + 1 < total \
                         and not state.stopped:
                     self._run_epoch(optimizer, state, train, val, monitor, total, bar)
             self._flush_graphed()

@@ -234,10 +234,12 @@ class Family:
     train_defaults: dict[str, Any] = field(default_factory=dict)
     command: str = ""
     summary: str = ""
+    bag_of_words: bool = False  # a learning curve's transformer rows are compared with these
 
 
 FAMILIES: dict[str, Family] = {family.name: family for family in (
     Family(name="sklearn", args=BaselineArgs, load=_load_sklearn, command="train-logreg",
+           bag_of_words=True,
            summary="bag-of-words baselines (dummy, logistic regression)"),
     Family(name="gpt2", args=GPTArgs, load=_load_gpt2, model_field="model_size", engine=True,
            build=build_gpt2, train_defaults=GPT_TRAIN_DEFAULTS, command="train-gpt",

@@ -12,6 +12,7 @@ from pathlib import Path
 from sentibench.core.errors import SentibenchError
 from sentibench.core.fileio import atomic_write_text
 from sentibench.report.compare import run_stats
+from sentibench.report.curves import CURVE_PLOT, plot_learning_curve
 from sentibench.report.html_page import build_html
 from sentibench.report.plots import (
     ACCURACY_PLOT,
@@ -48,6 +49,11 @@ def build_report(bench_dir: Path) -> list[Path]:
         (bench / LOSS_PLOT).unlink(missing_ok=True)
     else:
         written.append(loss)
+    curve = plot_learning_curve(rows, bench / CURVE_PLOT)
+    if curve is None:
+        (bench / CURVE_PLOT).unlink(missing_ok=True)
+    else:
+        written.append(curve)
     written.append(build_html(bench, rows, all_stats))
     damaged = [row.unreadable for row in rows if row.unreadable]
     if damaged:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from sentibench.core.fileio import atomic_write_text
 from sentibench.report.compare import RunStats, format_stats
+from sentibench.report.curves import CURVE_PLOT, curve_lines
 from sentibench.report.plots import ACCURACY_PLOT, LOSS_PLOT, row_figure
 from sentibench.report.rows import Row
 from sentibench.report.tables import dataset_of, format_table, intro
@@ -182,9 +183,10 @@ def build_html(bench: Path, rows: Sequence[Row], all_stats: Sequence[RunStats]) 
     if stats_lines:
         body += [f"<h2>{_e(stats_lines[1].lstrip('# '))}</h2>", f"<p>{inline(stats_lines[3])}</p>",
                  markdown_table(stats_lines[5:])]
-    body += _tuning_html(tuning_lines(rows))
+    body += _tuning_html(tuning_lines(rows)) + _tuning_html(curve_lines(rows))
     figures = [_image((bench / name).read_bytes(), alt) for name, alt in (
-        (ACCURACY_PLOT, "test accuracy against training time"), (LOSS_PLOT, "loss curves"))
+        (ACCURACY_PLOT, "test accuracy against training time"), (LOSS_PLOT, "loss curves"),
+        (CURVE_PLOT, "test accuracy against labelled training examples"))
         if (bench / name).is_file()]
     if figures:
         body += ["<h2>Figures</h2>", *figures]

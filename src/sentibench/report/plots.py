@@ -28,7 +28,8 @@ LOSS_PLOT = "loss_curves.png"
 MIN_PLOT_SECONDS = 0.1
 
 
-def _save(fig: Figure, path: Path) -> None:
+def save_figure(fig: Figure, path: Path) -> None:
+    """Write ``fig`` as a PNG at ``path`` atomically, without a timestamp."""
     # format is explicit: atomic_path's temporary name ends in .tmp, not .png.
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120, metadata={"Software": None},
@@ -133,7 +134,7 @@ def plot_accuracy_vs_time(rows: Sequence[Row], path: Path) -> Path:
     ax.set_title(f"{'IMDb' if dataset == 'imdb' else dataset}: test accuracy vs training time"
                  "\n(bars: 95 % Wilson intervals)", fontsize=12)
     ax.grid(True, which="both", alpha=0.3)
-    _save(fig, path)
+    save_figure(fig, path)
     return path
 
 
@@ -166,7 +167,7 @@ def plot_loss_curves(rows: Sequence[Row], path: Path) -> Path | None:
     # Two short lines: one long line is wider than a one-panel figure and gets cut.
     fig.suptitle("Train and validation loss during training (a few batches per point)\n"
                  "and accuracy at each epoch's end", fontsize=11)
-    _save(fig, path)
+    save_figure(fig, path)
     return path
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from sentibench.models.registry import MODELS
 from sentibench.report.compare import RunStats, format_stats, run_stats
+from sentibench.report.curves import curve_lines
 from sentibench.report.rows import Row, load_rows, one_line, sort_rows
 from sentibench.report.seeds import grouped, spread
 from sentibench.report.tuning import tuning_lines
@@ -222,7 +223,7 @@ def format_markdown(rows: Sequence[Row], all_stats: Sequence[RunStats] | None = 
     parts = ["# sentibench results\n", verdict(rows, all_stats) + "\n", f"{what} {columns}\n",
              format_table(rows).rstrip("\n"),
              *format_stats(ordered_stats(all_stats, rows)), *tuning_lines(rows),
-             *_notes(rows)]
+             *curve_lines(rows), *_notes(rows)]
     return "\n".join(parts) + "\n"
 
 

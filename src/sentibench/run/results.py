@@ -10,7 +10,7 @@ import datetime as _dt
 import json
 import platform
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -202,10 +202,14 @@ def read_predictions(run_dir: str | Path, names: list[str], split: str = "test"
 
 def data_record(data: Any, rows: dict[str, int]) -> dict[str, Any]:
     """What a run read: the data set, its directory, CSV checksums and rows of each split."""
-    from sentibench.data.splits import data_checksums, dataset_name
+    from sentibench.data.splits import data_checksums, dataset_name, subset_record
 
-    return {"dataset": dataset_name(data.data_dir), "data_dir": str(data.data_dir),
-            "sha256": data_checksums(data.data_dir), "rows": rows}
+    record = {"dataset": dataset_name(data.data_dir), "data_dir": str(data.data_dir),
+              "sha256": data_checksums(data.data_dir), "rows": rows}
+    subset = subset_record(data)
+    if subset is not None:  # which training rows, so the draw can be checked and redone
+        record["train_subset"] = subset
+    return record
 
 
 def data_settings(data: Any) -> dict[str, Any]:
@@ -217,8 +221,9 @@ def recorded_data(result: RunResult) -> DataArgs:
     """The data options a run was given, rebuilt from its results.json (the inverse of
     :func:`data_settings`, with the data directory it recorded)."""
     settings = result.config.get("data", {})
-    return DataArgs(Path(result.data["data_dir"]), settings.get("max_train_samples"),
-                    settings.get("max_eval_samples"), settings.get("class_weights", "none"))
+    known = {f.name for f in fields(DataArgs)} - {"data_dir"}
+    return DataArgs(Path(result.data["data_dir"]),
+                    **{k: v for k, v in settings.items() if k in known})
 
 
 def write_results(run_dir: str | Path, result: RunResult) -> Path:
