@@ -41,6 +41,16 @@ def test_export_scores_the_test_rows_and_onnx_predictions_match_torch(encoder_ru
     assert (int8.argmax(1) == want.argmax(1)).mean() >= 0.9
     served = load_model(run, "cpu", PredictConfig(backend="onnx"))  # what serve loads
     np.testing.assert_allclose(served.proba(texts), got, rtol=1e-6, atol=1e-7)
+    # int8 under onnxruntime rechecks unsure rows with the float32 export: all of them at 1
+    everything = PredictConfig(backend="onnx", quantize="int8", int8_recheck=1.0)
+    np.testing.assert_array_equal(predict_proba(run, texts, settings=everything), got)
+    raw = PredictConfig(backend="onnx", quantize="int8", int8_recheck=0.0)
+    unsure = np.sort(predict_proba(run, texts, settings=raw), 1)
+    margins = unsure[:, -1] - unsure[:, -2]
+    default = PredictConfig(backend="onnx", quantize="int8")
+    rechecked = np.flatnonzero(margins < default.int8_recheck)
+    np.testing.assert_array_equal(predict_proba(run, texts, settings=default)[rechecked],
+                                  got[rechecked])
 
 
 def test_a_changed_export_is_refused(encoder_run, tmp_path, capsys):

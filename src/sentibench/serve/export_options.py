@@ -14,7 +14,8 @@ class ExportArgs:
 
     format: str = option("onnx", "the exported format", choices=("onnx",))
     int8: bool = option(False, "also write an int8 copy (onnxruntime dynamic quantization "
-                               "of the weights), scored and reported too")
+                               "of the weight matrices, per output channel), scored with "
+                               "its float32 recheck of unsure rows and reported too")
     out: Path | None = option(None, "output folder (default: RUN_DIR/onnx, where predict "
                                     "--backend onnx looks)")
     opset: int = option(18, "ONNX opset version", minimum=13)

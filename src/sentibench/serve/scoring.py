@@ -87,32 +87,50 @@ class OnnxRun:
     """A run's exported ONNX model (``sentibench export``) under onnxruntime, scoring as
     :class:`LoadedRun` does: the run's tokenizer, length rule and windows, length-sorted
     batches; only the forward pass differs. Built around a loaded run (whose model it
-    replaces in a copy), so the exporter checks several files with one load."""
+    replaces in a copy), so the exporter checks several files with one load.
+
+    ``recheck_file``: the float32 export beside an int8 ``model_file``; rows whose int8
+    label is unsure (margin below ``settings.int8_recheck`` of the loaded run) are scored
+    again with it, as ``--quantize int8`` does with the PyTorch model."""
 
     def __init__(self, loaded: LoadedRun, model_file: Path, meta: dict[str, Any],
-                 device: str = "cpu") -> None:
-        import onnxruntime
-
-        providers = ["CUDAExecutionProvider"] if device.startswith("cuda") else []
-        session = onnxruntime.InferenceSession(str(model_file),
-                                               providers=[*providers, "CPUExecutionProvider"])
+                 device: str = "cpu", recheck_file: Path | None = None) -> None:
         self.loaded = copy.copy(loaded)
-        self.loaded.model = _onnx_module_class()(session, meta["pad_id"],
-                                                 meta["fixed_padding"])
+        module = _onnx_module_class()
+        self.loaded.model = module(_session(model_file, device), meta["pad_id"],
+                                   meta["fixed_padding"])
+        self.loaded.int8 = None
+        if recheck_file is not None:
+            self.loaded.int8 = self.loaded.model
+            self.loaded.model = module(_session(recheck_file, device), meta["pad_id"],
+                                       meta["fixed_padding"])
 
     @classmethod
     def of_run(cls, run_dir: Path, result: RunResult, device: str,
                settings: PredictConfig) -> OnnxRun:
         """The model ``sentibench export`` wrote into ``run_dir`` (its int8 file with
-        ``--quantize int8``), checked against export.json."""
+        ``--quantize int8``, rechecked with the float32 one), checked against export.json."""
         from sentibench.serve.onnx_files import read_export
 
-        model_file, meta = read_export(run_dir, settings.quantize == "int8")
-        loaded = LoadedRun(run_dir, result, "cpu", PredictConfig(windows=settings.windows))
-        return cls(loaded, model_file, meta, device)
+        int8 = settings.quantize == "int8"
+        model_file, meta = read_export(run_dir, int8)
+        recheck = read_export(run_dir, False)[0] if int8 and settings.int8_recheck > 0 \
+            else None
+        loaded = LoadedRun(run_dir, result, "cpu",
+                           PredictConfig(windows=settings.windows,
+                                         int8_recheck=settings.int8_recheck))
+        return cls(loaded, model_file, meta, device, recheck)
 
     def proba(self, texts: list[str]) -> np.ndarray:
         return self.loaded.proba(texts)
+
+
+def _session(model_file: Path, device: str) -> Any:
+    import onnxruntime
+
+    providers = ["CUDAExecutionProvider"] if device.startswith("cuda") else []
+    return onnxruntime.InferenceSession(str(model_file),
+                                        providers=[*providers, "CPUExecutionProvider"])
 
 
 @functools.cache
