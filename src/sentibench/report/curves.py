@@ -193,7 +193,8 @@ def plot_learning_curve(rows: Sequence[Row], path: Path) -> Path | None:
                         [p.accuracies.max() * 100 for p in pts],
                         color=line[0].get_color(), alpha=0.15, linewidth=0)
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.set_xticks(sorted({max(p.examples, 1) for pts in curves.values() for p in pts}))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("labelled training examples (log scale)", fontsize=11)
     ax.set_ylabel("test accuracy (%)", fontsize=11)
@@ -201,6 +202,6 @@ def plot_learning_curve(rows: Sequence[Row], path: Path) -> Path | None:
     ax.set_title(f"{'IMDb' if dataset == 'imdb' else dataset}: learning curves\n(bands: "
                  "range over seeds; bars: 95 % Wilson interval of the mean)", fontsize=12)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=9, loc="lower right")
+    ax.legend(fontsize=9, loc="best")
     save_figure(fig, path)
     return path
