@@ -101,40 +101,35 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def create_app(models: list[ServedModel], args: ServeArgs, api_key: str | None) -> FastAPI:
-    """The ASGI app serving ``models`` (loaded already); batchers start with the app."""
-    metrics = Metrics()
-    by_name = {m.name: m for m in models}
-    batchers = {m.name: Batcher(m.proba, args.max_batch, args.max_wait_ms / 1000,
-                                args.max_queue, metrics.batch.observe) for m in models}
-    state = {"ready": False}
+class _Service:
+    """What the app's endpoints share: the models, their batchers and the metrics."""
+
+    def __init__(self, models: list[ServedModel], args: ServeArgs) -> None:
+        self.models, self.args, self.metrics = models, args, Metrics()
+        self.by_name = {m.name: m for m in models}
+        self.batchers = {m.name: Batcher(m.proba, args.max_batch, args.max_wait_ms / 1000,
+                                         args.max_queue, self.metrics.batch.observe)
+                         for m in models}
+        self.ready = False
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        for batcher in batchers.values():
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        for batcher in self.batchers.values():
             batcher.start()
-        state["ready"] = True
+        self.ready = True
         yield
-        state["ready"] = False
-        for batcher in batchers.values():
+        self.ready = False
+        for batcher in self.batchers.values():
             await batcher.stop()
 
-    app = FastAPI(title="sentibench", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None)
-
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Any) -> Response:
-        t0, path = time.perf_counter(), request.url.path
+    def observe(self, path: str, status: int, seconds: float) -> None:
         route = path if path in ("/predict", "/health", "/ready", "/info", "/metrics", "/") \
             else "/models/{name}/predict" if path.startswith("/models/") else "other"
-        response = _refused(request, api_key, args)
-        if response is None:
-            response = await call_next(request)
-        metrics.requests.labels(route, str(response.status_code)).inc()
-        metrics.latency.labels(route).observe(time.perf_counter() - t0)
-        return response
+        self.metrics.requests.labels(route, str(status)).inc()
+        self.metrics.latency.labels(route).observe(seconds)
 
-    async def predict(request: Request, model: ServedModel) -> Response:
+    async def predict(self, request: Request, model: ServedModel) -> Response:
+        args = self.args
         body = await request.body()
         if len(body) > args.max_body_kb * 1024:
             return _error(413, f"the body has {len(body)} bytes; at most "
@@ -145,7 +140,7 @@ def create_app(models: list[ServedModel], args: ServeArgs, api_key: str | None) 
             return _error(400, "the body is not JSON")
         except BadRequest as bad:
             return _error(bad.status, str(bad))
-        batcher = batchers[model.name]
+        batcher = self.batchers[model.name]
         try:
             rows = await asyncio.wait_for(batcher.submit(texts), args.timeout_s)
         except QueueFull:
@@ -154,19 +149,46 @@ def create_app(models: list[ServedModel], args: ServeArgs, api_key: str | None) 
         except TimeoutError:
             return _error(504, f"not scored within {args.timeout_s:g} s")
         finally:
-            metrics.queue.labels(model.name).set(batcher.waiting)
+            self.metrics.queue.labels(model.name).set(batcher.waiting)
         return JSONResponse({"model": model.name,
                              "results": [result_of(model.labels, r) for r in rows]})
 
+    async def info(self) -> dict[str, Any]:
+        return {"models": [{"name": m.name, **m.info} for m in self.models],
+                "versions": _versions(),
+                "limits": {"max_texts": self.args.max_texts, "max_chars": self.args.max_chars,
+                           "max_batch": self.args.max_batch}}
+
+    async def prometheus(self) -> Response:
+        for name, batcher in self.batchers.items():
+            self.metrics.queue.labels(name).set(batcher.waiting)
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(models: list[ServedModel], args: ServeArgs, api_key: str | None) -> FastAPI:
+    """The ASGI app serving ``models`` (loaded already); batchers start with the app."""
+    service = _Service(models, args)
+    app = FastAPI(title="sentibench", lifespan=service.lifespan, docs_url=None,
+                  redoc_url=None, openapi_url=None)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Any) -> Response:
+        t0 = time.perf_counter()
+        response = _refused(request, api_key, args)
+        if response is None:
+            response = await call_next(request)
+        service.observe(request.url.path, response.status_code, time.perf_counter() - t0)
+        return response
+
     @app.post("/predict")
     async def predict_first(request: Request) -> Response:
-        return await predict(request, models[0])
+        return await service.predict(request, models[0])
 
     @app.post("/models/{name}/predict")
     async def predict_named(name: str, request: Request) -> Response:
-        if name not in by_name:
-            return _error(404, f"no model {name!r}; models: {', '.join(by_name)}")
-        return await predict(request, by_name[name])
+        if name not in service.by_name:
+            return _error(404, f"no model {name!r}; models: {', '.join(service.by_name)}")
+        return await service.predict(request, service.by_name[name])
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -174,22 +196,12 @@ def create_app(models: list[ServedModel], args: ServeArgs, api_key: str | None) 
 
     @app.get("/ready")
     async def ready() -> Response:
-        if not state["ready"]:
+        if not service.ready:
             return _error(503, "models are loading")
-        return JSONResponse({"status": "ready", "models": list(by_name)})
+        return JSONResponse({"status": "ready", "models": list(service.by_name)})
 
-    @app.get("/info")
-    async def info() -> dict[str, Any]:
-        return {"models": [{"name": m.name, **m.info} for m in models],
-                "versions": _versions(),
-                "limits": {"max_texts": args.max_texts, "max_chars": args.max_chars,
-                           "max_batch": args.max_batch}}
-
-    @app.get("/metrics")
-    async def prometheus() -> Response:
-        for name, batcher in batchers.items():
-            metrics.queue.labels(name).set(batcher.waiting)
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    app.get("/info")(service.info)
+    app.get("/metrics")(service.prometheus)
 
     @app.get("/")
     async def page() -> HTMLResponse:
