@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -38,7 +39,7 @@ from sentibench.engine.loss import batch_loss, loss_denominator
 from sentibench.engine.monitoring import Monitor, monitor_indices
 from sentibench.engine.plan import AMP_DTYPES, resolve_device, resolve_plan
 from sentibench.engine.selection import Best
-from sentibench.engine.state import History, Resume, TrainState
+from sentibench.engine.state import History, Pace, Resume, TrainState
 
 SPLIT_OVERHEAD_TOKENS = 64  # a micro-batch's fixed cost, in padded tokens (measured on CPU)
 
@@ -83,6 +84,7 @@ class Engine:
         self.class_weights = None if class_weights is None else \
             torch.tensor(list(class_weights), dtype=torch.float32)
         self.history = History()
+        self.pace = Pace()  # tokens/s between logged steps
         self.checkpointer: Checkpointer | None = None
         self.stop_requested = False  # set by a signal handler: stop cleanly after this step
         self.cache: feature_cache.FeatureCache | None = None
@@ -273,7 +275,10 @@ class Engine:
             if state.global_step + 1 >= total:
                 return
             self.monitor.set_learning_rate(optimizer, state.global_step + 1)
+            began = time.perf_counter()
             loss = self._step(optimizer, train, micro)
+            self.pace.add(sum(len(train.ids[i]) for rows, _ in micro for i in rows),
+                          time.perf_counter() - began)
             state.next_batch, state.global_step = batch + 1, state.global_step + 1
             state.seen += size
             bar.update(1)
@@ -281,7 +286,7 @@ class Engine:
             if self.on_step is not None:
                 self.on_step()
             if state.global_step % cfg.eval_freq == 0:
-                self.monitor.log_losses(state, train, val, *monitor)
+                self.monitor.log_losses(state, train, val, *monitor, self.pace.take())
             if cfg.eval_every and (state.global_step + 1) % cfg.eval_every == 0:
                 self.monitor.evaluate_and_select(state, val)
             if cfg.save_every and (state.global_step + 1) % cfg.save_every == 0:

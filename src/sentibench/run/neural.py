@@ -54,9 +54,11 @@ from sentibench.run.results import (
     format_accuracy_lines,
     run_result,
     save_run_files,
+    send_to_trackers,
     utc_now_iso,
 )
 from sentibench.run.rundir import run_directory
+from sentibench.track.options import TrackArgs
 
 
 def resolve_max_length(built: BuiltModel, train_texts: list[str]) -> int:
@@ -210,6 +212,7 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
             if lora:  # a saved run is a plain model: the adapters folded in
                 merge_lora(built.model)
             _save_run(run_dir, built, splits, logits, result, engine)
+            send_to_trackers(run_dir, result, run)
     return result
 
 
@@ -266,15 +269,17 @@ def _save_run(run_dir: Path, built: BuiltModel, splits: dict[str, EncodedSplit],
     engine.log(f"Saved the model and {path}")
 
 
-def resume_neural(run_dir: Path) -> RunResult:
-    """Continue an interrupted run from its checkpoint, with its original settings."""
+def resume_neural(run_dir: Path, track: TrackArgs | None = None) -> RunResult:
+    """Continue an interrupted run from its checkpoint, with its original settings (the
+    trackers are this command's: where a run is reported is not one of its settings)."""
     spec = read_run_spec(run_dir)
     family = get_family(spec["family"])
     model_args = family.args(**spec["model_args"])
     print(f"Resuming {spec['name']} from {run_dir}")
     return run_neural(spec["name"], family.name, model_args, TrainConfig(**spec["train"]),
-                      DataArgs(**spec["data"]), RunArgs(out=Path(run_dir),
-                                                        command=spec["command"]),
+                      DataArgs(**spec["data"]),
+                      RunArgs(out=Path(run_dir), command=spec["command"],
+                              track=track or TrackArgs()),
                       resume_from=run_dir)
 
 
