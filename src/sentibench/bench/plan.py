@@ -163,6 +163,7 @@ def _check_row(name: str, model: str, family_name: str, settings: dict[str, Any]
     try:
         _, model_args, _ = row_options(family_name, model, settings)
         check_length(model, model_args)
+        build(TrackArgs, settings)  # a tracker that is unknown or not installed
     except SentibenchError as exc:
         raise SentibenchError(f"bench row {name}: {exc}") from None
 
