@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sentibench.bench.plan import plan
+from sentibench.bench.plan import plan, row_name
 from sentibench.cli import main
 from sentibench.core.errors import SentibenchError
 from sentibench.run.results import read_results
@@ -112,11 +112,14 @@ def test_tensorboard_final_figures_are_the_results_with_their_intervals(data, tm
 
 @pytest.mark.slow
 def test_tensorboard_scalars_equal_the_history_value_for_value(data, tiny_gpt2_dir, tmp_path):
-    out = tmp_path / "run"
-    assert main(["train-gpt", "--model_size", str(tiny_gpt2_dir), "--trainable_layers", "all",
-                 "--num_epochs", "2", "--learning_rate", "2e-3", "--eval-freq", "5",
-                 "--eval-every", "10", "--data-dir", str(data), "--out", str(out),
-                 "--device", "cpu", "--report-to", "tensorboard"]) == 0
+    """A bench row (``eval_freq`` is a --set key), so its events are in its run directory."""
+    gpt, bench = str(tiny_gpt2_dir), tmp_path / "bench"
+    assert main(["bench", "--models", gpt, "--data-dir", str(data), "--out", str(bench),
+                 "--device", "cpu", "--report-to", "tensorboard"] + [
+        arg for key, value in (("num_epochs", 2), ("learning_rate", 2e-3), ("eval_freq", 5),
+                               ("eval_every", 10), ("trainable_layers", "all"))
+        for arg in ("--set", f"{gpt}.{key}={value}")]) == 0
+    out = bench / row_name(gpt)
     history = read_results(out).history
     events = _events(out / "tensorboard")
     steps = history["steps"]
@@ -263,14 +266,14 @@ def test_a_bench_is_a_parent_run_with_one_child_per_row(data, tiny_gpt2_dir, mlf
                  "--mlflow-uri", mlflow_server, "--mlflow-experiment", "bench-live"]) == 0
     assert "warning" not in capsys.readouterr().err
     parent, children = _tree(mlflow_server, "bench-live")
-    assert sorted(children) == ["dummy", "logreg", "tiny-gpt2"]
+    assert sorted(children) == sorted(["dummy", "logreg", row_name(gpt)])
     assert parent.info.status == "FINISHED" and parent.data.tags["sentibench.kind"] == "bench"
     client = _client(mlflow_server)
     report = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"results.md", "report.html", "bench.json"} <= report
     downloaded = Path(client.download_artifacts(parent.info.run_id, "results.md", str(tmp_path)))
     assert downloaded.read_bytes() == (bench / "results.md").read_bytes()
-    _check_child(client, children["tiny-gpt2"], bench / "tiny-gpt2", tmp_path)
+    _check_child(client, children[row_name(gpt)], bench / row_name(gpt), tmp_path)
     _check_child(client, children["logreg"], bench / "logreg", tmp_path)
 
     # sent again later, from the directory alone: the same tree in another experiment
@@ -279,8 +282,8 @@ def test_a_bench_is_a_parent_run_with_one_child_per_row(data, tiny_gpt2_dir, mlf
     assert "Sent 3 runs" in capsys.readouterr().out
     later_parent, later = _tree(mlflow_server, "bench-later")
     assert sorted(later) == sorted(children)
-    assert later["tiny-gpt2"].data.params == children["tiny-gpt2"].data.params
-    assert later["tiny-gpt2"].data.metrics == children["tiny-gpt2"].data.metrics
+    assert later[row_name(gpt)].data.params == children[row_name(gpt)].data.params
+    assert later[row_name(gpt)].data.metrics == children[row_name(gpt)].data.metrics
     print(_listing(mlflow_server, "bench-live"))  # the tree, as MLflow's client lists it
 
 

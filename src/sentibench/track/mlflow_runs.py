@@ -9,7 +9,9 @@ cannot be mixed up.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import io
 import functools
 import re
 import subprocess
@@ -101,7 +103,13 @@ def log_run(mlflow_client: Any, experiment: str, run_dir: Path, result: dict[str
     for path in artifacts:
         if Path(path).is_file():
             mlflow_client.log_artifact(run_id, str(path))
-    mlflow_client.set_terminated(run_id, "FINISHED", end_time=_ms(result.get("finished_at")))
+    # MLflow prints two "View run" lines as a run ends: kept for a run of its own, not for
+    # every row of a bench or trial of a study (their parent's lines name the place)
+    quiet = contextlib.redirect_stdout(io.StringIO()) if parent_run_id else \
+        contextlib.nullcontext()
+    with quiet:
+        mlflow_client.set_terminated(run_id, "FINISHED",
+                                     end_time=_ms(result.get("finished_at")))
     return run_id
 
 
