@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import io
 import functools
+import io
 import re
 import subprocess
 import time
