@@ -44,6 +44,14 @@ def _events(logdir: Path) -> dict[str, list[tuple[int, float]]]:
             for tag in reader.Tags()["tensors"]}
 
 
+def _wall_times(logdir: Path, tag: str) -> list[float]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    reader = EventAccumulator(str(logdir), size_guidance={"tensors": 0})
+    reader.Reload()
+    return [e.wall_time for e in reader.Tensors(tag)]
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     return synthetic_csvs(tmp_path_factory.mktemp("track") / "data", rows=(160, 40, 40))
@@ -137,6 +145,9 @@ def test_tensorboard_scalars_equal_the_history_value_for_value(data, tiny_gpt2_d
                                                             start=1))
     last = max(steps + history["eval_steps"])
     assert events["final/test_accuracy"] == [(last, read_results(out).accuracy["test"])]
+    walls = _wall_times(out / "tensorboard", "train/loss")  # written as training went
+    assert walls == sorted(walls) and walls[0] < walls[-1]
+    assert len(list((out / "tensorboard").iterdir())) == 1
 
 
 # --- a tracker that is down ------------------------------------------------------------------

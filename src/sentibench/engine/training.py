@@ -96,6 +96,7 @@ class Engine:
                                    self._split_logits, self._collated)
         self.monitor: Monitor | None = None  # made by each fit
         self.on_evaluation: Callable[[int, float, float], None] | None = None  # --eval-every
+        self.on_record: Callable[[History], None] | None = None  # each time the history grows
         self.on_step: Callable[[], None] | None = None  # after every optimizer step
         self.graphed: graphs.GraphedSteps | None = None  # made by each fit (--cuda-graphs)
         self.graph_error: str | None = None  # why a fit's steps could not be recorded
@@ -227,7 +228,8 @@ class Engine:
         total = (len(train) // self.step_rows) * cfg.num_epochs
         total = min(total, cfg.max_steps) if cfg.max_steps is not None else total
         self.monitor = Monitor(cfg, self.model, self.history, self.best, self.log,
-                               self.loss_and_accuracy, total, self.on_evaluation)
+                               self.loss_and_accuracy, total, self.on_evaluation,
+                               self.on_record)
         first_step = state.global_step
         self.model.train()
         try:

@@ -59,6 +59,7 @@ from sentibench.run.results import (
 )
 from sentibench.run.rundir import run_directory
 from sentibench.track.options import TrackArgs
+from sentibench.track.send import LiveRun
 
 
 def resolve_max_length(built: BuiltModel, train_texts: list[str]) -> int:
@@ -167,7 +168,8 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
     resolve_device(train_cfg.device)
     now = data_inputs(data.data_dir)  # hashed once: checked, recorded, keys the token cache
     recorded = _resumed_inputs(run_dir, data, now) if resume_from else None
-    with run_directory(run_dir, overwrite=run.overwrite, resume=resume_from is not None):
+    with run_directory(run_dir, overwrite=run.overwrite, resume=resume_from is not None), \
+            contextlib.closing(LiveRun(run_dir, run.track)) as live:
         built = get_family(family).build(model_args, train_cfg.seed, labels)
         inputs = {**now, "model": base_model_files(built.config.get("checkpoint"))}
         if recorded is not None and recorded.get("model") is not None:
@@ -185,6 +187,8 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
         weights = class_weights(data, frames["train"], len(labels))
         engine = Engine(built.model, train_cfg, max_length, class_weights=weights)
         engine.on_evaluation = on_evaluation
+        if engine.dist.is_main and run.track.trackers:  # TensorBoard's curves as they grow
+            engine.on_record = lambda grown: live.record(grown.to_dict())
         engine.log(engine.plan.describe())
         spec = {"name": name, "family": family, "model_args": asdict(model_args),
                 "train": train_cfg.to_dict(), "command": run.command, "data": to_dict(data),
@@ -212,7 +216,7 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
             if lora:  # a saved run is a plain model: the adapters folded in
                 merge_lora(built.model)
             _save_run(run_dir, built, splits, logits, result, engine)
-            send_to_trackers(run_dir, result, run)
+            send_to_trackers(run_dir, result, run, live)
     return result
 
 

@@ -184,16 +184,18 @@ def save_run_files(run_dir: str | Path, result: RunResult,
     return write_results(run_dir, result)
 
 
-def send_to_trackers(run_dir: str | Path, result: RunResult, run: RunArgs) -> None:
+def send_to_trackers(run_dir: str | Path, result: RunResult, run: RunArgs,
+                     live: Any = None) -> None:
     """A finished run to the trackers ``--report-to`` asked for (none: nothing happens,
-    nothing is imported); its results.json and test predictions go to MLflow as files."""
+    nothing is imported); its results.json and test predictions go to MLflow as files.
+    ``live``: the :class:`~sentibench.track.send.LiveRun` that followed its training."""
     if not run.track.trackers:
         return
     from sentibench.track.send import send_run
 
     run_dir = Path(run_dir)
     send_run(run_dir, result.to_dict(), run.track,
-             [run_dir / RESULTS_FILE, run_dir / PREDICTIONS_FILE])
+             [run_dir / RESULTS_FILE, run_dir / PREDICTIONS_FILE], live)
 
 
 def read_predictions(run_dir: str | Path, names: list[str], split: str = "test"

@@ -87,11 +87,14 @@ def final_scalars(result: dict[str, Any]) -> list[Scalar]:
     return out
 
 
+def finite(scalars: list[Scalar]) -> list[Scalar]:
+    """Non-finite values left out: no tracker stores them alike."""
+    return [s for s in scalars if math.isfinite(s.value)]
+
+
 def run_scalars(result: dict[str, Any]) -> list[Scalar]:
-    """Everything a tracker plots of one run (non-finite values left out: no tracker
-    stores them alike)."""
-    every = history_scalars(result.get("history") or {}) + final_scalars(result)
-    return [s for s in every if math.isfinite(s.value)]
+    """Everything a tracker plots of one run."""
+    return finite(history_scalars(result.get("history") or {}) + final_scalars(result))
 
 
 def data_fingerprint(result: dict[str, Any]) -> str:

@@ -17,19 +17,45 @@ from sentibench.track.warn import attempt
 STATE_FILE = "tracking.json"  # a bench's or study's MLflow parent run, reopened on resume
 
 
+class LiveRun:
+    """A run's trackers while it trains: TensorBoard hears of each loss line and evaluation
+    as it is recorded (MLflow hears of the run once it has finished). Opens nothing until
+    the first record, so a process that records nothing (another rank) writes nothing."""
+
+    def __init__(self, run_dir: Path, track: TrackArgs) -> None:
+        from sentibench.track.tensorboard import LOG_SUBDIR
+
+        self.track = track if track.origin else replace(track, origin=Path(run_dir))
+        self.logdir = track.logging_dir or Path(run_dir) / LOG_SUBDIR
+        self.scalars: Any = None  # tensorboard.LiveScalars, once opened
+
+    def record(self, history: dict[str, list]) -> None:
+        if not self.track.wants("tensorboard"):
+            return
+
+        def write() -> None:
+            if self.scalars is None:
+                from sentibench.track.tensorboard import LiveScalars
+
+                self.scalars = LiveScalars(self.logdir)
+            self.scalars.update(history)
+
+        attempt(self.track, "tensorboard", str(self.logdir), write)
+
+    def close(self) -> None:
+        if self.scalars is not None:
+            attempt(self.track, "tensorboard", str(self.logdir), self.scalars.close)
+
+
 def send_run(run_dir: Path, result: dict[str, Any], track: TrackArgs,
-             artifacts: list[Path]) -> str | None:
-    """A finished run (its results.json as a dict) to every tracker asked for; its MLflow
-    run id, when MLflow took it."""
+             artifacts: list[Path], live: LiveRun | None = None) -> str | None:
+    """A finished run (its results.json as a dict) to every tracker asked for, ``live``
+    finishing the event file it wrote while the run trained; the run's MLflow id, when
+    MLflow took it."""
     run_dir = Path(run_dir)
     track = track if track.origin else replace(track, origin=run_dir)
     if track.wants("tensorboard"):
-        from sentibench.track.scalars import run_scalars
-        from sentibench.track.tensorboard import LOG_SUBDIR, write_scalars
-
-        logdir = track.logging_dir or run_dir / LOG_SUBDIR
-        attempt(track, "tensorboard", str(logdir),
-                lambda: write_scalars(logdir, run_scalars(result)))
+        _send_tensorboard(run_dir, result, track, live)
     if not track.wants("mlflow"):
         return None
     from sentibench.track import mlflow_runs, mlflow_store
@@ -43,6 +69,18 @@ def send_run(run_dir: Path, result: dict[str, Any], track: TrackArgs,
                                    track.parent_run_id, track.tags)
 
     return attempt(track, "mlflow", uri, send)
+
+
+def _send_tensorboard(run_dir: Path, result: dict[str, Any], track: TrackArgs,
+                      live: LiveRun | None) -> None:
+    from sentibench.track.scalars import run_scalars
+    from sentibench.track.tensorboard import LOG_SUBDIR, write_scalars
+
+    if live is not None and live.scalars is not None:  # keeps the steps' own wall times
+        attempt(track, "tensorboard", str(live.logdir), lambda: live.scalars.finish(result))
+        return
+    logdir = track.logging_dir or run_dir / LOG_SUBDIR
+    attempt(track, "tensorboard", str(logdir), lambda: write_scalars(logdir, run_scalars(result)))
 
 
 def start_group(track: TrackArgs, directory: Path, name: str, params: dict[str, Any],

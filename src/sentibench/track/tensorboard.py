@@ -1,9 +1,11 @@
-"""TensorBoard event files of a finished run, written with TensorBoard's own writer.
+"""TensorBoard event files of a run, written with TensorBoard's own writer: as the history
+grows while it trains (:class:`LiveScalars`), or all at once for a finished run.
 
 Values are written as 64-bit scalar tensors under the scalars plugin, so what TensorBoard
 reads back is exactly the number in ``results.json`` (``simple_value`` would round it to
-32 bits). Writing again replaces the event file sentibench wrote before, so sending a run
-twice does not draw every curve twice. TensorBoard is imported only here, when asked.
+32 bits). Opening a run's event file removes the one sentibench wrote there before, so a
+resumed or re-sent run does not draw its curves twice. TensorBoard is imported only here,
+when asked.
 """
 
 from __future__ import annotations
@@ -11,35 +13,81 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from sentibench.track.scalars import Scalar
+from sentibench.track.scalars import Scalar, final_scalars, finite, history_scalars
 
 SUFFIX = ".sentibench"  # our event files: replaced when the run is written again
 LOG_SUBDIR = "tensorboard"  # a run's default event directory, inside the run directory
 
 
-def write_scalars(logdir: Path, scalars: Iterable[Scalar]) -> Path:
-    """One event file in ``logdir`` holding ``scalars``; its path."""
-    from tensorboard.compat.proto import types_pb2
-    from tensorboard.compat.proto.event_pb2 import Event
-    from tensorboard.compat.proto.summary_pb2 import Summary
-    from tensorboard.compat.proto.tensor_pb2 import TensorProto
-    from tensorboard.plugins.scalar.metadata import create_summary_metadata
-    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+class EventFile:
+    """One new event file of scalars in ``logdir`` (earlier ones of ours removed)."""
 
-    logdir = Path(logdir)
-    logdir.mkdir(parents=True, exist_ok=True)
-    for old in logdir.glob(f"events.out.tfevents.*{SUFFIX}"):
-        old.unlink()
-    writer = EventFileWriter(str(logdir), filename_suffix=SUFFIX)
-    try:
+    def __init__(self, logdir: Path) -> None:
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+        logdir = Path(logdir)
+        logdir.mkdir(parents=True, exist_ok=True)
+        for old in logdir.glob(f"events.out.tfevents.*{SUFFIX}"):
+            old.unlink()
+        self.writer = EventFileWriter(str(logdir), filename_suffix=SUFFIX)
+        self.closed = False
+
+    def add(self, scalars: Iterable[Scalar]) -> None:
+        from tensorboard.compat.proto import types_pb2
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.compat.proto.summary_pb2 import Summary
+        from tensorboard.compat.proto.tensor_pb2 import TensorProto
+        from tensorboard.plugins.scalar.metadata import create_summary_metadata
+
         now = time.time()
         for s in scalars:
             tensor = TensorProto(dtype=types_pb2.DT_DOUBLE, double_val=[s.value])
             value = Summary.Value(tag=s.tag, tensor=tensor,
                                   metadata=create_summary_metadata(display_name=s.tag,
                                                                    description=""))
-            writer.add_event(Event(wall_time=now, step=s.step, summary=Summary(value=[value])))
+            self.writer.add_event(Event(wall_time=now, step=s.step,
+                                        summary=Summary(value=[value])))
+        self.writer.flush()  # TensorBoard shows it now, not at the writer's next flush
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.writer.close()
+
+
+def write_scalars(logdir: Path, scalars: Iterable[Scalar]) -> None:
+    """A finished run's scalars, in one new event file."""
+    events = EventFile(logdir)
+    try:
+        events.add(scalars)
     finally:
-        writer.close()
-    return Path(writer.get_logdir())
+        events.close()
+
+
+class LiveScalars:
+    """A training run's history in TensorBoard as it grows: each call writes what was
+    recorded since the last one; :meth:`finish` adds the final figures and closes."""
+
+    def __init__(self, logdir: Path) -> None:
+        self.events = EventFile(logdir)
+        self.written: dict[str, int] = {}  # tag -> values written so far
+
+    def update(self, history: dict[str, list]) -> None:
+        new: list[Scalar] = []
+        seen: dict[str, int] = {}
+        for s in history_scalars(history):
+            seen[s.tag] = seen.get(s.tag, 0) + 1
+            if seen[s.tag] > self.written.get(s.tag, 0):
+                new.append(s)
+        self.written.update(seen)
+        self.events.add(finite(new))
+
+    def finish(self, result: dict[str, Any]) -> None:
+        self.update(result.get("history") or {})
+        self.events.add(finite(final_scalars(result)))
+        self.close()
+
+    def close(self) -> None:
+        self.events.close()
