@@ -128,15 +128,17 @@ def test_tensorboard_scalars_equal_the_history_value_for_value(data, tiny_gpt2_d
                                ("eval_every", 10), ("trainable_layers", "all"))
         for arg in ("--set", f"{gpt}.{key}={value}")]) == 0
     out = bench / row_name(gpt)
-    history = read_results(out).history
+    history, pace = read_results(out).history, read_results(out).pace
     events = _events(out / "tensorboard")
     steps = history["steps"]
     assert len(steps) >= 6 and len(history["eval_steps"]) >= 3
     for key, tag in (("train_loss", "train/loss"), ("val_loss", "validation/loss"),
                      ("learning_rate", "train/learning_rate"),
-                     ("tokens_per_second", "train/tokens_per_second")):
+                     ("examples_seen", "train/examples_seen")):
         assert events[tag] == list(zip(steps, history[key], strict=True)), tag
-    assert all(rate > 0 for rate in history["tokens_per_second"])
+    assert pace["steps"] == steps and all(rate > 0 for rate in pace["tokens_per_second"])
+    assert events["train/tokens_per_second"] == list(zip(steps, pace["tokens_per_second"],
+                                                         strict=True))
     assert events["eval/validation_accuracy"] == list(zip(
         history["eval_steps"], history["eval_val_accuracy"], strict=True))
     assert events["eval/validation_loss"] == list(zip(

@@ -92,8 +92,7 @@ class Monitor:
             self.on_evaluation(step, loss, accuracy)
 
     def log_losses(self, state: TrainState, train: EncodedSplit, val: EncodedSplit,
-                    train_mon: list[int], val_mon: list[int],
-                    tokens_per_second: float = 0.0) -> None:
+                    train_mon: list[int], val_mon: list[int]) -> None:
         train_loss, _ = self.loss_and_accuracy(train, train_mon)
         val_loss, _ = self.loss_and_accuracy(val, val_mon)
         epoch, step = state.epoch, state.global_step
@@ -104,7 +103,6 @@ class Monitor:
         self.history.learning_rate.append(self.cfg.learning_rate * lr_factor(
             step, self.total, warmup_steps(self.total, self.cfg.warmup_ratio),
             self.cfg.lr_schedule))
-        self.history.tokens_per_second.append(tokens_per_second)
         self.log(f"Ep {epoch + 1} (Step {step:06d}): "
                  f"Train loss {train_loss:.3f}, Val loss {val_loss:.3f}")
         self._recorded()

@@ -18,9 +18,6 @@ class History:
     epoch_train_accuracy: list[float] = field(default_factory=list)
     epoch_val_accuracy: list[float] = field(default_factory=list)
     learning_rate: list[float] = field(default_factory=list)  # at each logged step
-    # real (unpadded) training tokens per second of optimizer steps since the previous
-    # logged step, this process's share; trackers plot it (checkpoints before it: empty)
-    tokens_per_second: list[float] = field(default_factory=list)
     eval_steps: list[int] = field(default_factory=list)  # --eval-every: whole validation
     eval_val_loss: list[float] = field(default_factory=list)
     eval_val_accuracy: list[float] = field(default_factory=list)
@@ -31,21 +28,29 @@ class History:
 
 @dataclass
 class Pace:
-    """Training tokens and the seconds their optimizer steps took, since last taken: the
-    speed a logged step reports (time spent logging and evaluating is not counted)."""
+    """Training speed at each logged step: real (unpadded) training tokens per second of
+    the optimizer steps since the previous logged step (this process's share; the time
+    spent logging and evaluating is not counted). Kept apart from :class:`History`, which
+    must come out the same whenever a run is repeated or resumed, as timings never do;
+    a resumed run's pace starts where it resumed. Written to results.json as ``pace``."""
 
-    tokens: int = 0
-    seconds: float = 0.0
+    steps: list[int] = field(default_factory=list)
+    tokens_per_second: list[float] = field(default_factory=list)
+    tokens: int = field(default=0, repr=False)  # since the last logged step
+    seconds: float = field(default=0.0, repr=False)
 
     def add(self, tokens: int, seconds: float) -> None:
         self.tokens += tokens
         self.seconds += seconds
 
-    def take(self) -> float:
-        """Tokens per second since the last call (0.0 before any step), then start over."""
-        rate = self.tokens / self.seconds if self.seconds > 0 else 0.0
+    def mark(self, step: int) -> None:
+        """Record the speed since the last mark at ``step``, then start over."""
+        self.steps.append(step)
+        self.tokens_per_second.append(self.tokens / self.seconds if self.seconds > 0 else 0.0)
         self.tokens, self.seconds = 0, 0.0
-        return rate
+
+    def to_dict(self) -> dict[str, list]:
+        return {"steps": list(self.steps), "tokens_per_second": list(self.tokens_per_second)}
 
 
 @dataclass

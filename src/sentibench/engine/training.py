@@ -84,7 +84,7 @@ class Engine:
         self.class_weights = None if class_weights is None else \
             torch.tensor(list(class_weights), dtype=torch.float32)
         self.history = History()
-        self.pace = Pace()  # tokens/s between logged steps
+        self.pace = Pace()  # tokens/s at each logged step (not part of the history)
         self.checkpointer: Checkpointer | None = None
         self.stop_requested = False  # set by a signal handler: stop cleanly after this step
         self.cache: feature_cache.FeatureCache | None = None
@@ -288,7 +288,8 @@ class Engine:
             if self.on_step is not None:
                 self.on_step()
             if state.global_step % cfg.eval_freq == 0:
-                self.monitor.log_losses(state, train, val, *monitor, self.pace.take())
+                self.pace.mark(state.global_step)
+                self.monitor.log_losses(state, train, val, *monitor)
             if cfg.eval_every and (state.global_step + 1) % cfg.eval_every == 0:
                 self.monitor.evaluate_and_select(state, val)
             if cfg.save_every and (state.global_step + 1) % cfg.save_every == 0:

@@ -188,7 +188,7 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
         engine = Engine(built.model, train_cfg, max_length, class_weights=weights)
         engine.on_evaluation = on_evaluation
         if engine.dist.is_main and run.track.trackers:  # TensorBoard's curves as they grow
-            engine.on_record = lambda grown: live.record(grown.to_dict())
+            engine.on_record = lambda grown: live.record(grown.to_dict(), engine.pace.to_dict())
         engine.log(engine.plan.describe())
         spec = {"name": name, "family": family, "model_args": asdict(model_args),
                 "train": train_cfg.to_dict(), "command": run.command, "data": to_dict(data),
@@ -210,7 +210,7 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
             {**built.config, "max_length": max_length, "train": train_cfg.to_dict(),
              "resolved": engine.plan.to_dict(), "class_weights": weights},
             str(engine.device),
-            count_parameters(built.model), started, history.to_dict())
+            count_parameters(built.model), started, history.to_dict(), engine.pace.to_dict())
         engine.log(format_accuracy_lines(result.accuracy))
         if engine.dist.is_main:
             if lora:  # a saved run is a plain model: the adapters folded in

@@ -113,6 +113,7 @@ class RunResult:
     params: int | None = None
     trainable_params: int | None = None
     history: dict[str, list[float]] = field(default_factory=dict)
+    pace: dict[str, list[float]] = field(default_factory=dict)  # tokens/s at logged steps
     labels: list[str] = field(default_factory=lambda: ["negative", "positive"])
     metrics: dict[str, Any] = field(default_factory=dict)  # split -> metrics.split_metrics
     started_at: str = ""
@@ -158,7 +159,8 @@ def write_predictions(run_dir: str | Path, labels: Any, probs: Any,
 def run_result(name: str, kind: str, run: RunArgs, data: Any, labels: list[str],
                scored: dict[str, tuple[Any, Any]], seconds: tuple[float, float],
                config: dict[str, Any], device: str, params: tuple[int, int],
-               started_at: str, history: dict[str, list] | None = None) -> RunResult:
+               started_at: str, history: dict[str, list] | None = None,
+               pace: dict[str, list] | None = None) -> RunResult:
     """The one way every kind of run reports. ``scored``: split -> (true ids, predicted
     ids); ``seconds`` = (training, total); ``params`` = (total, trainable). The data
     options, the data read and every split's metrics are recorded alike."""
@@ -172,7 +174,8 @@ def run_result(name: str, kind: str, run: RunArgs, data: Any, labels: list[str],
         config={**config, "data": data_settings(data)},
         data=data_record(data, {split: len(y) for split, (y, _) in scored.items()}),
         environment=environment(device), params=params[0], trainable_params=params[1],
-        history=history or {}, labels=list(labels), metrics=metrics, started_at=started_at)
+        history=history or {}, pace=pace or {}, labels=list(labels), metrics=metrics,
+        started_at=started_at)
 
 
 def save_run_files(run_dir: str | Path, result: RunResult,

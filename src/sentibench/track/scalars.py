@@ -2,10 +2,11 @@
 and MLflow both receive, so the two trackers never disagree with each other or with
 ``results.json``, whose dict is the only input.
 
-Per logged step (``--eval-freq``): the reference's training and validation loss, the
-learning rate and training tokens/s; per ``--eval-every`` evaluation: the whole validation
-split's loss and accuracy; per epoch: the monitored accuracies; at the end: every split's
-accuracy with its 95 % Wilson interval, macro-F1 and the run's seconds.
+Per logged step (``eval_freq``): the reference's training and validation loss, the
+learning rate, the examples seen and training tokens/s (``pace``); per ``--eval-every``
+evaluation: the whole validation split's loss and accuracy; per epoch: the monitored
+accuracies; at the end: every split's accuracy with its 95 % Wilson interval, macro-F1
+and the run's seconds.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from sentibench.core.metrics import wilson_interval
 # history key -> tag, for the series logged at each --eval-freq step
 STEP_SERIES = {"train_loss": "train/loss", "val_loss": "validation/loss",
                "learning_rate": "train/learning_rate",
-               "tokens_per_second": "train/tokens_per_second",
                "examples_seen": "train/examples_seen"}
+PACE_TAG = "train/tokens_per_second"  # results.json's ``pace`` (timings, not history)
 EVAL_SERIES = {"eval_val_loss": "eval/validation_loss",
                "eval_val_accuracy": "eval/validation_accuracy"}
 EPOCH_SERIES = {"epoch_train_accuracy": "epoch/train_accuracy",
@@ -45,9 +46,12 @@ def _paired(steps: list[int], values: list[float]) -> list[tuple[int, float]]:
     return list(zip(steps[len(steps) - count:], values[len(values) - count:], strict=True))
 
 
-def history_scalars(history: dict[str, list]) -> list[Scalar]:
-    """The recorded training history, value for value."""
-    out = []
+def history_scalars(history: dict[str, list], pace: dict[str, list] | None = None
+                    ) -> list[Scalar]:
+    """The recorded training history and pace, value for value."""
+    pace = pace or {}
+    out = [Scalar(PACE_TAG, int(s), float(v))
+           for s, v in _paired(pace.get("steps", []), pace.get("tokens_per_second", []))]
     for key, tag in STEP_SERIES.items():
         out += [Scalar(tag, int(s), float(v))
                 for s, v in _paired(history.get("steps", []), history.get(key, []))]
@@ -94,7 +98,8 @@ def finite(scalars: list[Scalar]) -> list[Scalar]:
 
 def run_scalars(result: dict[str, Any]) -> list[Scalar]:
     """Everything a tracker plots of one run."""
-    return finite(history_scalars(result.get("history") or {}) + final_scalars(result))
+    return finite(history_scalars(result.get("history") or {}, result.get("pace"))
+                  + final_scalars(result))
 
 
 def data_fingerprint(result: dict[str, Any]) -> str:

@@ -29,7 +29,7 @@ class LiveRun:
         self.logdir = track.logging_dir or Path(run_dir) / LOG_SUBDIR
         self.scalars: Any = None  # tensorboard.LiveScalars, once opened
 
-    def record(self, history: dict[str, list]) -> None:
+    def record(self, history: dict[str, list], pace: dict[str, list] | None = None) -> None:
         if not self.track.wants("tensorboard"):
             return
 
@@ -38,7 +38,7 @@ class LiveRun:
                 from sentibench.track.tensorboard import LiveScalars
 
                 self.scalars = LiveScalars(self.logdir)
-            self.scalars.update(history)
+            self.scalars.update(history, pace)
 
         attempt(self.track, "tensorboard", str(self.logdir), write)
 

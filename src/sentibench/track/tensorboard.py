@@ -74,10 +74,10 @@ class LiveScalars:
         self.events = EventFile(logdir)
         self.written: dict[str, int] = {}  # tag -> values written so far
 
-    def update(self, history: dict[str, list]) -> None:
+    def update(self, history: dict[str, list], pace: dict[str, list] | None = None) -> None:
         new: list[Scalar] = []
         seen: dict[str, int] = {}
-        for s in history_scalars(history):
+        for s in history_scalars(history, pace):
             seen[s.tag] = seen.get(s.tag, 0) + 1
             if seen[s.tag] > self.written.get(s.tag, 0):
                 new.append(s)
@@ -85,7 +85,7 @@ class LiveScalars:
         self.events.add(finite(new))
 
     def finish(self, result: dict[str, Any]) -> None:
-        self.update(result.get("history") or {})
+        self.update(result.get("history") or {}, result.get("pace"))
         self.events.add(finite(final_scalars(result)))
         self.close()
 
