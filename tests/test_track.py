@@ -191,6 +191,12 @@ def test_a_bench_against_a_tracker_that_is_down_warns_once(data, tmp_path, capsy
     assert main(["report", "--to", "mlflow", "--mlflow-uri", f"http://127.0.0.1:{port}",
                  str(bench)]) == 2  # sending is all report --to does: its failure is an error
     assert "mlflow: not sent" in capsys.readouterr().err
+    logs = tmp_path / "logs"  # the same bench to TensorBoard, later: one folder per row
+    assert main(["report", "--to", "tensorboard", "--logging-dir", str(logs), str(bench)]) == 0
+    assert "Sent 3 runs" in capsys.readouterr().out
+    for row in ("dummy", "logreg", "logreg-tfidf"):
+        assert _events(logs / row)["final/test_accuracy"] == \
+            [(0, read_results(bench / row).accuracy["test"])]
 
 
 # --- MLflow ----------------------------------------------------------------------------------
@@ -278,7 +284,14 @@ def test_a_bench_is_a_parent_run_with_one_child_per_row(data, tiny_gpt2_dir, mlf
                  "--set", f"{gpt}.learning_rate=0.002", "--report-to", "mlflow",
                  "--mlflow-uri", mlflow_server, "--mlflow-experiment", "bench-live"]) == 0
     assert "warning" not in capsys.readouterr().err
+    first_parent = _tree(mlflow_server, "bench-live")[0].info.run_id
+    assert main(["bench", "--models", f"dummy,logreg,{gpt}", "--data-dir", str(data),
+                 "--out", str(bench), "--device", "cpu", "--set", f"{gpt}.eval_freq=5",
+                 "--set", f"{gpt}.learning_rate=0.002", "--report-to", "mlflow",
+                 "--mlflow-uri", mlflow_server, "--mlflow-experiment", "bench-live"]) == 0
+    assert "already completed" in capsys.readouterr().out  # continued: the same parent run
     parent, children = _tree(mlflow_server, "bench-live")
+    assert parent.info.run_id == first_parent
     assert sorted(children) == sorted(["dummy", "logreg", row_name(gpt)])
     assert parent.info.status == "FINISHED" and parent.data.tags["sentibench.kind"] == "bench"
     client = _client(mlflow_server)

@@ -50,6 +50,7 @@ from sentibench.run.results import (
 )
 from sentibench.run.rundir import check_target, lock
 from sentibench.run.runner import resumable, resume_row, run_row
+from sentibench.track.send import STATE_FILE as TRACKING_STATE
 
 
 def _run_one(exp: Experiment, run_dir: Path, bench: BenchArgs) -> None:
@@ -97,6 +98,7 @@ def _discard_rows(bench_dir: Path, experiments: list[Experiment]) -> None:
             shutil.rmtree(run_dir)
     shutil.rmtree(bench_dir / TUNING_DIR, ignore_errors=True)
     (bench_dir / FAILURES_FILE).unlink(missing_ok=True)
+    (bench_dir / TRACKING_STATE).unlink(missing_ok=True)  # a new bench: a new parent run
 
 
 def _check_inputs(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment],

@@ -48,9 +48,10 @@ def _runs(bench_dir: Path) -> list[tuple[Path, dict[str, str]]]:
     rows = [(p, {}) for p in sorted(bench_dir.iterdir())
             if p.is_dir() and not p.name.startswith(".") and p.name not in NOT_ROWS
             and (p / RESULTS_FILE).is_file()]
-    trials = [(p, {"sentibench.study": p.parent.name, "sentibench.trial": p.name})
+    trials = [(p, {"sentibench.study": p.parent.name,
+                   "sentibench.trial": str(int(p.name.rpartition("-")[2]))})
               for p in sorted(bench_dir.glob(f"{TUNING_DIR}/*/trial-*"))
-              if (p / RESULTS_FILE).is_file()]
+              if (p / RESULTS_FILE).is_file() and p.name.rpartition("-")[2].isdigit()]
     return rows + trials
 
 
