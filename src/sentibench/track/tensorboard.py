@@ -1,9 +1,10 @@
 """TensorBoard event files of a run, written with TensorBoard's own writer: as the history
 grows while it trains (:class:`LiveScalars`), or all at once for a finished run.
 
-Values are written as 64-bit scalar tensors under the scalars plugin, so what TensorBoard
-reads back is exactly the number in ``results.json`` (``simple_value`` would round it to
-32 bits). Opening a run's event file removes the one sentibench wrote there before, so a
+Values are TensorBoard's classic ``simple_value`` scalars, which every reader shows
+(its fast Rust loader, the default, shows no 64-bit scalar tensors: measured with
+TensorBoard 2.21); they hold 32 bits, so TensorBoard gives back results.json's number
+rounded to a float32. Opening a run's event file removes the one sentibench wrote there before, so a
 resumed or re-sent run does not draw its curves twice. TensorBoard is imported only here,
 when asked.
 """
@@ -35,18 +36,12 @@ class EventFile:
         self.closed = False
 
     def add(self, scalars: Iterable[Scalar]) -> None:
-        from tensorboard.compat.proto import types_pb2
         from tensorboard.compat.proto.event_pb2 import Event
         from tensorboard.compat.proto.summary_pb2 import Summary
-        from tensorboard.compat.proto.tensor_pb2 import TensorProto
-        from tensorboard.plugins.scalar.metadata import create_summary_metadata
 
         now = time.time()
         for s in scalars:
-            tensor = TensorProto(dtype=types_pb2.DT_DOUBLE, double_val=[s.value])
-            value = Summary.Value(tag=s.tag, tensor=tensor,
-                                  metadata=create_summary_metadata(display_name=s.tag,
-                                                                   description=""))
+            value = Summary.Value(tag=s.tag, simple_value=s.value)
             self.writer.add_event(Event(wall_time=now, step=s.step,
                                         summary=Summary(value=[value])))
         self.writer.flush()  # TensorBoard shows it now, not at the writer's next flush
