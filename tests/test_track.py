@@ -154,6 +154,8 @@ def test_tensorboard_scalars_equal_the_history_value_for_value(data, tiny_gpt2_d
     assert events["epoch/train_accuracy"] == _series(list(range(1, len(epochs) + 1)), epochs)
     last = max(steps + history["eval_steps"])
     assert events["final/test_accuracy"] == [(last, f32(read_results(out).accuracy["test"]))]
+    assert not any(name.startswith("tensorboard") for name in read_results(out).files)
+    assert main(["predict", str(out), "a great film"]) == 0  # its model files still verify
     walls = _wall_times(out / "tensorboard", "train/loss")  # written as training went
     assert walls == sorted(walls) and walls[0] < walls[-1]
     assert len(list((out / "tensorboard").iterdir())) == 1
