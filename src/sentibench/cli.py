@@ -36,11 +36,13 @@ from sentibench.run.results import RunArgs, short_name
 from sentibench.serve.export_options import ExportArgs
 from sentibench.serve.options import ServeArgs
 from sentibench.speed.args import SpeedArgs
+from sentibench.track.options import TrackArgs
 
 
 def _add_data_and_output(parser: argparse.ArgumentParser) -> None:
     add_options(parser.add_argument_group("data"), DataArgs)
     add_options(parser.add_argument_group("output"), RunArgs)
+    add_options(parser.add_argument_group("tracking"), TrackArgs)
 
 
 def data_args(args: argparse.Namespace) -> DataArgs:
@@ -48,7 +50,8 @@ def data_args(args: argparse.Namespace) -> DataArgs:
 
 
 def run_args(args: argparse.Namespace, argv: list[str]) -> RunArgs:
-    return from_namespace(RunArgs, args, command=["sentibench", *argv])
+    return from_namespace(RunArgs, args, command=["sentibench", *argv],
+                          track=from_namespace(TrackArgs, args))
 
 
 # --- prepare -------------------------------------------------------------------------
@@ -113,7 +116,7 @@ def _run_neural(args: argparse.Namespace, argv: list[str]) -> None:
     from sentibench.run.neural import resume_neural, run_neural
 
     if args.resume is not None:
-        resume_neural(args.resume)
+        resume_neural(args.resume, from_namespace(TrackArgs, args))
         return
     family = FAMILIES[args.family]
     model_args = from_namespace(family.args, args)
@@ -170,6 +173,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
              help="add a row averaging the class probabilities of the K runs best on "
                   "validation (test labels are never used to choose)")
     add_options(p, BenchArgs)
+    add_options(p.add_argument_group("tracking"), TrackArgs)
     p.set_defaults(handler=_run_bench)
 
 
@@ -181,7 +185,7 @@ def _run_bench(args: argparse.Namespace, argv: list[str]) -> None:
     command = ["sentibench", *argv]
     if args.rerun is not None:
         bench = load_rerun(args.rerun, args.out, command)
-        bench.dry_run = args.dry_run
+        bench.dry_run, bench.track = args.dry_run, from_namespace(TrackArgs, args)
         run_bench(bench)
         return
     overrides = load_override_file(args.config) if args.config else {}
@@ -196,7 +200,8 @@ def _run_bench(args: argparse.Namespace, argv: list[str]) -> None:
                       data_dir=args.data_dir, source=args.source, device=args.device,
                       seeds=parse_seeds(args.seeds) if args.seeds else None,
                       ensemble=args.ensemble, dry_run=args.dry_run, overwrite=args.overwrite,
-                      tune=args.tune, train_sizes=args.train_sizes, per_class=args.per_class,
+                      tune=args.tune, track=from_namespace(TrackArgs, args),
+                      train_sizes=args.train_sizes, per_class=args.per_class,
                       command=command)
     run_bench(bench)
 
@@ -231,7 +236,8 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
         "Tune one row of a comparison: each trial is a run directory in the study directory, "
         "scored on validation only. Several workers join one study by running the same "
         "command (the same --study-dir on one machine, or the same --storage URL on many); "
-        "--trials caps the whole study.", TuneArgs, "sentibench.bench.tune:run_tune")
+        "--trials caps the whole study.", (TuneArgs, TrackArgs),
+        "sentibench.bench.tune:run_tune")
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
@@ -260,10 +266,20 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
                        description="Build results.md, results.csv and PNG plots from the "
                                    "results.json files of a bench directory alone.")
     p.add_argument("bench_dir", type=Path, help="a directory written by `sentibench bench`")
+    add_flag(p, "--to", default=None, metavar="TRACKERS",
+             help="instead, send the finished bench (or one run directory) to trackers: "
+                  "tensorboard, mlflow or both, comma-separated")
+    add_options(p.add_argument_group("tracking"), TrackArgs, skip=("report_to",))
     p.set_defaults(handler=_run_report)
 
 
 def _run_report(args: argparse.Namespace, argv: list[str]) -> None:
+    if args.to is not None:
+        from sentibench.report.send import send_saved
+
+        count = send_saved(args.bench_dir, args.to, from_namespace(TrackArgs, args))
+        print(f"Sent {count} run{'s' * (count != 1)} of {args.bench_dir} to {args.to}")
+        return
     from sentibench.report.build import build_report
     from sentibench.report.tables import format_table, load_rows
 

@@ -25,6 +25,7 @@ from sentibench.core.options import Opt, option_map
 from sentibench.data.config import DataArgs
 from sentibench.engine.config import TrainConfig
 from sentibench.models.registry import FAMILIES, Family
+from sentibench.track.options import TrackArgs
 
 REGENERATE = "python -m sentibench.cli_reference > docs/cli.md"
 REFERENCE = ("https://github.com/rasbt/LLMs-from-scratch/tree/main/ch06/"
@@ -165,9 +166,9 @@ def bench_wide(parser: argparse.ArgumentParser) -> set[str]:
 
 
 def row_keys(family: Family, global_keys: set[str]) -> dict[str, Opt]:
-    """The ``--set`` keys of one family's rows: its data, model and training options,
-    without the one naming the model (the row names it)."""
-    classes = (DataArgs, family.args, *((TrainConfig,) if family.engine else ()))
+    """The ``--set`` keys of one family's rows: its data, model, training and tracking
+    options, without the one naming the model (the row names it)."""
+    classes = (DataArgs, family.args, *((TrainConfig,) if family.engine else ()), TrackArgs)
     keys = option_map(*classes)
     return {k: o for k, o in keys.items() if k != family.model_field and k not in global_keys}
 

@@ -22,6 +22,8 @@ from sentibench.data.config import DataArgs
 from sentibench.engine.config import TrainConfig
 from sentibench.models.registry import MODELS, get_family, spec_for
 from sentibench.run.results import PLAN_FILE, SEED_SUFFIX, short_name
+from sentibench.track.options import TRACKING_KEYS, TrackArgs
+from sentibench.track.send import child
 
 GLOBAL_KEYS = ("device", "data_dir")  # one value for the whole bench, not per row
 # Tokens each registered model's position embeddings reach, as its published config says
@@ -65,7 +67,7 @@ def plan_entry(exp: Experiment) -> dict[str, Any]:
 def allowed_settings(family: str) -> dict[str, Opt]:
     """Setting name -> option, from the dataclasses the family is configured by."""
     fam = get_family(family)
-    opts = option_map(DataArgs, fam.args, *([TrainConfig] if fam.engine else []))
+    opts = option_map(DataArgs, fam.args, *([TrainConfig] if fam.engine else []), TrackArgs)
     for key in (fam.model_field, *GLOBAL_KEYS):
         opts.pop(key, None)
     return opts
@@ -163,6 +165,7 @@ def _check_row(name: str, model: str, family_name: str, settings: dict[str, Any]
     try:
         _, model_args, _ = row_options(family_name, model, settings)
         check_length(model, model_args)
+        build(TrackArgs, settings)  # a tracker that is unknown or not installed
     except SentibenchError as exc:
         raise SentibenchError(f"bench row {name}: {exc}") from None
 
@@ -201,6 +204,14 @@ def row_options(family_name: str, model: str, settings: dict[str, Any],
     return data, model_args, train
 
 
+def row_tracking(track: TrackArgs, name: str, settings: dict[str, Any],
+                 tags: dict[str, str] | None = None) -> TrackArgs:
+    """A row's trackers: the bench's, with the row's own ``--set ROW.report_to=...`` (and
+    companions) over them, its TensorBoard files in their own directory."""
+    own = {k: settings[k] for k in TRACKING_KEYS if k in settings}
+    return child(replace(track, **own) if own else track, name, tags)
+
+
 def row_name(model: str) -> str:
     """A registered name as is; a path or Hub id by its last component (the run dir name)."""
     return model if model in MODELS else short_name(model)
@@ -220,6 +231,7 @@ class BenchArgs:
     seeds: list[int] | None = None
     ensemble: int | None = None  # K: add the mean of the K runs best on validation
     command: list[str] = field(default_factory=list)
+    track: TrackArgs = field(default_factory=TrackArgs)  # every row's, unless a row's own
     dry_run: bool = option(False, "print the plan with an estimated time per row on this "
                                   "device (see sentibench speedtest); run nothing")
     tune: int | None = option(None, "tune every row with N trials on the validation split "

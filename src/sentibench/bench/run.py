@@ -20,6 +20,7 @@ from sentibench.bench.plan import (
     check_ensemble,
     plan_entry,
     row_options,
+    row_tracking,
 )
 from sentibench.bench.presets import PRESETS
 from sentibench.bench.sizes import check_sizes
@@ -35,6 +36,7 @@ from sentibench.run.fingerprint import (
 )
 from sentibench.run.results import (
     FAILURES_FILE,
+    NOT_ROWS,
     PLAN_FILE,
     RESULTS_FILE,
     TUNING_DIR,
@@ -43,10 +45,12 @@ from sentibench.run.results import (
     format_accuracy_lines,
     read_results,
     safe_name,
+    send_to_trackers,
     utc_stamp,
 )
 from sentibench.run.rundir import check_target, lock
 from sentibench.run.runner import resumable, resume_row, run_row
+from sentibench.track.send import STATE_FILE as TRACKING_STATE
 
 
 def _run_one(exp: Experiment, run_dir: Path, bench: BenchArgs) -> None:
@@ -54,7 +58,8 @@ def _run_one(exp: Experiment, run_dir: Path, bench: BenchArgs) -> None:
     data, model_args, train = row_options(exp.family, exp.model, exp.settings,
                                           bench.data_dir, bench.device)
     result = run_row(exp.model, exp.family, model_args, train, data,
-                     RunArgs(out=run_dir, overwrite=True, command=bench.command))
+                     RunArgs(out=run_dir, overwrite=True, command=bench.command,
+                             track=row_tracking(bench.track, run_dir.name, exp.settings)))
     if not get_family(exp.family).engine:  # the engine prints these lines itself
         print(format_accuracy_lines(result.accuracy))
 
@@ -81,7 +86,7 @@ def _row_dirs(bench_dir: Path, experiments: list[Experiment]) -> list[Path]:
     untuned twins of tuned rows, and the trials of its tuning studies."""
     rows = {bench_dir / safe_name(e.name) for e in experiments}
     rows |= {p for p in bench_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
-             and p.name != TUNING_DIR}
+             and p.name not in NOT_ROWS}
     return sorted(rows) + sorted(bench_dir.glob(f"{TUNING_DIR}/*/trial-*"))
 
 
@@ -93,6 +98,7 @@ def _discard_rows(bench_dir: Path, experiments: list[Experiment]) -> None:
             shutil.rmtree(run_dir)
     shutil.rmtree(bench_dir / TUNING_DIR, ignore_errors=True)
     (bench_dir / FAILURES_FILE).unlink(missing_ok=True)
+    (bench_dir / TRACKING_STATE).unlink(missing_ok=True)  # a new bench: a new parent run
 
 
 def _check_inputs(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment],
@@ -179,7 +185,7 @@ def _run_row(exp: Experiment, run_dir: Path, bench: BenchArgs) -> None:
     """Continue a row from its checkpoint, or run it afresh (clearing a failed attempt)."""
     if resumable(exp.family, run_dir):
         print(f"continuing from the checkpoint in {run_dir}")
-        resume_row(run_dir)
+        resume_row(run_dir, row_tracking(bench.track, run_dir.name, exp.settings))
         return
     _run_one(exp, run_dir, bench)
 
@@ -208,6 +214,7 @@ def run_bench(bench: BenchArgs) -> Path | None:
         now = data_inputs(bench.data_dir)  # hashed once: rows checked against it, recorded
         _check_inputs(bench_dir, bench, experiments, now)
         _write_plan(bench_dir, bench, experiments, now)
+        _start_tracking(bench_dir, bench)
         if bench.tune:
             from sentibench.bench.tuned import studies, tuned_experiments
 
@@ -215,7 +222,7 @@ def run_bench(bench: BenchArgs) -> Path | None:
         failures = _run_rows(bench_dir, bench, experiments)
         if bench.ensemble:
             _add_ensemble(bench_dir, bench, failures)
-        _finish(bench_dir, failures, len(experiments))
+        _finish(bench_dir, bench, failures, len(experiments))
     return bench_dir
 
 
@@ -245,21 +252,37 @@ def _add_ensemble(bench_dir: Path, bench: BenchArgs, failures: dict[str, str]) -
     name = f"ensemble-top{bench.ensemble}"
     print(f"\n[+] {name}: the mean of the {bench.ensemble} runs best on validation")
     try:
-        build_ensemble(bench_dir, bench.ensemble, bench.command)
+        run_dir = build_ensemble(bench_dir, bench.ensemble, bench.command)
     except SentibenchError as exc:
         failures[name] = f"SentibenchError: {exc}"
         print(f"[+] {name} FAILED: {exc}", file=sys.stderr)
+        return
+    send_to_trackers(run_dir, read_results(run_dir), RunArgs(
+        out=run_dir, track=row_tracking(bench.track, run_dir.name, {})))
 
 
-def _finish(bench_dir: Path, failures: dict[str, str], total: int) -> None:
+def _start_tracking(bench_dir: Path, bench: BenchArgs) -> None:
+    """The bench's MLflow parent run (its plan as parameters), which every row joins."""
+    if bench.track.trackers:
+        from sentibench.report.send import start_bench
+
+        bench.track = start_bench(bench_dir, bench.track)
+
+
+def _finish(bench_dir: Path, bench: BenchArgs, failures: dict[str, str], total: int) -> None:
     from sentibench.report.build import build_report
+    from sentibench.report.send import finish_bench
     from sentibench.report.tables import format_table, load_rows
 
     atomic_write_json(bench_dir / FAILURES_FILE, failures)
     rows = load_rows(bench_dir)
     print(f"\nData set: {rows[0].data if rows else '?'}")
     print(format_table(rows))  # first: build_report ends in an error on an unreadable row
-    paths = build_report(bench_dir)
+    paths: list[Path] = []
+    try:
+        paths = build_report(bench_dir)
+    finally:  # the parent run holds the report (results.md, report.html, ...) and the plan
+        finish_bench(bench_dir, bench.track, failed=bool(failures) or not paths)
     print(f"\nWrote {', '.join(str(p) for p in paths)}")
     if failures:
         raise SentibenchError(f"{len(failures)} of {total} experiments failed: "

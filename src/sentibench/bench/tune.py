@@ -20,7 +20,7 @@ import os
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,8 @@ from sentibench.run.results import (
     utc_stamp,
 )
 from sentibench.run.runner import run_row
+from sentibench.track.options import TrackArgs
+from sentibench.track.send import child, finish_group, start_group
 
 METRICS = {"val_accuracy": "maximize", "val_macro_f1": "maximize", "val_loss": "minimize"}
 STUDY_FILE = "study.json"
@@ -98,6 +100,7 @@ class Study:
     settings: dict[str, Any]
     space: dict[str, Param]
     directory: Path
+    track: TrackArgs = field(default_factory=TrackArgs)  # trials: children of its parent run
 
     def record(self) -> dict[str, Any]:
         return {"schema": "sentibench.study/1", "row": self.name, "model": self.model,
@@ -279,8 +282,11 @@ def run_trial(study: Study, ostudy: Any, trial: Any, optuna: Any) -> str | None:
                                           study.args.data_dir, study.args.device)
     hook = _pruner(trial, study.args.metric, optuna) if study.args.eval_every else None
     try:
+        track = child(study.track, run_dir.name, {"sentibench.study": study.name,
+                                                  "sentibench.trial": str(trial.number)})
         run_row(study.model, study.family, model_args, train, data,
-                RunArgs(out=run_dir, overwrite=True, command=["sentibench", "tune"]), hook)
+                RunArgs(out=run_dir, overwrite=True, command=["sentibench", "tune"],
+                        track=track), hook)
     except optuna.TrialPruned as exc:
         ostudy.tell(trial, state=states.PRUNED)
         print(f"[trial {trial.number}] {exc}")
@@ -303,9 +309,10 @@ def run_trial(study: Study, ostudy: Any, trial: Any, optuna: Any) -> str | None:
     return None
 
 
-def run_tune(args: TuneArgs) -> Path:
+def run_tune(args: TuneArgs, track: TrackArgs | None = None) -> Path:
     """``sentibench tune``: resolve the row, prepare its data, run the study."""
     study = resolve(args)
+    study.track = track or TrackArgs()
     from sentibench.data.sources import ensure_prepared
 
     ensure_prepared(args.data_dir, PRESETS[args.preset].dataset, None)
@@ -317,13 +324,23 @@ def run_study(study: Study) -> dict[str, Any]:
     """Run trials until the study has ``--trials`` of them; print and return its summary."""
     optuna = _optuna()
     ostudy = _open(study)
-    started, failures = time.monotonic(), 0
-    while (trial := _next_trial(study, ostudy, optuna, started)) is not None:
-        error = run_trial(study, ostudy, trial, optuna)
-        failures = failures + 1 if error is not None else 0
-        if failures >= 3:
-            raise SentibenchError(f"three trials in a row failed (last: {error})")
-    summary = summarise(study, ostudy, optuna)
+    own = study.track.trackers and study.track.parent_run_id is None  # not in a bench's
+    if own:
+        study.track = start_group(study.track, study.directory, f"tune-{study.name}",
+                                  study.record(), {"sentibench.kind": "study"})
+    started, failures, done = time.monotonic(), 0, False
+    try:
+        while (trial := _next_trial(study, ostudy, optuna, started)) is not None:
+            error = run_trial(study, ostudy, trial, optuna)
+            failures = failures + 1 if error is not None else 0
+            if failures >= 3:
+                raise SentibenchError(f"three trials in a row failed (last: {error})")
+        summary = summarise(study, ostudy, optuna)
+        done = True
+    finally:
+        if own:
+            finish_group(study.track, [study.directory / SUMMARY_FILE,
+                                       study.directory / STUDY_FILE], failed=not done)
     print(format_summary(summary))
     return summary
 

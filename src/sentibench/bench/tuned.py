@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sentibench.bench.plan import BenchArgs, Experiment
+from sentibench.bench.plan import BenchArgs, Experiment, row_tracking
 from sentibench.bench.tune import TuneArgs, run_study, search_space, study_for
 from sentibench.core.errors import SentibenchError
 from sentibench.run.results import DEFAULT_SUFFIX, SEED_SUFFIX, TUNING_DIR, safe_name
@@ -44,6 +44,7 @@ def studies(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]
                         device=bench.device, space=row.tune,
                         study_dir=bench_dir / TUNING_DIR / safe_name(row.name))
         study = study_for(row, args)
+        study.track = row_tracking(bench.track, f"{TUNING_DIR}/{safe_name(row.name)}", {})
         print(f"\n[tune] {row.name}: {args.trials} trials on the validation split")
         summary = run_study(study)
         if summary["best"] is None:

@@ -46,10 +46,16 @@ class Monitor:
                  loss_and_accuracy: Callable[[EncodedSplit, Sequence[int]],
                                              tuple[float, float]],
                  total: int,
-                 on_evaluation: Callable[[int, float, float], None] | None = None) -> None:
+                 on_evaluation: Callable[[int, float, float], None] | None = None,
+                 on_record: Callable[[History], None] | None = None) -> None:
         self.cfg, self.model, self.history, self.best = cfg, model, history, best
         self.log, self.loss_and_accuracy, self.total = log, loss_and_accuracy, total
         self.on_evaluation = on_evaluation  # (step, loss, accuracy): e.g. a tuner's pruner
+        self.on_record = on_record  # the history, each time it grows: live trackers
+
+    def _recorded(self) -> None:
+        if self.on_record is not None:
+            self.on_record(self.history)
 
     def restore_best(self) -> None:
         if self.best is not None and self.best.params is not None:
@@ -81,6 +87,7 @@ class Monitor:
                  f"{accuracy * 100:.2f}%{mark}")
         if state.stopped:
             self.log(f"Early stopping: {self.best.bad} evaluations without improvement")
+        self._recorded()
         if self.on_evaluation is not None:
             self.on_evaluation(step, loss, accuracy)
 
@@ -98,6 +105,7 @@ class Monitor:
             self.cfg.lr_schedule))
         self.log(f"Ep {epoch + 1} (Step {step:06d}): "
                  f"Train loss {train_loss:.3f}, Val loss {val_loss:.3f}")
+        self._recorded()
 
     def log_epoch_accuracy(self, train: EncodedSplit, val: EncodedSplit,
                             train_mon: list[int], val_mon: list[int]) -> None:
@@ -107,3 +115,4 @@ class Monitor:
         self.history.epoch_val_accuracy.append(val_acc)
         self.log(f"Training accuracy: {train_acc * 100:.2f}% | "
                  f"Validation accuracy: {val_acc * 100:.2f}%")
+        self._recorded()

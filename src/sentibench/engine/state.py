@@ -27,6 +27,33 @@ class History:
 
 
 @dataclass
+class Pace:
+    """Training speed at each logged step: real (unpadded) training tokens per second of
+    the optimizer steps since the previous logged step (this process's share; the time
+    spent logging and evaluating is not counted). Kept apart from :class:`History`, which
+    must come out the same whenever a run is repeated or resumed, as timings never do;
+    a resumed run's pace starts where it resumed. Written to results.json as ``pace``."""
+
+    steps: list[int] = field(default_factory=list)
+    tokens_per_second: list[float] = field(default_factory=list)
+    tokens: int = field(default=0, repr=False)  # since the last logged step
+    seconds: float = field(default=0.0, repr=False)
+
+    def add(self, tokens: int, seconds: float) -> None:
+        self.tokens += tokens
+        self.seconds += seconds
+
+    def mark(self, step: int) -> None:
+        """Record the speed since the last mark at ``step``, then start over."""
+        self.steps.append(step)
+        self.tokens_per_second.append(self.tokens / self.seconds if self.seconds > 0 else 0.0)
+        self.tokens, self.seconds = 0, 0.0
+
+    def to_dict(self) -> dict[str, list]:
+        return {"steps": list(self.steps), "tokens_per_second": list(self.tokens_per_second)}
+
+
+@dataclass
 class TrainState:
     """Where training stands: enough to continue exactly after an interruption."""
 

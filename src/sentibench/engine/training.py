@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -38,7 +39,7 @@ from sentibench.engine.loss import batch_loss, loss_denominator
 from sentibench.engine.monitoring import Monitor, monitor_indices
 from sentibench.engine.plan import AMP_DTYPES, resolve_device, resolve_plan
 from sentibench.engine.selection import Best
-from sentibench.engine.state import History, Resume, TrainState
+from sentibench.engine.state import History, Pace, Resume, TrainState
 
 SPLIT_OVERHEAD_TOKENS = 64  # a micro-batch's fixed cost, in padded tokens (measured on CPU)
 
@@ -83,6 +84,7 @@ class Engine:
         self.class_weights = None if class_weights is None else \
             torch.tensor(list(class_weights), dtype=torch.float32)
         self.history = History()
+        self.pace = Pace()  # tokens/s at each logged step (not part of the history)
         self.checkpointer: Checkpointer | None = None
         self.stop_requested = False  # set by a signal handler: stop cleanly after this step
         self.cache: feature_cache.FeatureCache | None = None
@@ -94,6 +96,7 @@ class Engine:
                                    self._split_logits, self._collated)
         self.monitor: Monitor | None = None  # made by each fit
         self.on_evaluation: Callable[[int, float, float], None] | None = None  # --eval-every
+        self.on_record: Callable[[History], None] | None = None  # each time the history grows
         self.on_step: Callable[[], None] | None = None  # after every optimizer step
         self.graphed: graphs.GraphedSteps | None = None  # made by each fit (--cuda-graphs)
         self.graph_error: str | None = None  # why a fit's steps could not be recorded
@@ -226,7 +229,8 @@ class Engine:
         total = (len(train) // self.step_rows) * epochs
         total = min(total, cfg.max_steps) if cfg.max_steps is not None else total
         self.monitor = Monitor(cfg, self.model, self.history, self.best, self.log,
-                               self.loss_and_accuracy, total, self.on_evaluation)
+                               self.loss_and_accuracy, total, self.on_evaluation,
+                               self.on_record)
         first_step = state.global_step
         self.model.train()
         try:
@@ -274,7 +278,10 @@ class Engine:
             if state.global_step + 1 >= total:
                 return
             self.monitor.set_learning_rate(optimizer, state.global_step + 1)
+            began = time.perf_counter()
             loss = self._step(optimizer, train, micro)
+            self.pace.add(sum(len(train.ids[i]) for rows, _ in micro for i in rows),
+                          time.perf_counter() - began)
             state.next_batch, state.global_step = batch + 1, state.global_step + 1
             state.seen += size
             bar.update(1)
@@ -282,6 +289,7 @@ class Engine:
             if self.on_step is not None:
                 self.on_step()
             if state.global_step % cfg.eval_freq == 0:
+                self.pace.mark(state.global_step)
                 self.monitor.log_losses(state, train, val, *monitor)
             if cfg.eval_every and (state.global_step + 1) % cfg.eval_every == 0:
                 self.monitor.evaluate_and_select(state, val)

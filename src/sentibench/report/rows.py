@@ -19,10 +19,10 @@ from sentibench.core.errors import SentibenchError
 from sentibench.models.registry import MODELS, ReferenceRow
 from sentibench.run.results import (
     FAILURES_FILE,
+    NOT_ROWS,
     PLAN_FILE,
     PREDICTIONS_FILE,
     RESULTS_FILE,
-    TUNING_DIR,
     RunResult,
     read_predictions,
     read_results,
@@ -129,7 +129,7 @@ def load_rows(bench_dir: str | Path) -> list[Row]:
     planned = _planned(plan)
     rows: dict[str, Row] = {}
     for child in sorted(bench.iterdir()):
-        if not child.is_dir() or child.name.startswith(".") or child.name == TUNING_DIR:
+        if not child.is_dir() or child.name.startswith(".") or child.name in NOT_ROWS:
             continue
         failed = failures.get(child.name)
         if (child / RESULTS_FILE).is_file():

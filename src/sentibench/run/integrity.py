@@ -5,7 +5,9 @@ tokenizer files a family's save wrote) with its size and sha256. Loading the run
 ``predict`` (or an ensemble) first checks that each file is still there and unchanged: a
 deleted tokenizer would otherwise tokenize with a fallback vocabulary, an edited config
 build other layers, a truncated weight file fail deep inside a loader or load zeros. The
-run's own records (results.json, the predictions) and hidden files are not model files.
+run's own records (results.json, the predictions), hidden files and what trackers write
+there (``tensorboard/``, ``mlruns/``, which grow after the run is saved) are not model
+files.
 """
 
 from __future__ import annotations
@@ -17,13 +19,17 @@ from sentibench.core.errors import SentibenchError
 from sentibench.core.fileio import sha256_file, tree_digests
 from sentibench.engine.config import CHECKPOINT_DIR
 from sentibench.run.results import PREDICTION_FILES, RESULTS_FILE
+from sentibench.track.mlflow_store import STORE_DIR
+from sentibench.track.tensorboard import LOG_SUBDIR
 
 RECORDS = {RESULTS_FILE, *PREDICTION_FILES.values(), "members.json", "failures.json"}
+TRACKERS = {LOG_SUBDIR, STORE_DIR}  # --report-to's event files and MLflow store: they grow
 
 
 def model_files(run_dir: str | Path) -> dict[str, dict[str, Any]]:
     """Relative path -> {"bytes", "sha256"} of every model file in ``run_dir``."""
     return tree_digests(run_dir, lambda relative: relative.parts[0] == CHECKPOINT_DIR
+                        or relative.parts[0] in TRACKERS
                         or any(part.startswith(".") for part in relative.parts)
                         or str(relative) in RECORDS)
 

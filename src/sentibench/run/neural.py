@@ -54,9 +54,12 @@ from sentibench.run.results import (
     format_accuracy_lines,
     run_result,
     save_run_files,
+    send_to_trackers,
     utc_now_iso,
 )
 from sentibench.run.rundir import run_directory
+from sentibench.track.options import TrackArgs
+from sentibench.track.send import LiveRun
 
 
 def resolve_max_length(built: BuiltModel, train_texts: list[str]) -> int:
@@ -165,7 +168,8 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
     resolve_device(train_cfg.device)
     now = data_inputs(data.data_dir)  # hashed once: checked, recorded, keys the token cache
     recorded = _resumed_inputs(run_dir, data, now) if resume_from else None
-    with run_directory(run_dir, overwrite=run.overwrite, resume=resume_from is not None):
+    with run_directory(run_dir, overwrite=run.overwrite, resume=resume_from is not None), \
+            contextlib.closing(LiveRun(run_dir, run.track)) as live:
         built = get_family(family).build(model_args, train_cfg.seed, labels)
         inputs = {**now, "model": base_model_files(built.config.get("checkpoint"))}
         if recorded is not None and recorded.get("model") is not None:
@@ -183,6 +187,8 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
         weights = class_weights(data, frames["train"], len(labels))
         engine = Engine(built.model, train_cfg, max_length, class_weights=weights)
         engine.on_evaluation = on_evaluation
+        if engine.dist.is_main and run.track.trackers:  # TensorBoard's curves as they grow
+            engine.on_record = lambda grown: live.record(grown.to_dict(), engine.pace.to_dict())
         engine.log(engine.plan.describe())
         spec = {"name": name, "family": family, "model_args": asdict(model_args),
                 "train": train_cfg.to_dict(), "command": run.command, "data": to_dict(data),
@@ -204,12 +210,13 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
             {**built.config, "max_length": max_length, "train": train_cfg.to_dict(),
              "resolved": engine.plan.to_dict(), "class_weights": weights},
             str(engine.device),
-            count_parameters(built.model), started, history.to_dict())
+            count_parameters(built.model), started, history.to_dict(), engine.pace.to_dict())
         engine.log(format_accuracy_lines(result.accuracy))
         if engine.dist.is_main:
             if lora:  # a saved run is a plain model: the adapters folded in
                 merge_lora(built.model)
             _save_run(run_dir, built, splits, logits, result, engine)
+            send_to_trackers(run_dir, result, run, live)
     return result
 
 
@@ -266,15 +273,17 @@ def _save_run(run_dir: Path, built: BuiltModel, splits: dict[str, EncodedSplit],
     engine.log(f"Saved the model and {path}")
 
 
-def resume_neural(run_dir: Path) -> RunResult:
-    """Continue an interrupted run from its checkpoint, with its original settings."""
+def resume_neural(run_dir: Path, track: TrackArgs | None = None) -> RunResult:
+    """Continue an interrupted run from its checkpoint, with its original settings (the
+    trackers are this command's: where a run is reported is not one of its settings)."""
     spec = read_run_spec(run_dir)
     family = get_family(spec["family"])
     model_args = family.args(**spec["model_args"])
     print(f"Resuming {spec['name']} from {run_dir}")
     return run_neural(spec["name"], family.name, model_args, TrainConfig(**spec["train"]),
-                      DataArgs(**spec["data"]), RunArgs(out=Path(run_dir),
-                                                        command=spec["command"]),
+                      DataArgs(**spec["data"]),
+                      RunArgs(out=Path(run_dir), command=spec["command"],
+                              track=track or TrackArgs()),
                       resume_from=run_dir)
 
 

@@ -19,12 +19,16 @@ from sentibench.core.errors import SentibenchError
 from sentibench.core.fileio import atomic_path, atomic_write_json
 from sentibench.core.options import option, to_dict, validate
 from sentibench.data.config import DataArgs
+from sentibench.track.mlflow_store import STORE_DIR
+from sentibench.track.options import TrackArgs
 
 SCHEMA = "sentibench.run/1"
 RESULTS_FILE = "results.json"
 FAILURES_FILE = "failures.json"  # a bench's {row: error} for rows that did not finish
 PLAN_FILE = "bench.json"  # a bench's plan: command, rows and their settings, data set
 TUNING_DIR = "tuning"  # a bench's tuning studies, one directory per row (bench --tune)
+NOT_ROWS = (TUNING_DIR, STORE_DIR)  # directories of a bench that are not its rows (mlruns:
+# the default MLflow store of --report-to mlflow)
 STUDY_SUMMARY_FILE = "study-summary.json"  # a tuning study's trials and best (sentibench tune)
 DEFAULT_SUFFIX = "-default"  # bench --tune: the row at its untuned settings, <row>-default
 SEED_SUFFIX = "-seed"  # the run directory of one seed of a bench row: <row>-seed<N>
@@ -65,6 +69,7 @@ class RunArgs:
     out: Path | None = option(None, "run directory (default: runs/<model>-<UTC timestamp>)")
     overwrite: bool = option(False, "replace what --out already holds (another run's files)")
     command: list[str] = field(default_factory=list)
+    track: TrackArgs = field(default_factory=TrackArgs)  # --report-to and its companions
 
     def __post_init__(self) -> None:
         validate(self)
@@ -108,6 +113,7 @@ class RunResult:
     params: int | None = None
     trainable_params: int | None = None
     history: dict[str, list[float]] = field(default_factory=dict)
+    pace: dict[str, list[float]] = field(default_factory=dict)  # tokens/s at logged steps
     labels: list[str] = field(default_factory=lambda: ["negative", "positive"])
     metrics: dict[str, Any] = field(default_factory=dict)  # split -> metrics.split_metrics
     started_at: str = ""
@@ -153,7 +159,8 @@ def write_predictions(run_dir: str | Path, labels: Any, probs: Any,
 def run_result(name: str, kind: str, run: RunArgs, data: Any, labels: list[str],
                scored: dict[str, tuple[Any, Any]], seconds: tuple[float, float],
                config: dict[str, Any], device: str, params: tuple[int, int],
-               started_at: str, history: dict[str, list] | None = None) -> RunResult:
+               started_at: str, history: dict[str, list] | None = None,
+               pace: dict[str, list] | None = None) -> RunResult:
     """The one way every kind of run reports. ``scored``: split -> (true ids, predicted
     ids); ``seconds`` = (training, total); ``params`` = (total, trainable). The data
     options, the data read and every split's metrics are recorded alike."""
@@ -167,7 +174,8 @@ def run_result(name: str, kind: str, run: RunArgs, data: Any, labels: list[str],
         config={**config, "data": data_settings(data)},
         data=data_record(data, {split: len(y) for split, (y, _) in scored.items()}),
         environment=environment(device), params=params[0], trainable_params=params[1],
-        history=history or {}, labels=list(labels), metrics=metrics, started_at=started_at)
+        history=history or {}, pace=pace or {}, labels=list(labels), metrics=metrics,
+        started_at=started_at)
 
 
 def save_run_files(run_dir: str | Path, result: RunResult,
@@ -177,6 +185,20 @@ def save_run_files(run_dir: str | Path, result: RunResult,
     for split, (labels, probs) in predictions.items():
         write_predictions(run_dir, labels, probs, result.labels, split)
     return write_results(run_dir, result)
+
+
+def send_to_trackers(run_dir: str | Path, result: RunResult, run: RunArgs,
+                     live: Any = None) -> None:
+    """A finished run to the trackers ``--report-to`` asked for (none: nothing happens,
+    nothing is imported); its results.json and test predictions go to MLflow as files.
+    ``live``: the :class:`~sentibench.track.send.LiveRun` that followed its training."""
+    if not run.track.trackers:
+        return
+    from sentibench.track.send import send_run
+
+    run_dir = Path(run_dir)
+    send_run(run_dir, result.to_dict(), run.track,
+             [run_dir / RESULTS_FILE, run_dir / PREDICTIONS_FILE], live)
 
 
 def read_predictions(run_dir: str | Path, names: list[str], split: str = "test"

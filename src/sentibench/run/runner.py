@@ -11,6 +11,7 @@ from sentibench.data.config import DataArgs
 from sentibench.engine.config import CHECKPOINT_DIR, TrainConfig
 from sentibench.models.registry import get_family
 from sentibench.run.results import RunArgs, RunResult
+from sentibench.track.options import TrackArgs
 
 
 def run_row(model: str, family_name: str, model_args: Any, train: TrainConfig | None,
@@ -35,8 +36,8 @@ def resumable(family_name: str, run_dir: Path) -> bool:
     return get_family(family_name).engine and (Path(run_dir) / CHECKPOINT_DIR).is_dir()
 
 
-def resume_row(run_dir: Path) -> RunResult:
+def resume_row(run_dir: Path, track: TrackArgs | None = None) -> RunResult:
     """Continue an interrupted neural run from its checkpoint, with its own settings."""
     from sentibench.run.neural import resume_neural
 
-    return resume_neural(run_dir)
+    return resume_neural(run_dir, track)

@@ -52,6 +52,7 @@ def run_baseline(name: str, data: DataArgs, run: RunArgs,
         results.save_run_files(run_dir, result, {
             split: (frames[split]["label"].to_numpy(), probs[split])
             for split in frames})
+        results.send_to_trackers(run_dir, result, run)
     return result
 
 
@@ -66,7 +67,7 @@ def run_logreg_command(name: str, data: DataArgs, run: RunArgs) -> RunResult:
     print("Dummy classifier:")
     print(results.format_accuracy_lines(dummy_acc))
     result = run_baseline(name, data, RunArgs(out=run_dir, overwrite=run.overwrite,
-                                              command=run.command), frames)
+                                              command=run.command, track=run.track), frames)
     print("\nLogistic regression classifier:")
     print(results.format_accuracy_lines(result.accuracy))
     print(f"\nTrained in {result.train_seconds:.1f} s; saved {run_dir / baselines.MODEL_FILE} and "
