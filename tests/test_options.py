@@ -134,7 +134,8 @@ def test_bench_overrides_use_the_declared_types():
 
 def test_bench_settings_are_the_families_options():
     assert set(allowed_settings("sklearn")) == {"max_train_samples", "max_eval_samples",
-                                                "class_weights", "C", "ngram_max",
+                                                "class_weights", "train_subset", "per_class",
+                                                "subset_seed", "C", "ngram_max",
                                                 "report_to", "mlflow_uri",
                                                 "mlflow_experiment", "logging_dir"}
     gpt = set(allowed_settings("gpt2"))
