@@ -186,3 +186,21 @@ def test_without_the_extra_every_command_says_how_to_install_it(two_class_run, t
         assert done.returncode == 2, done.stderr
         assert done.stderr.count("\n") == 1 and EXTRA_LINE in done.stderr, done.stderr
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_tune_searches_the_row_and_keeps_each_trial_a_run(tmp_path, minilm_dir, capsys):
+    import json
+
+    data = synthetic_csvs(tmp_path / "data", rows=(8, 6, 6))
+    study = tmp_path / "study"
+    assert main(["tune", "--model", "setfit-minilm", "--data-dir", str(data), "--trials", "2",
+                 "--space", "num_iterations=int:1:2,C=log:0.1:10", "--device", "cpu",
+                 "--study-dir", str(study)]) == 0
+    summary = json.loads((study / "study-summary.json").read_text(encoding="utf-8"))
+    assert [t["state"] for t in summary["trials"]] == ["COMPLETE"] * 2
+    for trial in summary["trials"]:
+        result = read_results(study / trial["run_dir"])
+        assert result.kind == "setfit"
+        assert trial["value"] == result.accuracy["validation"]
+        assert result.config["num_iterations"] == trial["params"]["num_iterations"]
