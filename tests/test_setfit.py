@@ -204,3 +204,14 @@ def test_tune_searches_the_row_and_keeps_each_trial_a_run(tmp_path, minilm_dir, 
         assert result.kind == "setfit"
         assert trial["value"] == result.accuracy["validation"]
         assert result.config["num_iterations"] == trial["params"]["num_iterations"]
+
+
+@pytest.mark.slow
+def test_the_same_seed_trains_the_same_model_and_another_does_not(two_class_run, tmp_path):
+    run, data = two_class_run
+    _, first = read_predictions(run, ["negative", "positive"], "test")
+    _, same = read_predictions(_train(data, tmp_path / "same"), ["negative", "positive"], "test")
+    np.testing.assert_array_equal(same, first)
+    _, other = read_predictions(_train(data, tmp_path / "other", "--seed", "7"),
+                                ["negative", "positive"], "test")
+    assert not np.array_equal(other, first)

@@ -130,8 +130,8 @@ def fit_setfit(args: SetFitArgs, source: str, texts: list[str], labels: list[int
             output_dir=scratch, batch_size=args.batch_size, num_epochs=args.num_epochs,
             num_iterations=args.num_iterations, max_steps=steps if capped else -1,
             body_learning_rate=args.body_learning_rate, max_length=args.max_length,
-            seed=args.seed, report_to="none", logging_strategy="no", save_strategy="no",
-            eval_strategy="no", show_progress_bar=False)
+            seed=args.seed, report_to="none", logging_strategy="no", logging_first_step=False,
+            save_strategy="no", eval_strategy="no", show_progress_bar=False)
         trainer = Trainer(model=model, args=training,
                           train_dataset=Dataset.from_dict({"text": texts, "label": labels}))
         t0 = time.perf_counter()
