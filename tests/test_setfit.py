@@ -215,3 +215,16 @@ def test_the_same_seed_trains_the_same_model_and_another_does_not(two_class_run,
     _, other = read_predictions(_train(data, tmp_path / "other", "--seed", "7"),
                                 ["negative", "positive"], "test")
     assert not np.array_equal(other, first)
+
+
+def test_a_device_the_machine_lacks_fails_before_the_row_runs(tmp_path, capsys):
+    import torch
+
+    missing = "mps" if torch.cuda.is_available() else "cuda"
+    data = synthetic_csvs(tmp_path / "data", rows=(8, 6, 6))
+    out = tmp_path / "bench"
+    assert main(["bench", "--models", "setfit-minilm", "--data-dir", str(data),
+                 "--out", str(out), "--device", missing]) == 2
+    err = capsys.readouterr().err
+    assert f"--device {missing}: " in err and "not available" in err and err.count("\n") == 1
+    assert not (out / "setfit-minilm").exists()

@@ -202,7 +202,7 @@ def row_options(family_name: str, model: str, settings: dict[str, Any],
     data = build(DataArgs, settings, **({"data_dir": data_dir} if data_dir else {}))
     own = {family.model_field: model} if family.model_field else {}
     if device and "device" in {f.name for f in fields(family.args)}:
-        own["device"] = device
+        own["device"] = device  # a family trained outside the engine that has a device
     model_args = build(family.args, settings, **own)
     train = build(TrainConfig, settings, **({"device": device} if device else {})) \
         if family.engine else None
@@ -215,6 +215,13 @@ def row_tracking(track: TrackArgs, name: str, settings: dict[str, Any],
     companions) over them, its TensorBoard files in their own directory."""
     own = {k: settings[k] for k in TRACKING_KEYS if k in settings}
     return child(replace(track, **own) if own else track, name, tags)
+
+
+def takes_device(family_name: str) -> bool:
+    """Whether a row of the family runs on the bench's ``--device`` (the engine's families,
+    and one whose model options have a device)."""
+    family = get_family(family_name)
+    return family.engine or "device" in {f.name for f in fields(family.args)}
 
 
 def row_name(model: str) -> str:
