@@ -57,6 +57,7 @@ def run_fitted(name: str, family_name: str, model_args: Any, data: DataArgs,
         result.files = model_files(run_dir)
         results.save_run_files(run_dir, result, {
             split: (frames[split]["label"].to_numpy(), probs[split]) for split in frames})
+        results.send_to_trackers(run_dir, result, run)
     return result
 
 
@@ -67,7 +68,8 @@ def run_fitted_command(name: str, family_name: str, model_args: Any, data: DataA
     check_target(run_dir)
     refuse_other_run(run_dir, run.overwrite)
     result = run_fitted(name, family_name, model_args, data,
-                        RunArgs(out=run_dir, overwrite=run.overwrite, command=run.command))
+                        RunArgs(out=run_dir, overwrite=run.overwrite, command=run.command,
+                                track=run.track))
     print(results.format_accuracy_lines(result.accuracy))
     print(f"\nTrained in {result.train_seconds:.1f} s; saved {run_dir}")
     return result
