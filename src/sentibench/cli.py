@@ -125,6 +125,30 @@ def _run_neural(args: argparse.Namespace, argv: list[str]) -> None:
                data_args(args), run_args(args, argv))
 
 
+# --- training outside the engine: one sub-command per family with its own fit ------------
+
+def _add_fitted(sub: argparse._SubParsersAction, family: Family) -> None:
+    summary = family.summary[0].upper() + family.summary[1:]
+    names = [n for n, s in MODELS.items() if s.family == family.name]
+    p = sub.add_parser(family.command, help=family.summary.split(" (")[0],
+                       description=f"{summary}. Registered models: {', '.join(names)}."
+                                   + (f' Needs the {family.extra!r} extra: pip install '
+                                      f'"sentibench[{family.extra}]".' if family.extra else ""))
+    add_options(p.add_argument_group("model"), family.args)
+    _add_data_and_output(p)
+    p.set_defaults(handler=_run_fitted, family=family.name)
+
+
+def _run_fitted(args: argparse.Namespace, argv: list[str]) -> None:
+    from sentibench.run.fitted import run_fitted_command
+
+    family = FAMILIES[args.family]
+    model_args = from_namespace(family.args, args)
+    model = getattr(model_args, family.model_field)
+    run_fitted_command(short_name(model), family.name, model_args, data_args(args),
+                       run_args(args, argv))
+
+
 # --- bench, report, predict ----------------------------------------------------------
 
 def _preset_list() -> str:
@@ -328,6 +352,8 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
     for family in FAMILIES.values():
         if family.engine:
             _add_neural(sub, family)
+        elif family.fit is not None:
+            _add_fitted(sub, family)
     _add_bench(sub)
     _add_tune(sub)
     _add_report(sub)

@@ -15,8 +15,11 @@ engine pads each batch only to its own longest row. Seconds per token come from,
 
 Partly frozen models (``--trainable_layers``) train at the evaluation rate plus the measured
 backward share times the fraction of the work that still needs gradients (stated below);
-the feature cache, which can cut such rows much further, is not modelled. scikit-learn rows
-take a constant scaled by their training rows.
+the feature cache, which can cut such rows much further, is not modelled. A row its family
+fits in one call (SetFit) costs the texts its training encodes (the family says how many)
+at the training rate, and encoding every split (training twice: the head's fit and its
+predictions) at the evaluation rate, both of the speedtest model with the same base
+checkpoint, in fp32. scikit-learn rows take a constant scaled by their training rows.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 import torch
 
 from sentibench.core.errors import SentibenchError
-from sentibench.models.registry import get_family
+from sentibench.models.registry import MODELS, get_family, spec_for
 from sentibench.speed.args import speed_models
 from sentibench.speed.report import load_figures
 
@@ -78,14 +81,18 @@ def train_rows(data: Any, full: int) -> int:
     return min(rows, data.train_subset * classes)
 
 
+def split_rows(dataset: str, data: Any) -> tuple[int, int, int]:
+    """Rows of train, validation and test a row reads (its sample caps and subset applied)."""
+    full_train, full_val, full_test = DATASET_ROWS.get(dataset, DATASET_ROWS["imdb"])
+    return (train_rows(data, full_train), min(data.max_eval_samples or full_val, full_val),
+            min(data.max_eval_samples or full_test, full_test))
+
+
 def row_tokens(dataset: str, data: Any, model_args: Any, train: Any) -> dict[str, float]:
     """Training and evaluation tokens of one neural row."""
     from sentibench.engine.config import epochs_for
 
-    full_train, full_val, full_test = DATASET_ROWS.get(dataset, DATASET_ROWS["imdb"])
-    n_train = train_rows(data, full_train)
-    n_val = min(data.max_eval_samples or full_val, full_val)
-    n_test = min(data.max_eval_samples or full_test, full_test)
+    n_train, n_val, n_test = split_rows(dataset, data)
     length = _tokens_per_example(dataset, model_args)
     epochs = epochs_for(train, n_train // train.batch_size)
     steps = (n_train // train.batch_size) * epochs
@@ -162,6 +169,40 @@ def neural_seconds(exp: Any, dataset: str, device: torch.device,
     return seconds, f"{source}; {tokens['length']} tokens/example{note}"
 
 
+def _speed_model(model: str) -> str | None:
+    """The speedtest model a row runs at the speed of: itself, or the registered model
+    whose base checkpoint it shares (SetFit's MiniLM is the minilm row's)."""
+    known = speed_models()
+    if model in known:
+        return model
+    checkpoint = spec_for(model).checkpoint
+    return next((name for name in known if name in MODELS
+                 and MODELS[name].checkpoint == checkpoint), None)
+
+
+def fitted_seconds(exp: Any, dataset: str, device: torch.device,
+                   figures: dict[str, Any] | None, peaks: Peaks) -> tuple[float | None, str]:
+    """A row its family fits in one call: the texts its training encodes, then every
+    split encoded once (training twice)."""
+    from sentibench.bench.plan import row_options
+
+    family = get_family(exp.family)
+    data, model_args, _ = row_options(exp.family, exp.model, exp.settings)
+    n_train, n_val, n_test = split_rows(dataset, data)
+    speed = _speed_model(exp.model)
+    if speed is None or family.train_texts is None:
+        return None, "no estimate: no speedtest model shares its base model"
+    length = _tokens_per_example(dataset, model_args)
+    rates = _measured_rates(figures, speed, "fp32") or \
+        _flops_rates(speed, length, device, "fp32", peaks)
+    if rates is None:
+        return None, "no estimate: unknown peak (run speedtest, or pass a known GPU)"
+    train_rate, eval_rate, _, source = rates
+    texts = family.train_texts(model_args, n_train)
+    seconds = texts * length / train_rate + (2 * n_train + n_val + n_test) * length / eval_rate
+    return seconds, f"{source} ({speed}); {texts:,} training texts x {length} tokens"
+
+
 def estimate_rows(experiments: list[Any], dataset: str, device: torch.device
                   ) -> tuple[list[RowEstimate], str]:
     """An estimate per experiment, and the device's name."""
@@ -173,8 +214,11 @@ def estimate_rows(experiments: list[Any], dataset: str, device: torch.device
     rows = []
     for index, exp in enumerate(experiments, 1):
         settings = ", ".join(f"{k}={v}" for k, v in exp.settings.items()) or "defaults"
-        if get_family(exp.family).engine:
+        family = get_family(exp.family)
+        if family.engine:
             seconds, source = neural_seconds(exp, dataset, device, figures, peaks)
+        elif family.fit is not None:
+            seconds, source = fitted_seconds(exp, dataset, device, figures, peaks)
         else:
             from sentibench.bench.plan import row_options
 

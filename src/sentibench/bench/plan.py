@@ -20,7 +20,7 @@ from sentibench.core.errors import SentibenchError
 from sentibench.core.options import Opt, build, check, convert, option, option_map
 from sentibench.data.config import DataArgs
 from sentibench.engine.config import TrainConfig
-from sentibench.models.registry import MODELS, get_family, spec_for
+from sentibench.models.registry import MODELS, check_installed, get_family, spec_for
 from sentibench.run.results import PLAN_FILE, SEED_SUFFIX, short_name
 from sentibench.track.options import TRACKING_KEYS, TrackArgs
 from sentibench.track.send import child
@@ -33,7 +33,7 @@ GLOBAL_KEYS = ("device", "data_dir")  # one value for the whole bench, not per r
 LENGTH_LIMITS = {
     **dict.fromkeys(("gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl"), 1024),
     **dict.fromkeys(("distilbert", "bert", "bert-large", "roberta", "deberta-v3-base",
-                     "minilm"), 512),
+                     "minilm", "setfit-minilm"), 512),
     **dict.fromkeys(("modernbert-base", "modernbert-large"), 8192),
 }
 LENGTH_FIELDS = {"max_length": "--max-length", "context_length": "--context_length"}
@@ -145,13 +145,13 @@ def _experiment(row: PresetRow, overrides: dict[str, dict[str, Any]]) -> Experim
 
 
 def with_seeds(experiments: list[Experiment], seeds: list[int] | None) -> list[Experiment]:
-    """One experiment per seed for the rows whose training depends on a seed (the neural
-    families; the scikit-learn rows are deterministic and run once)."""
+    """One experiment per seed for the rows whose training depends on a seed (the families
+    with a ``seed`` setting; the scikit-learn rows are deterministic and run once)."""
     if not seeds:
         return experiments
     out = []
     for exp in experiments:
-        if not get_family(exp.family).engine:
+        if "seed" not in allowed_settings(exp.family):
             out.append(exp)
             continue
         out += [replace(exp, name=f"{exp.name}{SEED_SUFFIX}{seed}", group=exp.name,
@@ -163,6 +163,7 @@ def _check_row(name: str, model: str, family_name: str, settings: dict[str, Any]
     """Build the row's option dataclasses now, so that a bad combination fails before the
     first row runs rather than after hours."""
     try:
+        check_installed(get_family(family_name))
         _, model_args, _ = row_options(family_name, model, settings)
         check_length(model, model_args)
         build(TrackArgs, settings)  # a tracker that is unknown or not installed
@@ -194,11 +195,15 @@ def row_options(family_name: str, model: str, settings: dict[str, Any],
                 data_dir: Path | None = None, device: str | None = None
                 ) -> tuple[DataArgs, Any, TrainConfig | None]:
     """A row's data, model and (neural families) training options from its settings; the
-    bench-wide data directory and device, where given, override the defaults."""
+    bench-wide data directory and device, where given, override the defaults (the device
+    reaches the model options of a family that has one: SetFit trains outside the
+    engine)."""
     family = get_family(family_name)
     data = build(DataArgs, settings, **({"data_dir": data_dir} if data_dir else {}))
-    model_args = build(family.args, settings, **({family.model_field: model}
-                                                 if family.model_field else {}))
+    own = {family.model_field: model} if family.model_field else {}
+    if device and "device" in {f.name for f in fields(family.args)}:
+        own["device"] = device  # a family trained outside the engine that has a device
+    model_args = build(family.args, settings, **own)
     train = build(TrainConfig, settings, **({"device": device} if device else {})) \
         if family.engine else None
     return data, model_args, train
@@ -210,6 +215,13 @@ def row_tracking(track: TrackArgs, name: str, settings: dict[str, Any],
     companions) over them, its TensorBoard files in their own directory."""
     own = {k: settings[k] for k in TRACKING_KEYS if k in settings}
     return child(replace(track, **own) if own else track, name, tags)
+
+
+def takes_device(family_name: str) -> bool:
+    """Whether a row of the family runs on the bench's ``--device`` (the engine's families,
+    and one whose model options have a device)."""
+    family = get_family(family_name)
+    return family.engine or "device" in {f.name for f in fields(family.args)}
 
 
 def row_name(model: str) -> str:

@@ -21,6 +21,7 @@ from sentibench.bench.plan import (
     plan_entry,
     row_options,
     row_tracking,
+    takes_device,
 )
 from sentibench.bench.presets import PRESETS
 from sentibench.bench.sizes import check_sizes
@@ -175,7 +176,7 @@ def _write_plan(bench_dir: Path, bench: BenchArgs, experiments: list[Experiment]
 def _check_device(bench: BenchArgs, experiments: list[Experiment]) -> None:
     """A device the machine lacks fails now, not when the first neural row starts."""
     check_device(bench.device)
-    if any(get_family(e.family).engine for e in experiments):
+    if any(takes_device(e.family) for e in experiments):
         from sentibench.engine.plan import resolve_device
 
         resolve_device(bench.device)

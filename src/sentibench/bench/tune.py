@@ -120,11 +120,13 @@ def resolve(args: TuneArgs) -> Study:
 
 
 def search_space(exp: Experiment, text: str | None = None) -> dict[str, Param]:
-    """What a row's study searches: ``text`` (``--space``) or its family's default; nothing
-    for a model no setting changes (the dummy)."""
+    """What a row's study searches: ``text`` (``--space``), the space its family declares,
+    or the generic default; nothing for a model no setting changes (the dummy)."""
     allowed = allowed_settings(exp.family)
+    family = get_family(exp.family)
+    text = text or family.space
     space = parse_space(text, allowed) if text else \
-        default_space(get_family(exp.family).engine, exp.settings, allowed)
+        default_space(family.engine, exp.settings, allowed)
     return space if spec_for(exp.model).tunable else {}
 
 
@@ -134,7 +136,8 @@ def study_for(exp: Experiment, args: TuneArgs) -> Study:
     if not space:
         raise SentibenchError(f"{exp.name} has no setting to search; give --space")
     if args.eval_every is not None and not get_family(exp.family).engine:
-        raise SentibenchError("--eval-every prunes neural trials; this row is scikit-learn")
+        raise SentibenchError("--eval-every prunes trials trained in the engine; this row "
+                              "is not")
     directory = args.study_dir or Path("runs") / f"tune-{safe_name(exp.name)}-{utc_stamp()}"
     return Study(args, exp.name, exp.model, exp.family, dict(exp.settings), space, directory)
 

