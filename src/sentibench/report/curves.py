@@ -20,10 +20,9 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from sentibench.models.registry import FAMILIES
-from sentibench.report.plots import save_figure
+from sentibench.report.plots import label_accuracy_axes, save_figure
 from sentibench.report.rows import Row
 from sentibench.report.stats import holm, mcnemar_exact, wilson_interval
 from sentibench.run.results import SEED_SUFFIX, read_predictions
@@ -194,14 +193,9 @@ def plot_learning_curve(rows: Sequence[Row], path: Path) -> Path | None:
                         color=line[0].get_color(), alpha=0.15, linewidth=0)
     ax.set_xscale("log")
     ax.set_xticks(sorted({max(p.examples, 1) for pts in curves.values() for p in pts}))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("labelled training examples (log scale)", fontsize=11)
-    ax.set_ylabel("test accuracy (%)", fontsize=11)
-    dataset = rows[0].data if rows else "imdb"
-    ax.set_title(f"{'IMDb' if dataset == 'imdb' else dataset}: learning curves\n(bands: "
-                 "range over seeds; bars: 95 % Wilson interval of the mean)", fontsize=12)
-    ax.grid(True, which="both", alpha=0.3)
+    label_accuracy_axes(ax, rows, "labelled training examples (log scale)", "{:,.0f}",
+                        "learning curves\n(bands: range over seeds; bars: 95 % Wilson "
+                        "interval of the mean)")
     ax.legend(fontsize=9, loc="best")
     save_figure(fig, path)
     return path

@@ -126,16 +126,23 @@ def plot_accuracy_vs_time(rows: Sequence[Row], path: Path) -> Path:
         ax.text(0.5, 0.6, "no finished runs", transform=ax.transAxes, ha="center", fontsize=14)
         ax.set_ylim(40, 100)
     _label_runs(ax, finished)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("training time (s, log scale)", fontsize=11)
-    ax.set_ylabel("test accuracy (%)", fontsize=11)
-    dataset = rows[0].data if rows else "imdb"
-    ax.set_title(f"{'IMDb' if dataset == 'imdb' else dataset}: test accuracy vs training time"
-                 "\n(bars: 95 % Wilson intervals)", fontsize=12)
-    ax.grid(True, which="both", alpha=0.3)
+    label_accuracy_axes(ax, rows, "training time (s, log scale)", "{:g}",
+                        "test accuracy vs training time\n(bars: 95 % Wilson intervals)")
     save_figure(fig, path)
     return path
+
+
+def label_accuracy_axes(ax: Any, rows: Sequence[Row], xlabel: str, tick: str,
+                        title: str) -> None:
+    """Test accuracy (%) against a log x axis: tick labels, axis titles, the data set's
+    name before ``title``, a grid."""
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: tick.format(v)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(xlabel, fontsize=11)
+    ax.set_ylabel("test accuracy (%)", fontsize=11)
+    dataset = rows[0].data if rows else "imdb"
+    ax.set_title(f"{'IMDb' if dataset == 'imdb' else dataset}: {title}", fontsize=12)
+    ax.grid(True, which="both", alpha=0.3)
 
 
 def plot_loss_curves(rows: Sequence[Row], path: Path) -> Path | None:
