@@ -202,9 +202,15 @@ def test_the_page_labels_a_typed_review_in_chromium(server, tmp_path):
         WebDriverWait(driver, 30).until(lambda d: d.find_element(By.ID, "label").text)
         label = driver.find_element(By.ID, "label").text
         bars = driver.find_elements(By.CSS_SELECTOR, "#bars .bar")
+        # the widest and the narrowest percentages still leave every bar the same length
+        driver.execute_script("const s = document.querySelectorAll('#bars .bar span:last-child');"
+                              "s[0].textContent = '100.0 %'; s[1].textContent = '0.0 %';")
+        tracks = {(t.rect["x"], t.rect["width"])
+                  for t in driver.find_elements(By.CSS_SELECTOR, "#bars .track")}
         driver.save_screenshot(str(tmp_path / "serve-page.png"))
     want = server.call("POST", "/predict", {"text": "good so the a the so"})[1]
     assert label == want["results"][0]["label"] and len(bars) == 2
+    assert len(tracks) == 1  # every class's bar starts and ends at the same place
     assert (tmp_path / "serve-page.png").stat().st_size > 1000
 
 
