@@ -172,3 +172,28 @@ def test_the_dry_run_estimates_each_size(tmp_path, capsys):
                  "8,64", "--per-class", "--dry-run"]) == 0
     table = [line for line in capsys.readouterr().out.splitlines() if "| minilm-n" in line]
     assert [line.split("|")[2].strip() for line in table] == ["minilm-n8pc", "minilm-n64pc"]
+
+
+class _Letters:
+    """A tokenizer in the engine's TextEncoder sense: one id per character."""
+
+    name, pad_id = "letters", 0
+
+    def encode_batch(self, texts, max_length, truncation=None):
+        return [[ord(c) for c in text][:max_length] for text in texts]
+
+
+def test_two_subsets_of_one_size_never_share_token_ids(tmp_path):
+    """The token cache knew a split by its CSV and its size: a second draw of the same size
+    got the first draw's token ids with its own labels (seen as seeds that trained to 100 %
+    and tested at chance). Each subset must get the ids of its own texts."""
+    from sentibench.run.neural import cached_encode
+
+    first = pd.DataFrame({"text": ["spam now", "hi mum", "win cash"], "label": [1, 0, 1]})
+    second = pd.DataFrame({"text": ["call me", "free prize", "see you"], "label": [0, 1, 0]})
+    cache = tmp_path / "tokens"
+    for frame in (first, second, first):
+        split = cached_encode(_Letters(), frame, 16, "same-csv-sha", cache)
+        assert split.ids == _Letters().encode_batch(frame["text"].tolist(), 16)
+        assert split.labels.tolist() == frame["label"].tolist()
+    assert len(list(cache.iterdir())) == 2  # one entry per subset, reused by the third call

@@ -91,10 +91,18 @@ def resolve_max_length(built: BuiltModel, train_texts: list[str]) -> int:
 
 
 def _cache_path(cache_dir: Path, tokenizer_name: str, max_length: int | None, csv_sha: str,
-                rows: int, truncation: Truncation = HEAD) -> Path:
-    cut = "" if truncation == HEAD else f"|{truncation.key}"  # head: the older caches' keys
-    key = hashlib.sha256(f"{tokenizer_name}|{max_length}|{csv_sha}|{rows}{cut}".encode()
-                         ).hexdigest()
+                texts: list[str], truncation: Truncation = HEAD) -> Path:
+    """The entry of exactly these texts: keyed by their own digest as well as the CSV's,
+    since one CSV gives many splits of one size (``--max-train-samples`` takes the first
+    rows, ``--train-subset`` draws any of them), and a key by size alone handed one
+    subset's token ids to another's labels."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    cut = "" if truncation == HEAD else f"|{truncation.key}"
+    key = hashlib.sha256(f"{tokenizer_name}|{max_length}|{csv_sha}|{len(texts)}|"
+                         f"{digest.hexdigest()}{cut}".encode()).hexdigest()
     return cache_dir / f"{key[:32]}.npz"
 
 
@@ -106,17 +114,17 @@ def cached_encode(tokenizer: TextEncoder, frame: pd.DataFrame, max_length: int |
     The cache only saves time, so it never stops a run: an entry that cannot be read
     (truncated, garbage, not matching the split) is rebuilt, and one that cannot be
     written (a full disk) is skipped, each with a one-line note naming the file."""
-    labels = frame["label"].tolist()
+    labels, texts = frame["label"].tolist(), frame["text"].tolist()
     if cache_dir is None or csv_sha is None:
-        return encode_split(tokenizer, frame["text"].tolist(), labels, max_length, truncation)
-    path = _cache_path(cache_dir, tokenizer.name, max_length, csv_sha, len(frame), truncation)
+        return encode_split(tokenizer, texts, labels, max_length, truncation)
+    path = _cache_path(cache_dir, tokenizer.name, max_length, csv_sha, texts, truncation)
     if path.is_file():
         try:
             return EncodedSplit(_read_cache(path, len(frame)),
                                 torch.as_tensor(labels, dtype=torch.long))
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             print(f"note: {path}: unreadable token cache entry; rebuilding it")
-    split = encode_split(tokenizer, frame["text"].tolist(), labels, max_length, truncation)
+    split = encode_split(tokenizer, texts, labels, max_length, truncation)
     offsets = np.cumsum([0, *(len(x) for x in split.ids)], dtype=np.int64)
     flat = np.fromiter((t for row in split.ids for t in row), dtype=np.int32, count=offsets[-1])
     try:
