@@ -41,7 +41,8 @@ def _commands() -> list[str]:
 
 
 def test_every_command_is_checked():
-    assert _commands() == ["prepare", "train-logreg", "train-gpt", "train-hf", "bench",
+    assert _commands() == ["prepare", "train-logreg", "train-gpt", "train-hf", "train-setfit",
+                           "bench",
                            "tune", "report", "predict", "serve", "export", "speedtest"]
 
 
