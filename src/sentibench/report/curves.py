@@ -23,9 +23,9 @@ from matplotlib.figure import Figure
 
 from sentibench.models.registry import FAMILIES
 from sentibench.report.plots import label_accuracy_axes, save_figure
-from sentibench.report.rows import Row
+from sentibench.report.rows import Row, correct_on_test
 from sentibench.report.stats import holm, mcnemar_exact, wilson_interval
-from sentibench.run.results import SEED_SUFFIX, read_predictions
+from sentibench.run.results import SEED_SUFFIX
 
 CURVE_PLOT = "learning_curve.png"
 ALPHA = 0.05
@@ -78,21 +78,15 @@ def _bag_of_words(points: list[Point]) -> bool:
     return family is not None and family.bag_of_words
 
 
-def _correct(run: Row) -> np.ndarray:
-    saved = read_predictions(run.run_dir, run.result.labels, "test")
-    if saved is None:
-        return np.zeros(0, dtype=bool)
-    return saved[1].argmax(1) == saved[0]
-
-
 def _paired_p(a: Point, b: Point) -> float | None:
     """Exact McNemar p of two points on their test rows, stacked over the seeds both ran."""
     seeds = [s for s in a.runs if s in b.runs]
     if not seeds:
         return None
-    right_a = [_correct(a.runs[s]) for s in seeds]
-    right_b = [_correct(b.runs[s]) for s in seeds]
-    if any(len(x) != len(y) or not len(x) for x, y in zip(right_a, right_b, strict=True)):
+    right_a = [correct_on_test(a.runs[s]) for s in seeds]
+    right_b = [correct_on_test(b.runs[s]) for s in seeds]
+    if any(x is None or y is None or len(x) != len(y) or not len(x)
+           for x, y in zip(right_a, right_b, strict=True)):
         return None
     return mcnemar_exact(np.concatenate(right_a), np.concatenate(right_b))
 

@@ -62,6 +62,13 @@ class Row:
         return spec.reference_for(self.data) if spec is not None else None
 
 
+def correct_on_test(row: Row) -> Any:
+    """Whether the row's run got each test row right (a boolean array from its saved
+    predictions), or None where it saved none."""
+    saved = read_predictions(row.run_dir, row.result.labels, "test")
+    return None if saved is None else saved[1].argmax(1) == saved[0]
+
+
 def one_line(text: object) -> str:
     return " ".join(str(text).split())
 

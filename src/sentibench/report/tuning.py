@@ -15,26 +15,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from sentibench.report.rows import Row
+from sentibench.report.rows import Row, correct_on_test
 from sentibench.report.stats import mcnemar_exact, wilson_interval
 from sentibench.run.results import (
     DEFAULT_SUFFIX,
     STUDY_SUMMARY_FILE,
     TUNING_DIR,
-    read_predictions,
 )
 
 
 def _studies(bench: Path) -> list[dict[str, Any]]:
     paths = sorted((bench / TUNING_DIR).glob(f"*/{STUDY_SUMMARY_FILE}"))
     return [json.loads(p.read_text(encoding="utf-8")) for p in paths]
-
-
-def _correct(row: Row) -> np.ndarray | None:
-    saved = read_predictions(row.run_dir, row.result.labels, "test")
-    return None if saved is None else saved[1].argmax(1) == saved[0]
 
 
 def _cell(row: Row, split: str) -> str:
@@ -47,7 +39,7 @@ def _cell(row: Row, split: str) -> str:
 
 
 def _pair_lines(tuned: Row, default: Row, study: dict[str, Any]) -> list[str]:
-    a, b = _correct(tuned), _correct(default)
+    a, b = correct_on_test(tuned), correct_on_test(default)
     p = "–" if a is None or b is None or len(a) != len(b) else f"{mcnemar_exact(a, b):.3g}"
     names = [spec.split("=")[0] for spec in study["space"]]
     best = (study.get("best") or {}).get("params", {})
