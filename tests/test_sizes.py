@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sentibench.bench.plan import BenchArgs, load_rerun, plan
+from sentibench.bench.plan import BenchArgs, load_rerun, plan, with_seeds
 from sentibench.bench.sizes import parse_train_sizes, with_sizes
 from sentibench.cli import main
 from sentibench.core.errors import SentibenchError
@@ -95,7 +95,7 @@ def test_parse_train_sizes():
 
 def test_sized_rows_per_seed_for_every_family():
     rows = plan("quick", ["logreg", "minilm"], {})
-    sized = with_sizes(rows, [8, None], True, [1, 2])
+    sized = with_seeds(with_sizes(rows, [8, None], True), [1, 2], draws=True)
     assert [e.name for e in sized] == [
         "logreg-n8pc-seed1", "logreg-n8pc-seed2", "minilm-n8pc-seed1", "minilm-n8pc-seed2",
         "logreg-all-seed1", "logreg-all-seed2", "minilm-all-seed1", "minilm-all-seed2"]
@@ -105,8 +105,7 @@ def test_sized_rows_per_seed_for_every_family():
     assert neural.settings["seed"] == 1 and neural.settings["subset_seed"] == 1
     assert "train_subset" not in sized[4].settings
     with pytest.raises(SentibenchError, match="sets train_subset itself"):
-        with_sizes(plan("quick", ["logreg"], {"logreg": {"train_subset": 3}}), [8], False,
-                   None)
+        with_sizes(plan("quick", ["logreg"], {"logreg": {"train_subset": 3}}), [8], False)
 
 
 def test_tune_with_sizes_is_refused():

@@ -144,18 +144,24 @@ def _experiment(row: PresetRow, overrides: dict[str, dict[str, Any]]) -> Experim
                       reference=reference, tune=tune)
 
 
-def with_seeds(experiments: list[Experiment], seeds: list[int] | None) -> list[Experiment]:
+def with_seeds(experiments: list[Experiment], seeds: list[int] | None,
+               draws: bool = False) -> list[Experiment]:
     """One experiment per seed for the rows whose training depends on a seed (the families
-    with a ``seed`` setting; the scikit-learn rows are deterministic and run once)."""
+    with a ``seed`` setting; the scikit-learn rows are deterministic and run once).
+    ``draws`` (a ``--train-sizes`` sweep): the seed also draws the training subset
+    (``subset_seed``), so every row runs once per seed."""
     if not seeds:
         return experiments
     out = []
     for exp in experiments:
-        if "seed" not in allowed_settings(exp.family):
+        seeded = "seed" in allowed_settings(exp.family)
+        if not (seeded or draws):
             out.append(exp)
             continue
         out += [replace(exp, name=f"{exp.name}{SEED_SUFFIX}{seed}", group=exp.name,
-                        settings={**exp.settings, "seed": seed}) for seed in seeds]
+                        settings={**exp.settings, **({"subset_seed": seed} if draws else {}),
+                                  **({"seed": seed} if seeded else {})})
+                for seed in seeds]
     return out
 
 
@@ -267,8 +273,8 @@ class BenchArgs:
                                   "on the full training split first, then sweep the sizes "
                                   "with the tuned settings (--set)")
         rows = plan(self.preset, self.models, self.overrides)
-        return with_sizes(rows, parse_train_sizes(self.train_sizes), self.per_class,
-                          self.seeds)
+        return with_seeds(with_sizes(rows, parse_train_sizes(self.train_sizes),
+                                     self.per_class), self.seeds, draws=True)
 
 
 def check_ensemble(ensemble: int | None, experiments: list[Experiment]) -> None:

@@ -2,11 +2,12 @@
 
 Each (row, size, seed) becomes an ordinary experiment, and so an ordinary run directory:
 ``<row>-n<N>`` (``-n<N>pc`` for ``--per-class``; ``-all`` for the whole training split),
-with ``-seed<S>`` after it under ``--seeds``. The size is the data option ``train_subset``
-(a stratified, nested draw, see :func:`sentibench.data.splits.subset_rows`), so the
-subset is recorded in each run, and an interrupted sweep resumes like any bench. With
-seeds, every row (the scikit-learn ones too) runs once per seed, because the seed draws
-the subset as well as initialising the model.
+with ``-seed<S>`` after it under ``--seeds`` (the plan's ``with_seeds``). The size is the
+data option ``train_subset`` (a stratified, nested draw, see
+:func:`sentibench.data.splits.subset_rows`), so the subset is recorded in each run, and an
+interrupted sweep resumes like any bench. With seeds, every row (the scikit-learn ones
+too) runs once per seed, because the seed draws the subset as well as initialising the
+model.
 """
 
 from __future__ import annotations
@@ -16,10 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from sentibench.core.errors import SentibenchError
-from sentibench.core.options import option_map
-from sentibench.engine.config import TrainConfig
-from sentibench.models.registry import get_family
-from sentibench.run.results import SEED_SUFFIX
 
 ALL = "all"
 MAX_SIZES = 20
@@ -52,10 +49,11 @@ def size_label(size: int | None, per_class: bool) -> str:
     return f"n{size}{'pc' if per_class else ''}"
 
 
-def with_sizes(experiments: list[Any], sizes: list[int | None], per_class: bool,
-               seeds: list[int] | None) -> list[Any]:
-    """Each experiment once per size (and per seed, for every family), sizes ascending, so
-    that the small, cheap runs of every row finish first."""
+def with_sizes(experiments: list[Any], sizes: list[int | None],
+               per_class: bool) -> list[Any]:
+    """Each experiment (a :class:`~sentibench.bench.plan.Experiment`) once per size, sizes
+    ascending, so that the small, cheap runs of every row finish first; the plan then
+    repeats each per seed (``with_seeds(..., draws=True)``)."""
     out = []
     for size in sizes:
         for exp in experiments:
@@ -65,23 +63,9 @@ def with_sizes(experiments: list[Any], sizes: list[int | None], per_class: bool,
                                       f"{clash[0]} itself; remove it from the row's settings")
             settings = {**exp.settings, **({"train_subset": size, "per_class": per_class}
                                            if size is not None else {})}
-            sized = replace(exp, name=f"{exp.name}-{size_label(size, per_class)}",
-                            settings=settings, row=exp.name)
-            out += _per_seed(sized, seeds)
+            out.append(replace(exp, name=f"{exp.name}-{size_label(size, per_class)}",
+                               settings=settings, row=exp.name))
     return out
-
-
-def _per_seed(exp: Any, seeds: list[int] | None) -> list[Any]:
-    """The sized experiment (a :class:`~sentibench.bench.plan.Experiment`) once per seed:
-    the seed draws the subset, and seeds the model where the family has a seed."""
-    if not seeds:
-        return [exp]
-    family = get_family(exp.family)
-    seeded = "seed" in option_map(family.args, *([TrainConfig] if family.engine else []))
-    return [replace(exp, name=f"{exp.name}{SEED_SUFFIX}{seed}", group=exp.name,
-                    settings={**exp.settings, "subset_seed": seed,
-                              **({"seed": seed} if seeded else {})})
-            for seed in seeds]
 
 
 def check_sizes(experiments: list[Any], data_dir: Path) -> None:
