@@ -16,7 +16,7 @@ from sentibench.cli import main
 from sentibench.core.errors import SentibenchError
 from sentibench.data.config import DataArgs
 from sentibench.data.splits import load_splits, subset_rows
-from sentibench.engine.config import TrainConfig, epochs_for
+from sentibench.engine.config import TrainConfig, epoch_end_checked, epochs_for
 from tests.helpers import cli_error, noisy_three_classes, synthetic_csvs
 
 # 6 rows of label 0 and 3 of label 1, interleaved as a small train.csv would hold them
@@ -122,8 +122,16 @@ def test_min_steps_adds_whole_passes():
 def test_min_steps_trains_that_many_steps():
     from tests.helpers import trained_run
 
-    run = trained_run(num_epochs=1, batch_size=8, min_steps=20, eval_freq=100)
-    assert len(run.engine.history.epoch_val_accuracy) == 3  # 8 steps a pass: 3 passes
+    run = trained_run(num_epochs=1, batch_size=8, min_steps=20, eval_freq=10)
+    history = run.engine.history
+    assert history.steps == [0, 10, 20]  # 8 steps a pass: 3 passes, steps 0 to 23
+    assert len(history.epoch_val_accuracy) == 1  # one stretched epoch: one epoch end
+
+
+def test_stretched_epochs_take_num_epochs_epoch_end_accuracies():
+    assert [e for e in range(50) if epoch_end_checked(e, 50, 1)] == [49]
+    assert [e for e in range(25) if epoch_end_checked(e, 25, 3)] == [8, 16, 24]
+    assert all(epoch_end_checked(e, 3, 3) for e in range(3))
 
 
 def _sweep(data: Path, out: Path, sizes: str, *extra: str) -> int:

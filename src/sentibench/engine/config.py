@@ -34,6 +34,16 @@ def epochs_for(cfg: TrainConfig, steps_per_epoch: int) -> int:
     return max(cfg.num_epochs, -(-cfg.min_steps // steps_per_epoch))
 
 
+def epoch_end_checked(epoch: int, passes: int, num_epochs: int) -> bool:
+    """Whether the end of pass ``epoch`` (from 0) of ``passes`` takes the reference's
+    epoch-end accuracy. Without ``--min-steps`` every pass does; when it adds passes, only
+    the ``num_epochs`` passes that end a stretched epoch do, so 16 rows repeated over 50
+    passes are not 50 evaluations of the validation batches."""
+    if passes <= num_epochs:
+        return True
+    return (epoch + 1) * num_epochs // passes != epoch * num_epochs // passes
+
+
 def check_device(name: str) -> None:
     if name not in DEVICES and not (name.startswith("cuda:") and name[5:].isdigit()):
         raise SentibenchError(f"--device must be one of {', '.join(DEVICES)} or cuda:N, "
@@ -70,7 +80,7 @@ class TrainConfig:
     min_steps: int | None = option(
         None, "train at least N optimizer steps, passing over a small training set more "
               "often than --num-epochs says (learning curves: 16 rows in 1 epoch are 2 "
-              "steps)", above=0)
+              "steps); the epoch-end accuracy is still taken --num-epochs times", above=0)
     feature_cache: str = option(
         "auto", "run the frozen part of the model once per example and train the rest on "
                 "its cached output (GPT-2: the pooled vector for last_layer, the last block's "

@@ -33,7 +33,7 @@ from sentibench.engine.batching import (
     length_groups,
     same_length_groups,
 )
-from sentibench.engine.config import TrainConfig, epochs_for
+from sentibench.engine.config import TrainConfig, epoch_end_checked, epochs_for
 from sentibench.engine.evaluation import Evaluator
 from sentibench.engine.loss import batch_loss, loss_denominator
 from sentibench.engine.monitoring import Monitor, monitor_indices
@@ -225,7 +225,7 @@ class Engine:
             self.class_weights, cfg.max_grad_norm, cfg.ignore_index) \
             if self.plan.cuda_graphs else None
         monitor = monitor_indices(cfg, len(train), len(val))
-        epochs = epochs_for(cfg, len(train) // self.step_rows)
+        epochs = self.passes = epochs_for(cfg, len(train) // self.step_rows)
         total = (len(train) // self.step_rows) * epochs
         total = min(total, cfg.max_steps) if cfg.max_steps is not None else total
         self.monitor = Monitor(cfg, self.model, self.history, self.best, self.log,
@@ -299,7 +299,8 @@ class Engine:
                 raise KeyboardInterrupt  # between steps: the checkpoint is consistent
             if state.stopped:
                 return
-        self.monitor.log_epoch_accuracy(train, val, *monitor)
+        if epoch_end_checked(state.epoch, self.passes, cfg.num_epochs):
+            self.monitor.log_epoch_accuracy(train, val, *monitor)
         state.epoch, state.next_batch = state.epoch + 1, 0
 
     def _train_batches(self, split: EncodedSplit, local: Sequence[Sequence[int]]
