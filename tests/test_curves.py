@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from sentibench.report.build import build_report
-from sentibench.report.curves import CURVE_PLOT, crossovers, curve_lines, sweep_points
+from sentibench.report.curves import (
+    CURVE_PLOT,
+    crossovers,
+    curve_lines,
+    spread_ticks,
+    sweep_points,
+)
 from sentibench.report.rows import load_rows
 from sentibench.report.stats import holm, mcnemar_exact
 from sentibench.run.results import RunResult, write_predictions, write_results
@@ -101,3 +107,9 @@ def test_a_bench_without_sizes_has_no_curve(tmp_path):
     build_report(bench)
     assert not (bench / CURVE_PLOT).exists()
     assert "Learning curve" not in (bench / "results.md").read_text()
+
+
+def test_close_sizes_share_no_tick_label():
+    assert spread_ticks([16, 64, 256, 1024, 1045]) == [16, 64, 256, 1045]
+    assert spread_ticks([8, 10, 12, 100]) == [8, 12, 100]
+    assert spread_ticks([1, 2, 4]) == [1, 2, 4]

@@ -14,7 +14,7 @@ same training subset for both) is significant after Holm's correction over the s
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -168,6 +168,17 @@ def curve_lines(rows: Sequence[Row]) -> list[str]:
     return out
 
 
+def spread_ticks(values: Iterable[int], min_ratio: float = 1.25) -> list[int]:
+    """The sizes to label on a log axis, largest first kept, leaving out any within
+    ``min_ratio`` of a kept one: 512 per class (1,024) beside "all" (1,045) would print one
+    label over the other."""
+    kept: list[int] = []
+    for value in sorted(set(values), reverse=True):
+        if not kept or kept[-1] / value >= min_ratio:
+            kept.append(value)
+    return sorted(kept)
+
+
 def plot_learning_curve(rows: Sequence[Row], path: Path) -> Path | None:
     """Test accuracy against labelled examples (log x): a line per row through the seed
     means, the seeds' range shaded, Wilson bars; None (nothing written) without a sweep."""
@@ -186,7 +197,7 @@ def plot_learning_curve(rows: Sequence[Row], path: Path) -> Path | None:
                         [p.accuracies.max() * 100 for p in pts],
                         color=line[0].get_color(), alpha=0.15, linewidth=0)
     ax.set_xscale("log")
-    ax.set_xticks(sorted({max(p.examples, 1) for pts in curves.values() for p in pts}))
+    ax.set_xticks(spread_ticks({max(p.examples, 1) for pts in curves.values() for p in pts}))
     label_accuracy_axes(ax, rows, "labelled training examples (log scale)", "{:,.0f}",
                         "learning curves\n(bands: range over seeds; bars: 95 % Wilson "
                         "interval of the mean)")
