@@ -113,3 +113,22 @@ def test_close_sizes_share_no_tick_label():
     assert spread_ticks([16, 64, 256, 1024, 1045]) == [16, 64, 256, 1045]
     assert spread_ticks([8, 10, 12, 100]) == [8, 12, 100]
     assert spread_ticks([1, 2, 4]) == [1, 2, 4]
+
+
+def test_the_verdict_compares_each_row_at_its_largest_size(sweep):
+    _run(sweep, "logreg-tfidf", "sklearn", _wrong(0, 30), 64)  # not part of the sweep
+    build_report(sweep)
+    markdown = (sweep / "results.md").read_text()
+    verdict = markdown.splitlines()[2]
+    assert verdict.startswith("Verdict: at each row's largest training size (n32pc; the "
+                              "learning curve compares the smaller ones); ")
+    assert "n8pc" not in verdict
+    stats = markdown.split("## Which differences are real")[1].split("\n## ")[0]
+    compared = sorted(line.split(" | ")[0].lstrip("| ") for line in stats.splitlines()
+                      if line.startswith("| ") and "-seed" in line or "| logreg-tfidf " in line)
+    assert compared == ["dummy-n32pc-seed1", "dummy-n32pc-seed2", "logreg-n32pc-seed1",
+                        "logreg-n32pc-seed2", "logreg-tfidf", "minilm-n32pc-seed1",
+                        "minilm-n32pc-seed2"]
+    assert "| minilm-n8pc (minilm) |" in markdown  # the results table lists every size
+    assert "largest training size (n32pc; the learning curve" in \
+        (sweep / "report.html").read_text()

@@ -12,7 +12,7 @@ from pathlib import Path
 from sentibench.core.errors import SentibenchError
 from sentibench.core.fileio import atomic_write_text
 from sentibench.report.compare import run_stats
-from sentibench.report.curves import CURVE_PLOT, plot_learning_curve
+from sentibench.report.curves import CURVE_PLOT, headline_rows, plot_learning_curve
 from sentibench.report.html_page import build_html
 from sentibench.report.plots import (
     ACCURACY_PLOT,
@@ -39,7 +39,7 @@ def build_report(bench_dir: Path) -> list[Path]:
     """
     bench = Path(bench_dir)
     rows = load_rows(bench)
-    all_stats = run_stats(rows)
+    all_stats = run_stats(headline_rows(rows))
     atomic_write_text(bench / MARKDOWN_FILE, format_markdown(rows, all_stats))
     atomic_write_text(bench / CSV_FILE, format_csv(rows))
     written = [bench / MARKDOWN_FILE, bench / CSV_FILE,

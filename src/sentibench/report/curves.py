@@ -73,6 +73,27 @@ def sweep_points(rows: Sequence[Row]) -> dict[str, list[Point]]:
     return {row: sorted(pts, key=lambda p: p.examples) for row, pts in curves.items()}
 
 
+def headline_rows(rows: Sequence[Row]) -> list[Row]:
+    """The rows the verdict and the significance table compare. In a sweep, each row at its
+    largest training size (all its seeds): the smaller sizes are the learning curve's
+    question, and ranking 60 sized runs against each other would answer none. Runs that are
+    not part of a sweep, or not finished, are always kept."""
+    curves = sweep_points(rows)
+    sized = {id(run) for pts in curves.values() for p in pts for run in p.runs.values()}
+    largest = {id(run) for pts in curves.values() for run in pts[-1].runs.values()}
+    return [r for r in rows if id(r) not in sized or id(r) in largest]
+
+
+def headline_scope(rows: Sequence[Row]) -> str:
+    """The verdict's first clause in a sweep (which size it speaks of), else nothing."""
+    curves = sweep_points(rows)
+    if not curves:
+        return ""
+    sizes = sorted({pts[-1].size for pts in curves.values()})
+    return (f"at each row's largest training size ({', '.join(sizes)}; the learning curve "
+            "compares the smaller ones)")
+
+
 def _bag_of_words(points: list[Point]) -> bool:
     family = FAMILIES.get(next(iter(points[0].runs.values())).result.kind)
     return family is not None and family.bag_of_words

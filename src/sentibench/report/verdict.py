@@ -144,8 +144,9 @@ def _data_clause(finished: Sequence[Row]) -> list[str]:
             f"(file checksums differ: {versions})"]
 
 
-def verdict(rows: Sequence[Row], all_stats: Sequence[RunStats]) -> str:
-    """One sentence (clauses joined by semicolons), plain text: no Markdown marks."""
+def verdict(rows: Sequence[Row], all_stats: Sequence[RunStats], scope: str = "") -> str:
+    """One sentence (clauses joined by semicolons), plain text: no Markdown marks.
+    ``scope``: a first clause saying which runs are compared (a sweep's largest size)."""
     order = ranked(rows)
     finished = [r for r in order if r.result is not None]
     if not finished:
@@ -160,7 +161,7 @@ def verdict(rows: Sequence[Row], all_stats: Sequence[RunStats]) -> str:
             clauses.append(f"no saved test predictions: {names(unstated)}")
     else:
         clauses = _accuracy_only(finished)
-    clauses = [*_data_clause(finished), *clauses]
+    clauses = [*([scope] if scope else []), *_data_clause(finished), *clauses]
     clauses += _seed_clauses(rows, [s.name for s in top] or [finished[0].name])
     clauses += _unfinished_clauses(order)
     return f"{PREFIX} {'; '.join(clauses)}."
