@@ -13,6 +13,7 @@ from sentibench.report.curves import (
     CURVE_PLOT,
     crossovers,
     curve_lines,
+    headline_rows,
     spread_ticks,
     sweep_points,
 )
@@ -132,3 +133,11 @@ def test_the_verdict_compares_each_row_at_its_largest_size(sweep):
     assert "| minilm-n8pc (minilm) |" in markdown  # the results table lists every size
     assert "largest training size (n32pc; the learning curve" in \
         (sweep / "report.html").read_text()
+
+
+def test_headline_rows_are_the_largest_size_and_the_unsized(sweep):
+    _run(sweep, "logreg-tfidf", "sklearn", _wrong(0, 30), 64)
+    names = sorted(r.name for r in headline_rows(load_rows(sweep)))
+    assert names == ["dummy-n32pc-seed1", "dummy-n32pc-seed2", "logreg-n32pc-seed1",
+                     "logreg-n32pc-seed2", "logreg-tfidf", "minilm-n32pc-seed1",
+                     "minilm-n32pc-seed2"]
