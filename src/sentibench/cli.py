@@ -13,14 +13,13 @@ import argparse
 import atexit
 import functools
 import importlib
-import os
 import signal
 import sys
 import textwrap
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from sentibench import __version__
 from sentibench.bench.plan import BenchArgs
@@ -28,7 +27,9 @@ from sentibench.bench.presets import PRESETS
 from sentibench.bench.tune import TuneArgs
 from sentibench.core import runtime
 from sentibench.core.errors import SentibenchError
+from sentibench.core.interrupts import Interrupts
 from sentibench.core.options import add_flag, add_options, from_namespace
+from sentibench.core.parsers import CommandParser, OneLineParser
 from sentibench.data.config import SOURCE_ENV, DataArgs, PrepareConfig
 from sentibench.engine.config import DEVICE_HELP, PredictConfig, TrainConfig
 from sentibench.models.registry import FAMILIES, MODELS, Family
@@ -363,83 +364,16 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
     _add_speedtest(sub)
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, with mistakes reported on one line (the usage block only with --help)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
-
-
-class _CommandParser(_Parser):
-    """A sub-command's parser. Arguments it does not know are its own error: argparse leaves
-    them to the top-level parser, whose message named no command. Options may come between
-    the positionals (``predict RUN --device cpu "a review"``), which plain argparse refuses
-    once an optional follows the first positional."""
-
-    _inner = False  # parse_known_intermixed_args calls parse_known_args itself
-
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
-        if self._inner:
-            return super().parse_known_args(args, namespace)
-        self._inner = True
-        try:
-            namespace, extras = self.parse_known_intermixed_args(args, namespace)
-        finally:
-            self._inner = False
-        if extras:  # the unknown flags, when there are any: what follows may be a text
-            self.error(f"unrecognized arguments: "
-                       f"{' '.join([e for e in extras if e.startswith('-')] or extras)}")
-        return namespace, extras
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineParser(
         prog="sentibench",
         description="Fine-tuned GPT-2 vs encoder LLMs vs bag-of-words on IMDb sentiment.",
     )
     parser.add_argument("--version", action="version", version=f"sentibench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
-                                parser_class=_CommandParser)
+                                parser_class=CommandParser)
     _add_commands(sub)
     return parser
-
-
-class _Interrupts:
-    """SIGINT while sentibench runs: a KeyboardInterrupt, as Python's own handler raises,
-    and counted. The count decides the exit status, so a Ctrl-C that is swallowed on its way
-    up (in a ``__del__`` run by the garbage collector, where Python only prints "Exception
-    ignored", or in a library's broad ``except``) still ends the command with 130, never 0."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.raising = True  # False once the command is over: a Ctrl-C then only counts
-        self.code: int | None = None  # the command's exit status, once it has one
-        self.prog = "sentibench"
-
-    def __call__(self, signum: int, frame: object) -> None:
-        self.count += 1
-        if self.raising:
-            raise KeyboardInterrupt
-
-    def end_process(self) -> None:
-        """The process's last exit hook (registered before the command ran, so every hook
-        registered while it ran comes first): exit now with the command's status, 130 if a
-        Ctrl-C came at any time. Python would next turn its signal handlers off, and a
-        Ctrl-C during the module teardown that follows would kill the process (status
-        -SIGINT) or be lost in a ``__del__``; that teardown only frees memory."""
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        late = signal.SIGINT in signal.sigpending()
-        if self.code is None and not (self.count or late):
-            return  # a traceback or argparse's exit: Python ends as it would have
-        if (late or self.count) and self.code != 130:
-            print(f"{self.prog}: error: interrupted", file=sys.stderr)
-        code = 130 if late or self.count else self.code or 0
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except (OSError, ValueError):  # a closed pipe: Python's own status for it
-            code = code or 120
-        os._exit(code)
 
 
 def _run(args: argparse.Namespace, argv: list[str], prog: str) -> int:
@@ -459,13 +393,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; 0, 2 (a one-line error) or 130 (interrupted).
 
     Without ``argv`` (the ``sentibench`` script, ``python -m sentibench``) main owns the
-    process: a Ctrl-C counts until the process has exited (see :class:`_Interrupts`).
+    process: a Ctrl-C counts until the process has exited (see
+    :class:`sentibench.core.interrupts.Interrupts`).
     Called with ``argv`` (tests, other programs), it counts while the command runs and puts
     the caller's SIGINT handler back."""
     runtime.configure()  # before anything imports torch
     owns_process = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
-    watch = _Interrupts()
+    watch = Interrupts()
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, watch) if main_thread else None
     if owns_process and main_thread:
