@@ -178,17 +178,8 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
     recorded = _resumed_inputs(run_dir, data, now) if resume_from else None
     with run_directory(run_dir, overwrite=run.overwrite, resume=resume_from is not None), \
             contextlib.closing(LiveRun(run_dir, run.track)) as live:
-        built = get_family(family).build(model_args, train_cfg.seed, labels)
-        inputs = {**now, "model": base_model_files(built.config.get("checkpoint"))}
-        if recorded is not None and recorded.get("model") is not None:
-            check_same_inputs(f"the checkpoint in {run_dir}", recorded, inputs,
-                              data.data_dir, _RESTART_HINT)
-        built.config["model_sha256"] = inputs["model"]
-        lora = getattr(model_args, "trainable_layers", None) == "lora"
-        if lora:
-            adapted = apply_lora(built.model, train_cfg.lora_rank, train_cfg.lora_alpha,
-                                 train_cfg.lora_suffixes)
-            built.config["lora_layers"] = len(adapted)
+        built, inputs, lora = _build(family, model_args, train_cfg, labels, now,
+                                     (run_dir, recorded, data.data_dir))
         max_length = resolve_max_length(built, frames["train"]["text"].tolist())
         splits = encode_splits(built, frames, max_length, data.data_dir,
                                train_cfg.truncation_rule, now["sha256"])
@@ -226,6 +217,28 @@ def run_neural(name: str, family: str, model_args: Any, train_cfg: TrainConfig,
             _save_run(run_dir, built, splits, logits, result, engine)
             send_to_trackers(run_dir, result, run, live)
     return result
+
+
+def _build(family: str, model_args: Any, train_cfg: TrainConfig, labels: list[str],
+           now: dict[str, Any], resumed: tuple[Path, dict[str, Any] | None, Path]
+           ) -> tuple[BuiltModel, dict[str, Any], bool]:
+    """The model, with LoRA adapters when asked; the inputs to record (data and the base
+    model's files); whether it has adapters. ``resumed``: the run directory, the inputs its
+    checkpoint recorded (None: a new run) and the data directory, for the check that a
+    resumed run still reads the model it started from."""
+    run_dir, recorded, data_dir = resumed
+    built = get_family(family).build(model_args, train_cfg.seed, labels)
+    inputs = {**now, "model": base_model_files(built.config.get("checkpoint"))}
+    if recorded is not None and recorded.get("model") is not None:
+        check_same_inputs(f"the checkpoint in {run_dir}", recorded, inputs, data_dir,
+                          _RESTART_HINT)
+    built.config["model_sha256"] = inputs["model"]
+    lora = getattr(model_args, "trainable_layers", None) == "lora"
+    if lora:
+        adapted = apply_lora(built.model, train_cfg.lora_rank, train_cfg.lora_alpha,
+                             train_cfg.lora_suffixes)
+        built.config["lora_layers"] = len(adapted)
+    return built, inputs, lora
 
 
 _RESTART_HINT = ("resuming would train on two data sets; start the run again with "
