@@ -87,7 +87,8 @@ def test_no_crossover_is_said_as_such(tmp_path):
     _run(bench, "minilm-n8pc", "hf", _wrong(100, 52), 16)
     (cross,) = crossovers(sweep_points(load_rows(bench)))
     assert cross.size is None
-    assert "- `minilm`: not within the sizes tried" in "\n".join(curve_lines(load_rows(bench)))
+    assert "- `minilm`: not ahead within the sizes tried; level at n8pc (" in \
+        "\n".join(curve_lines(load_rows(bench)))
 
 
 def test_the_report_has_the_table_and_the_plot(sweep):
@@ -95,7 +96,7 @@ def test_the_report_has_the_table_and_the_plot(sweep):
     markdown = (sweep / "results.md").read_text()
     assert "| row | n8pc (16) | n32pc (64) |" in markdown
     assert "| logreg | 75.00 ± 0.00 | 85.00 ± 0.00 |" in markdown
-    assert "- `minilm`: from n32pc" in markdown
+    assert "- `minilm`: first ahead at n32pc; ahead at n32pc; level at n8pc (" in markdown
     assert (sweep / CURVE_PLOT).read_bytes()[:4] == b"\x89PNG"
     assert "test accuracy against labelled training examples" in \
         (sweep / "report.html").read_text()
@@ -141,3 +142,14 @@ def test_headline_rows_are_the_largest_size_and_the_unsized(sweep):
     assert names == ["dummy-n32pc-seed1", "dummy-n32pc-seed2", "logreg-n32pc-seed1",
                      "logreg-n32pc-seed2", "logreg-tfidf", "minilm-n32pc-seed1",
                      "minilm-n32pc-seed2"]
+
+
+def test_a_row_ahead_then_behind_says_both(tmp_path):
+    bench = tmp_path / "bench"
+    for size, train, bow, enc in (("n8pc", 16, 100, 40), ("n32pc", 64, 50, 52),
+                                  ("n128pc", 256, 10, 60)):
+        _run(bench, f"logreg-{size}", "sklearn", _wrong(0, bow), train)
+        _run(bench, f"minilm-{size}", "hf", _wrong(200, enc), train)
+    (cross,) = crossovers(sweep_points(load_rows(bench)))
+    assert cross.size == "n8pc"
+    assert cross.standing() == "ahead at n8pc; level at n32pc; behind at n128pc"

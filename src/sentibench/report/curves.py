@@ -120,6 +120,16 @@ class Crossover:
     size: str | None  # the smallest size where it is ahead beyond noise; None: nowhere
     tests: list[tuple[str, str, float, float | None]]  # size, opponent, diff, Holm p
 
+    def standing(self) -> str:
+        """Sizes grouped by the outcome: ahead / level / behind beyond noise. A row first
+        ahead at 16 examples may fall behind at 1,024, so the first win alone misleads."""
+        groups: dict[str, list[str]] = {}
+        for size, _, diff, p in self.tests:
+            kind = "level" if p is None or p >= ALPHA else "ahead" if diff > 0 else "behind"
+            groups.setdefault(kind, []).append(size)
+        return "; ".join(f"{kind} at {', '.join(groups[kind])}"
+                         for kind in ("ahead", "level", "behind") if kind in groups)
+
 
 def crossovers(curves: dict[str, list[Point]]) -> list[Crossover]:
     """For each transformer row: the best bag-of-words row at each size (highest mean test
@@ -181,11 +191,12 @@ def curve_lines(rows: Sequence[Row]) -> list[str]:
                     "size beyond noise (exact McNemar on paired test predictions, "
                     f"Holm-corrected over the sizes, p < {ALPHA}):", ""]
         for cross in found:
-            where = f"from {cross.size}" if cross.size else "not within the sizes tried"
+            where = f"first ahead at {cross.size}" if cross.size else \
+                "not ahead within the sizes tried"
             detail = "; ".join(f"{s}: {d * 100:+.2f} vs {o}"
                                + (f", p={p:.3g}" if p is not None else "")
                                for s, o, d, p in cross.tests)
-            out.append(f"- `{cross.row}`: {where} ({detail})")
+            out.append(f"- `{cross.row}`: {where}; {cross.standing()} ({detail})")
     return out
 
 
