@@ -56,7 +56,8 @@ class Point:
 
 
 def sweep_points(rows: Sequence[Row]) -> dict[str, list[Point]]:
-    """Row name -> its points by training size (ascending), from the finished sized runs."""
+    """Row name (alphabetical) -> its points by training size (ascending), from the
+    finished sized runs."""
     points: dict[tuple[str, str], Point] = {}
     for run in rows:
         match = _SIZED.match(run.name)
@@ -70,7 +71,8 @@ def sweep_points(rows: Sequence[Row]) -> dict[str, list[Point]]:
     curves: dict[str, list[Point]] = {}
     for point in points.values():
         curves.setdefault(point.row, []).append(point)
-    return {row: sorted(pts, key=lambda p: p.examples) for row, pts in curves.items()}
+    return {row: sorted(curves[row], key=lambda p: p.examples)  # by name: the same colours
+            for row in sorted(curves)}                        # and order in every report
 
 
 def headline_rows(rows: Sequence[Row]) -> list[Row]:
