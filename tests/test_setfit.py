@@ -228,3 +228,19 @@ def test_a_device_the_machine_lacks_fails_before_the_row_runs(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"--device {missing}: " in err and "not available" in err and err.count("\n") == 1
     assert not (out / "setfit-minilm").exists()
+
+
+@pytest.mark.slow
+def test_training_progress_is_a_few_lines_in_a_log(minilm_dir, tmp_path, capfd):
+    import datasets
+    from transformers.utils import logging as tf_logging
+
+    data = synthetic_csvs(tmp_path / "data", rows=(8, 6, 6))
+    capfd.readouterr()
+    _train(data, tmp_path / "run")  # 8 rows x 1 iteration x 2 = 16 pairs: 2 batches of 8
+    err = capfd.readouterr().err
+    assert "setfit encoder: 2/2 step" in err
+    for bar in ("Loading weights", "Map:", "Writing model shards", "it/s]", "s/it]"):
+        assert bar not in err  # the libraries' own bars are off while it trains and saves
+    assert datasets.is_progress_bar_enabled()  # and their settings are put back
+    assert tf_logging.is_progress_bar_enabled()

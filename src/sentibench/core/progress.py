@@ -7,6 +7,7 @@ CI job every redraw becomes text (256 of them for one quick-bench row). Off a te
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -84,3 +85,28 @@ def progress(iterable: Iterable | None = None, **kwargs: Any) -> Any:
     return LineProgress(iterable, total=kwargs.get("total"), desc=kwargs.get("desc"),
                         unit=kwargs.get("unit", "it"), initial=kwargs.get("initial", 0),
                         disable=disable)
+
+
+@contextlib.contextmanager
+def library_bars_off() -> Iterator[None]:
+    """Inside: no progress bars from Hugging Face's libraries (transformers' "Loading
+    weights", datasets' "Map:"), which a bench's log would keep as text. Each library's
+    process-wide setting is put back as it was. Imports nothing that is not loaded already:
+    a library that is not imported yet has no bar to show."""
+    undo = []
+    transformers = sys.modules.get("transformers")
+    if transformers is not None:
+        from transformers.utils import logging as tf_logging
+
+        if tf_logging.is_progress_bar_enabled():
+            tf_logging.disable_progress_bar()
+            undo.append(tf_logging.enable_progress_bar)
+    datasets = sys.modules.get("datasets")
+    if datasets is not None and datasets.is_progress_bar_enabled():
+        datasets.disable_progress_bars()
+        undo.append(datasets.enable_progress_bars)
+    try:
+        yield
+    finally:
+        for again in undo:
+            again()

@@ -24,6 +24,7 @@ import numpy as np
 
 from sentibench.core.errors import SentibenchError, first_line
 from sentibench.core.fileio import atomic_path, atomic_write_json
+from sentibench.core.progress import library_bars_off, progress
 from sentibench.models.options import SetFitArgs
 
 BODY_DIR = "body"  # the tuned sentence encoder (sentence-transformers layout)
@@ -85,8 +86,9 @@ class SetFitClassifier:
         """``body/`` (safetensors), ``head.skops`` and ``setfit.json``; no pickle."""
         from sentibench.models.baselines import skops_io
 
-        self.body.save(str(Path(run_dir) / BODY_DIR), create_model_card=False,
-                       safe_serialization=True)
+        with library_bars_off():
+            self.body.save(str(Path(run_dir) / BODY_DIR), create_model_card=False,
+                           safe_serialization=True)
         with atomic_path(Path(run_dir) / HEAD_FILE) as tmp:
             skops_io().dump(self.head, tmp)
         atomic_write_json(Path(run_dir) / CONFIG_FILE,
@@ -107,15 +109,44 @@ def _load_body(source: str, device: str) -> Any:
                               f"({first_line(exc)})") from None
 
 
+def _step_progress() -> Any:
+    """The encoder's training steps through the project's progress (a bar on a terminal, a
+    line every tenth of the steps in a log) instead of the library's bar, whose every redraw
+    became text in a bench's log file."""
+    from transformers import TrainerCallback
+
+    class StepProgress(TrainerCallback):
+        bar: Any = None
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.bar = progress(total=state.max_steps, desc="setfit encoder", unit="step")
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.bar.update(1)
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.bar.close()
+
+    return StepProgress()
+
+
 def fit_setfit(args: SetFitArgs, source: str, texts: list[str], labels: list[int],
                weights: list[float] | None = None) -> tuple[SetFitClassifier, float]:
     """Tune the encoder from ``source`` on pairs of ``texts`` and fit the head; the
-    classifier and the seconds training took. ``weights``: per-class weights of the head."""
+    classifier and the seconds training took. ``weights``: per-class weights of the head.
+    The libraries' own bars (loading weights, mapping pairs) are off: the encoder's steps
+    are the progress shown."""
     import_setfit()
+    with library_bars_off():
+        return _fit(args, source, texts, labels, weights)
+
+
+def _fit(args: SetFitArgs, source: str, texts: list[str], labels: list[int],
+         weights: list[float] | None) -> tuple[SetFitClassifier, float]:
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
     from sklearn.linear_model import LogisticRegression
-    from transformers import set_seed
+    from transformers import ProgressCallback, set_seed
 
     set_seed(args.seed)  # the head and the encoder's dropout, before either exists
     body = _load_body(source, resolve_device(args.device))
@@ -132,8 +163,9 @@ def fit_setfit(args: SetFitArgs, source: str, texts: list[str], labels: list[int
             body_learning_rate=args.body_learning_rate, max_length=args.max_length,
             seed=args.seed, report_to="none", logging_strategy="no", logging_first_step=False,
             save_strategy="no", eval_strategy="no", show_progress_bar=False)
-        trainer = Trainer(model=model, args=training,
+        trainer = Trainer(model=model, args=training, callbacks=[_step_progress()],
                           train_dataset=Dataset.from_dict({"text": texts, "label": labels}))
+        trainer.st_trainer.remove_callback(ProgressCallback)  # ours instead: see above
         t0 = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - t0
