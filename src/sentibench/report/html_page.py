@@ -20,7 +20,7 @@ import pandas as pd
 
 from sentibench.core.fileio import atomic_write_text
 from sentibench.report.compare import RunStats, format_stats
-from sentibench.report.curves import CURVE_PLOT, curve_lines, headline_rows, headline_scope
+from sentibench.report.curves import CURVE_PLOT, curve_lines
 from sentibench.report.plots import ACCURACY_PLOT, LOSS_PLOT, row_figure
 from sentibench.report.rows import Row
 from sentibench.report.tables import dataset_of, format_table, intro
@@ -146,9 +146,8 @@ def _needs_reference_note(rows: Sequence[Row]) -> bool:
 def _top(rows: Sequence[Row], all_stats: Sequence[RunStats]) -> list[str]:
     """Title, verdict, the data set, the table, and what its columns mean (folded)."""
     what, columns = intro(rows)
-    said = verdict(headline_rows(rows), all_stats, headline_scope(rows))
     body = ["<h1>sentibench results</h1>",
-            '<p class="verdict">' + inline(said).replace(
+            '<p class="verdict">' + inline(verdict(rows, all_stats)).replace(
                 "Verdict:", "<b>Verdict:</b>", 1) + "</p>",
             f"<p>{inline(what)}</p>", markdown_table(format_table(rows).splitlines()),
             f"<details><summary>What the columns mean</summary><p>{inline(columns)}</p>"

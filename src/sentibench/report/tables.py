@@ -18,7 +18,7 @@ import numpy as np
 
 from sentibench.models.registry import MODELS
 from sentibench.report.compare import RunStats, format_stats, run_stats
-from sentibench.report.curves import curve_lines, headline_rows, headline_scope
+from sentibench.report.curves import curve_lines, headline_rows
 from sentibench.report.rows import Row, load_rows, one_line, sort_rows
 from sentibench.report.seeds import grouped, spread
 from sentibench.report.tuning import tuning_lines
@@ -218,11 +218,9 @@ def format_markdown(rows: Sequence[Row], all_stats: Sequence[RunStats] | None = 
     """The whole results.md: verdict, data set, table, statistics, notes. Deterministic: no
     dates, no paths. ``all_stats``: :func:`sentibench.report.compare.run_stats` of the rows
     (computed here if not given)."""
-    headline = headline_rows(rows)
-    all_stats = run_stats(headline) if all_stats is None else all_stats
+    all_stats = run_stats(headline_rows(rows)) if all_stats is None else all_stats
     what, columns = intro(rows)
-    parts = ["# sentibench results\n", verdict(headline, all_stats, headline_scope(rows)) + "\n",
-             f"{what} {columns}\n",
+    parts = ["# sentibench results\n", verdict(rows, all_stats) + "\n", f"{what} {columns}\n",
              format_table(rows).rstrip("\n"),
              *format_stats(ordered_stats(all_stats, rows)), *tuning_lines(rows),
              *curve_lines(rows), *_notes(rows)]

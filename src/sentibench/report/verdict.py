@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from sentibench.report.compare import ALPHA, RunStats
+from sentibench.report.curves import headline_rows, headline_scope
 from sentibench.report.rows import Row
 from sentibench.report.seeds import SEED_RUN, seed_groups, spread
 from sentibench.report.units import human_seconds, names
@@ -144,9 +145,10 @@ def _data_clause(finished: Sequence[Row]) -> list[str]:
             f"(file checksums differ: {versions})"]
 
 
-def verdict(rows: Sequence[Row], all_stats: Sequence[RunStats], scope: str = "") -> str:
-    """One sentence (clauses joined by semicolons), plain text: no Markdown marks.
-    ``scope``: a first clause saying which runs are compared (a sweep's largest size)."""
+def verdict(rows: Sequence[Row], all_stats: Sequence[RunStats]) -> str:
+    """One sentence (clauses joined by semicolons), plain text: no Markdown marks. In a
+    ``--train-sizes`` sweep it speaks of each row at its largest size, and says so first."""
+    scope, rows = headline_scope(rows), headline_rows(rows)
     order = ranked(rows)
     finished = [r for r in order if r.result is not None]
     if not finished:
